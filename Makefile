@@ -1,0 +1,32 @@
+# `make demo` and `make test` work on a fresh machine: they create .venv and
+# install the project into it when it is missing or pyproject.toml changed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint sweep bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m cluster_actors.demo
+
+test: $(STAMP)
+	$(BIN)/ruff check cluster_actors strategies tests benchmarks
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check cluster_actors strategies tests benchmarks
+
+# Long simulator sweep: override with e.g. `make sweep SEEDS=100000`.
+SEEDS ?= 10000
+sweep: $(STAMP)
+	$(BIN)/python -m cluster_actors.testing.sim --nodes 5 --seeds $(SEEDS) --steps 2000
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,244 @@
+"""The replicated state machine that consensus applies: a key-value store with
+revisions (like etcd's MVCC keyspace, latest version only) and client sessions.
+
+Every mutation bumps the store's ``revision``; each key records the revision
+that created it (``create_revision``, usable as a fencing token: it strictly
+increases each time the key is created anew), the revision of its last change
+(``mod_revision``) and its ``version`` (changes since creation).
+
+Client sessions make retries safe: a :class:`Command` carries
+``(client_id, seq)``; a command whose ``seq`` was already applied returns the
+remembered result and changes nothing. ``ack_below`` lets a client say that it
+has seen the results of all its commands below that sequence number, so the
+session can forget them (one client may have many commands in flight).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .raft_types import Entry, EntryKind
+
+OPS = ("put", "get", "cas", "delete", "txn")
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A client command as carried in a NORMAL log entry.
+
+    ``op`` is one of:
+
+    * ``("put", key, value)`` → :class:`KVResult` with ``ok=True``
+    * ``("get", key)`` → value read through the log (``ok`` = key exists)
+    * ``("cas", key, expected, new)`` → ``ok`` tells whether the value was
+      ``expected`` (None: the key must be absent) and is now ``new``
+    * ``("delete", key)`` → ``ok`` tells whether the key existed
+    * ``("txn", compares, success_ops, failure_ops)``: ``compares`` is a
+      sequence of ``(key, field, value)`` with ``field`` one of ``value``,
+      ``version``, ``create_revision``, ``mod_revision`` (all must be equal);
+      the put/delete ops of the chosen branch apply atomically; ``ok`` tells
+      which branch ran. This is the fencing-token guard.
+    """
+
+    client_id: str
+    seq: int
+    op: tuple[Any, ...]
+    ack_below: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class KeyValue:
+    key: str
+    value: Any
+    create_revision: int
+    mod_revision: int
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class KVResult:
+    """The outcome of one command: ``ok`` as documented per op, the store's
+    ``revision`` after it, the key's record after it (``kv``, None if absent)
+    and the previous record (``prev``)."""
+
+    ok: bool
+    revision: int
+    kv: KeyValue | None = None
+    prev: KeyValue | None = None
+
+    @property
+    def value(self) -> Any:
+        return self.kv.value if self.kv else None
+
+
+class InvalidCommand(ValueError):
+    """A command whose op is malformed; it is rejected identically on every replica."""
+
+
+def validate_op(op: Any) -> None:
+    """Raise :class:`InvalidCommand` unless ``op`` is well formed."""
+    if not isinstance(op, tuple) or not op or op[0] not in OPS:
+        raise InvalidCommand(f"unknown operation {op!r}: expected a tuple whose first item "
+                             f"is one of {', '.join(OPS)}")
+    arity = {"put": 3, "get": 2, "cas": 4, "delete": 2, "txn": 4}[op[0]]
+    if len(op) != arity:
+        raise InvalidCommand(f"{op[0]} takes {arity - 1} arguments, got {len(op) - 1}: {op!r}")
+    if op[0] == "txn":
+        for compare in op[1]:
+            if len(compare) != 3 or compare[1] not in _FIELDS:
+                raise InvalidCommand(f"malformed compare {compare!r}: expected (key, field, "
+                                     f"value) with field in {', '.join(_FIELDS)}")
+        for sub in (*op[2], *op[3]):
+            if not isinstance(sub, tuple) or not sub or sub[0] not in ("put", "delete"):
+                raise InvalidCommand(f"txn branches hold put/delete ops only, got {sub!r}")
+            validate_op(sub)
+    elif not isinstance(op[1], str):
+        raise InvalidCommand(f"keys are strings, got {op[1]!r}")
+
+
+_FIELDS = ("value", "version", "create_revision", "mod_revision")
+
+
+@dataclass(slots=True)
+class _Session:
+    floor: int = 0
+    results: dict[int, Any] = field(default_factory=dict)
+    last_index: int = 0
+
+
+class KVStateMachine:
+    """Deterministic: replicas that apply the same entries in the same order
+    hold equal state and return equal results."""
+
+    def __init__(self, max_sessions: int = 10_000) -> None:
+        self.data: dict[str, KeyValue] = {}
+        self.revision = 0
+        self.applied_index = 0
+        self.sessions: dict[str, _Session] = {}
+        self.max_sessions = max_sessions
+
+    # -------------------------------------------------------------- applying
+    def apply(self, entry: Entry) -> tuple[Any, bool]:
+        """Apply a committed entry. Returns ``(result, duplicate)``:
+        ``duplicate`` is True when the command had already been applied (the
+        remembered result is returned and nothing changes). Non-command
+        entries return ``(None, False)``. An invalid op yields the
+        :class:`InvalidCommand` as its result, on every replica alike."""
+        if entry.index <= self.applied_index:
+            raise ValueError(f"entry {entry.index} applied out of order (applied "
+                             f"{self.applied_index})")
+        self.applied_index = entry.index
+        command = entry.data
+        if entry.kind is not EntryKind.NORMAL or not isinstance(command, Command):
+            return None, False
+        session = self.sessions.get(command.client_id)
+        if session is None:
+            session = self.sessions[command.client_id] = _Session()
+            self._evict_sessions()
+        session.last_index = entry.index
+        if command.seq < session.floor or command.seq in session.results:
+            return session.results.get(command.seq), True
+        try:
+            validate_op(command.op)
+            result: Any = self._execute(command.op)
+        except InvalidCommand as error:
+            result = error
+        session.results[command.seq] = result
+        if command.ack_below > session.floor:
+            session.floor = command.ack_below
+            for seq in [s for s in session.results if s < session.floor]:
+                del session.results[seq]
+        return result, False
+
+    def _evict_sessions(self) -> None:
+        while len(self.sessions) > self.max_sessions:
+            oldest = min(self.sessions, key=lambda c: self.sessions[c].last_index)
+            del self.sessions[oldest]
+
+    def _execute(self, op: tuple[Any, ...]) -> KVResult:
+        kind, key = op[0], op[1]
+        if kind == "get":
+            kv = self.data.get(key)
+            return KVResult(kv is not None, self.revision, kv, kv)
+        if kind == "put":
+            return self._put(key, op[2])
+        if kind == "delete":
+            return self._delete(key)
+        if kind == "cas":
+            current = self.data.get(key)
+            matches = current is None if op[2] is None else (
+                current is not None and current.value == op[2])
+            if not matches:
+                return KVResult(False, self.revision, current, current)
+            return self._put(key, op[3]) if op[3] is not None else self._delete(key)
+        return self._txn(op[1], op[2], op[3])
+
+    def _put(self, key: str, value: Any) -> KVResult:
+        prev = self.data.get(key)
+        self.revision += 1
+        kv = KeyValue(key, value,
+                      prev.create_revision if prev else self.revision,
+                      self.revision, prev.version + 1 if prev else 1)
+        self.data[key] = kv
+        return KVResult(True, self.revision, kv, prev)
+
+    def _delete(self, key: str) -> KVResult:
+        prev = self.data.pop(key, None)
+        if prev is None:
+            return KVResult(False, self.revision, None, None)
+        self.revision += 1
+        return KVResult(True, self.revision, None, prev)
+
+    def _txn(self, compares: Sequence[tuple[str, str, Any]], success: Sequence[tuple[Any, ...]],
+             failure: Sequence[tuple[Any, ...]]) -> KVResult:
+        ok = all(self._compare(key, fld, expected) for key, fld, expected in compares)
+        last: KVResult | None = None
+        for sub in success if ok else failure:
+            last = self._put(sub[1], sub[2]) if sub[0] == "put" else self._delete(sub[1])
+        return KVResult(ok, self.revision, last.kv if last else None,
+                        last.prev if last else None)
+
+    def _compare(self, key: str, fld: str, expected: Any) -> bool:
+        kv = self.data.get(key)
+        if kv is None:
+            return expected is None or (fld != "value" and expected == 0)
+        return getattr(kv, fld) == expected
+
+    # ----------------------------------------------------------------- reads
+    def get(self, key: str) -> KeyValue | None:
+        """A local read: linearizable only after a ReadIndex confirmed that
+        this replica applied up to the read's index."""
+        return self.data.get(key)
+
+    def range(self, prefix: str = "") -> list[KeyValue]:
+        return [kv for key, kv in sorted(self.data.items()) if key.startswith(prefix)]
+
+    # ------------------------------------------------------------- snapshots
+    def snapshot(self) -> bytes:
+        """The whole state, sessions included (so deduplication survives
+        compaction), as bytes."""
+        sessions = {c: (s.floor, s.results, s.last_index) for c, s in self.sessions.items()}
+        return pickle.dumps((self.data, self.revision, self.applied_index, sessions),
+                            protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, blob: bytes | None) -> None:
+        if blob is None:
+            self.__init__(self.max_sessions)  # type: ignore[misc]
+            return
+        data, revision, applied, sessions = pickle.loads(blob)
+        self.data, self.revision, self.applied_index = data, revision, applied
+        self.sessions = {c: _Session(f, r, i) for c, (f, r, i) in sessions.items()}
+
+    def state_hash(self) -> str:
+        """A digest of the user-visible state, equal on converged replicas."""
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(str(self.revision).encode())
+        for key in sorted(self.data):
+            kv = self.data[key]
+            digest.update(repr((key, kv.value, kv.create_revision, kv.mod_revision,
+                                kv.version)).encode())
+        return digest.hexdigest()

@@ -1,0 +1,214 @@
+"""Plain data types of the Raft core: entries, messages, hard state, snapshots,
+configurations and the :class:`Ready` hand-off.
+
+Everything here is a frozen or plain dataclass of builtin values so that it
+pickles through Ray, fits in SQLite rows and compares by value in tests.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class EntryKind(str, enum.Enum):
+    """What a log entry carries."""
+
+    NORMAL = "normal"  #: an application command, applied by the state machine
+    NOOP = "noop"  #: appended by every new leader so it can commit in its term
+    CONFIG = "config"  #: a membership change (data is a :class:`ConfChange`)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One log entry. ``index`` starts at 1; ``term`` is the leader's term."""
+
+    index: int
+    term: int
+    kind: EntryKind = EntryKind.NORMAL
+    data: Any = None
+
+
+class MessageType(str, enum.Enum):
+    PRE_VOTE = "pre_vote"
+    PRE_VOTE_RESP = "pre_vote_resp"
+    VOTE = "vote"
+    VOTE_RESP = "vote_resp"
+    APPEND = "append"
+    APPEND_RESP = "append_resp"
+    HEARTBEAT = "heartbeat"
+    HEARTBEAT_RESP = "heartbeat_resp"
+    SNAPSHOT = "snapshot"
+    TIMEOUT_NOW = "timeout_now"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A Raft message between two nodes (one struct for all types, like etcd's).
+
+    Field use by type:
+
+    * votes: ``index``/``log_term`` are the candidate's last index and term;
+      ``force`` marks a campaign started by leadership transfer, which
+      bypasses the receivers' leader lease. Responses use ``reject``.
+    * APPEND: ``index``/``log_term`` identify the entry preceding ``entries``;
+      ``commit`` is the leader's commit index.
+      APPEND_RESP: ``index`` is the last matching index on success; on reject,
+      ``index`` is the rejected probe and ``reject_hint``/``log_term`` the
+      follower's hint for fast backtracking.
+    * HEARTBEAT: ``commit`` (capped at the follower's match) and ``context``,
+      the leader's read sequence number echoed back in HEARTBEAT_RESP so that
+      ReadIndex requests can be confirmed by a quorum.
+    * SNAPSHOT: ``snapshot``.
+    """
+
+    type: MessageType
+    src: str
+    dst: str
+    term: int
+    index: int = 0
+    log_term: int = 0
+    entries: tuple[Entry, ...] = ()
+    commit: int = 0
+    reject: bool = False
+    reject_hint: int = 0
+    context: int = 0
+    force: bool = False
+    snapshot: Snapshot | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HardState:
+    """What must be durable before any message that depends on it is sent."""
+
+    term: int = 0
+    vote: str | None = None
+    commit: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ConfState:
+    """A cluster configuration.
+
+    ``voters`` is the (incoming) voter set. While a joint-consensus change is
+    in progress, ``voters_outgoing`` holds the old voter set and every decision
+    (elections, commits, reads) needs a majority of *both* sets. ``learners``
+    receive the log but never vote and never count towards a quorum.
+    """
+
+    voters: frozenset[str] = frozenset()
+    voters_outgoing: frozenset[str] = frozenset()
+    learners: frozenset[str] = frozenset()
+
+    @property
+    def joint(self) -> bool:
+        return bool(self.voters_outgoing)
+
+    @property
+    def all_voters(self) -> frozenset[str]:
+        return self.voters | self.voters_outgoing
+
+    @property
+    def members(self) -> frozenset[str]:
+        return self.voters | self.voters_outgoing | self.learners
+
+    def describe(self) -> str:
+        text = f"voters={sorted(self.voters)}"
+        if self.joint:
+            text += f" outgoing={sorted(self.voters_outgoing)}"
+        if self.learners:
+            text += f" learners={sorted(self.learners)}"
+        return text
+
+
+class ConfChangeType(str, enum.Enum):
+    ADD_VOTER = "add_voter"
+    ADD_LEARNER = "add_learner"
+    REMOVE = "remove"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfChange:
+    """A membership change carried by a CONFIG entry.
+
+    ``changes`` is a tuple of ``(ConfChangeType, node_id)``. An empty tuple is
+    the "leave joint configuration" entry the leader appends automatically once
+    the joint configuration is applied.
+    """
+
+    changes: tuple[tuple[ConfChangeType, str], ...] = ()
+
+    @property
+    def leave_joint(self) -> bool:
+        return not self.changes
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """State machine state up to and including ``index``, with the config then."""
+
+    index: int = 0
+    term: int = 0
+    conf: ConfState = field(default_factory=ConfState)
+    data: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadState:
+    """A confirmed ReadIndex request: serve ``context`` once applied >= ``index``."""
+
+    context: Any
+    index: int
+
+
+class Role(str, enum.Enum):
+    FOLLOWER = "follower"
+    PRE_CANDIDATE = "pre_candidate"
+    CANDIDATE = "candidate"
+    LEADER = "leader"
+
+
+@dataclass(frozen=True, slots=True)
+class SoftState:
+    """Volatile state worth publishing: who leads, and this node's role."""
+
+    leader: str | None
+    role: Role
+
+
+@dataclass(slots=True)
+class Ready:
+    """Everything a Raft node wants done, handed out by ``RaftNode.ready()``.
+
+    The ordering contract (as in etcd-io/raft):
+
+    1. Persist ``hard_state`` (if not None), ``snapshot`` (if not None) and
+       ``entries`` atomically. ``entries`` may overwrite a suffix of the stored
+       log: delete every stored entry with index >= ``entries[0].index`` first.
+    2. Only then send ``messages``: a vote or an acknowledgement must never
+       leave before the term, vote and entries it vouches for are durable.
+    3. Then, if ``restore_snapshot``, load ``snapshot.data`` into the state
+       machine; then apply ``committed_entries`` in order; then serve each of
+       ``read_states`` once the applied index reaches its ``index``.
+
+    A Ready is drained when handed out: the node assumes it is carried out
+    before the next call to ``step``/``tick``/``propose`` returns control to
+    the protocol (the simulator and the consensus actor both do so).
+    """
+
+    hard_state: HardState | None = None
+    entries: list[Entry] = field(default_factory=list)
+    snapshot: Snapshot | None = None
+    restore_snapshot: bool = False
+    messages: list[Message] = field(default_factory=list)
+    committed_entries: list[Entry] = field(default_factory=list)
+    read_states: list[ReadState] = field(default_factory=list)
+    soft_state: SoftState | None = None
+
+    def is_empty(self) -> bool:
+        return not (self.hard_state or self.entries or self.snapshot or self.messages
+                    or self.committed_entries or self.read_states or self.soft_state)
+
+    def must_persist(self) -> bool:
+        return bool(self.hard_state or self.entries or self.snapshot)

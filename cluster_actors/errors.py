@@ -1,0 +1,126 @@
+"""Errors raised by cluster_actors.
+
+Every error the seed names (``not_leader``, ``no_quorum``, ``timeout``,
+``validation_failed``, ``sync_failed``) is an exception class with a ``code``
+attribute equal to the seed's atom, and a message that says what to do next.
+All of them derive from :class:`ClusterError`, so ``except ClusterError``
+catches everything this package raises on purpose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class ClusterError(Exception):
+    """Base class of every error raised by cluster_actors on purpose."""
+
+    code: str = "cluster_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __reduce__(self) -> tuple[Any, ...]:  # survive pickling through Ray
+        return (_rebuild, (type(self), self.__dict__))
+
+
+def _rebuild(cls: type[ClusterError], state: dict[str, Any]) -> ClusterError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, state.get("message", ""))
+    error.__dict__.update(state)
+    return error
+
+
+class NotLeader(ClusterError):
+    """The operation needs the leader and this node is not it.
+
+    ``leader_id`` names the current leader when this node knows it, else None.
+    """
+
+    code = "not_leader"
+
+    def __init__(self, node_id: str | None = None, leader_id: str | None = None,
+                 message: str | None = None) -> None:
+        self.node_id = node_id
+        self.leader_id = leader_id
+        if message is None:
+            where = f"node {node_id!r} is not the leader" if node_id else "not the leader"
+            if leader_id:
+                message = f"{where}; the leader is {leader_id!r}: send the request there"
+            else:
+                message = f"{where} and no leader is known yet: wait for an election and retry"
+        super().__init__(message)
+
+
+class NoQuorum(ClusterError):
+    """Too few voting members are reachable for the operation."""
+
+    code = "no_quorum"
+
+    def __init__(self, message: str = "no quorum: too few voting members are reachable; "
+                 "restore failed nodes or heal the partition, then retry") -> None:
+        super().__init__(message)
+
+
+class CoordinationTimeout(ClusterError, TimeoutError):
+    """The operation did not finish in time; its outcome may be unknown."""
+
+    code = "timeout"
+
+    def __init__(self, message: str = "operation timed out: check that the cluster has a "
+                 "leader and a quorum, or pass a larger timeout") -> None:
+        super().__init__(message)
+
+
+class ValidationFailed(ClusterError, ValueError):
+    """Input (a config, an option, a strategy name) is invalid; nothing was changed.
+
+    ``errors`` lists ``(field_path, message)`` pairs.
+    """
+
+    code = "validation_failed"
+
+    def __init__(self, errors: Sequence[tuple[str, str]] | str,
+                 message: str | None = None) -> None:
+        if isinstance(errors, str):
+            errors = [("", errors)]
+        self.errors: list[tuple[str, str]] = [(str(p), str(m)) for p, m in errors]
+        if message is None:
+            lines = [f"{path}: {msg}" if path else msg for path, msg in self.errors]
+            message = "validation failed, nothing was changed: " + "; ".join(lines)
+        super().__init__(message)
+
+
+class SyncFailed(ClusterError):
+    """A data synchronisation round failed; retry it or resolve the conflicts."""
+
+    code = "sync_failed"
+
+    def __init__(self, message: str = "sync failed: retry, or resolve pending conflicts "
+                 "with resolve_conflict(key, resolution)") -> None:
+        super().__init__(message)
+
+
+class UnknownStrategy(ValidationFailed):
+    """A strategy name that is not installed; the message lists the available ones."""
+
+    def __init__(self, kind: str, name: str, available: Sequence[str]) -> None:
+        self.kind = kind
+        self.name = name
+        self.available = list(available)
+        super().__init__(
+            [(f"{kind}_strategy", f"unknown {kind} strategy {name!r}; available: "
+              + ", ".join(sorted(self.available)))])
+
+
+__all__ = [
+    "ClusterError",
+    "CoordinationTimeout",
+    "NoQuorum",
+    "NotLeader",
+    "SyncFailed",
+    "UnknownStrategy",
+    "ValidationFailed",
+]

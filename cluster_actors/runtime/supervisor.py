@@ -1,0 +1,782 @@
+"""The OTP supervisor as a Ray actor, and the protocol its children speak.
+
+Decisions come from the pure :class:`~cluster_actors.core.supervision.SupervisorCore`;
+this module carries them out on Ray actors.
+
+**Children.** A child is described by a :class:`ChildSpec` whose ``start`` is a
+picklable zero-argument factory returning a fresh actor handle (for example an
+:class:`ActorFactory`, or ``functools.partial(SomeActor.options(name=...,
+namespace=..., num_cpus=0).remote, arg)``). The supervisor never imports the
+classes it supervises. Every supervised actor implements the
+:class:`SupervisedActor` protocol (inherit the mixin): ``ping``, ``activate``,
+``until_stopped`` and ``graceful_stop``, with ``on_activate`` and ``on_stop``
+hooks. Starting a child means: call the factory, await ``ping`` (the
+constructor has run), await ``activate`` (the child begins its work), then
+watch it; children start one after the other in this way.
+
+**Death detection without polling.** For each running child the supervisor
+keeps one outstanding ``until_stopped.remote()`` call. It returns ``"normal"``
+only after a requested graceful stop; if the actor dies, Ray fails the call
+with ``ActorDiedError`` within milliseconds (``ray.kill`` → reason
+``"killed"``, a crashed process or node → ``"crashed"``).
+
+**Restart cost.** Restart time is measured from the death notice until the new
+child has answered ``activate``. A cold restart is dominated by Ray starting a
+new worker process for the new actor (about 90–500 ms on an idle small
+machine, more under load; Ray's own ``max_restarts`` takes about 2 s). A killed
+named actor's name is free at once, so the factory can recreate the same name.
+With ``ChildSpec(warm_spare=True)`` the supervisor keeps one spare instance per
+child, constructed and pinged but not activated; on a death it activates the
+spare (a restart in milliseconds) and prepares the next spare in the
+background. The price is one more idle process per child, and the factory must
+not give every instance the same actor name (the spare lives next to the
+running child, and Ray cannot rename an actor), so such children are reached
+through :meth:`Supervisor.get_child` or events rather than by a fixed name.
+
+**Supervision trees.** :class:`Supervisor` is itself a supervised actor, so a
+parent supervisor can own child supervisors (``kind="supervisor"``). A
+supervisor starts its children when activated (or on
+:meth:`Supervisor.start_children`), so ``activate`` answers once the subtree
+is up. When the restart intensity is exceeded it stops its children in reverse
+order, records ``escalated``, fails every pending ``until_stopped`` call with
+:class:`SupervisorEscalated` and exits; its parent sees an abnormal exit and
+applies its own strategy, typically restarting it (the factory creates a new
+supervisor with the same child specs, which starts the children again).
+
+Ray makes the supervisor the owner of the actors its factories create, and
+kills owned (non-detached) actors when their owner dies: a dead supervisor
+takes its subtree with it, much like OTP links. Factories should therefore not
+create ``lifetime="detached"`` children, which would outlive a dead supervisor
+and keep their names from its replacement.
+
+Chaos and tests kill children with ``ray.kill(handle, no_restart=True)`` so that
+this supervisor, not Ray's ``max_restarts``, brings them back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import ray
+from ray.actor import ActorHandle
+from ray.exceptions import (
+    ActorAlreadyExistsError,
+    ActorDiedError,
+    ActorUnavailableError,
+    RayActorError,
+)
+
+from cluster_actors.core.supervision import (
+    Escalate,
+    Restart,
+    RestartPlan,
+    SupervisorCore,
+    SupervisorFlags,
+)
+from cluster_actors.errors import ClusterError, CoordinationTimeout, ValidationFailed
+
+logger = logging.getLogger(__name__)
+
+#: Default seconds a worker child gets to stop gracefully before it is killed.
+DEFAULT_WORKER_SHUTDOWN = 5.0
+#: Default for a child supervisor, which stops its own subtree first.
+DEFAULT_SUPERVISOR_SHUTDOWN = 60.0
+#: Upper bound on waiting for Ray to confirm a kill (catches hangs only).
+_KILL_CONFIRM_TIMEOUT = 10.0
+
+
+class SupervisorEscalated(ClusterError):
+    """A supervisor gave up: its children restarted more often than its intensity allows."""
+
+    code = "escalated"
+
+
+# --------------------------------------------------------------------------
+# child specs
+
+
+@dataclass(frozen=True)
+class ActorFactory:
+    """A picklable zero-argument factory: ``actor_class.options(**options).remote(*args, **kwargs)``.
+
+    ``actor_class`` is a Ray actor class (the result of ``ray.remote``).
+    Its ``repr`` names the class and the actor name, which helps in logs.
+    """
+
+    actor_class: Any
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __call__(self) -> ActorHandle:
+        return self.actor_class.options(**self.options).remote(*self.args, **self.kwargs)
+
+    def __repr__(self) -> str:
+        cls = getattr(self.actor_class, "__ray_metadata__", None)
+        cls_name = getattr(cls, "class_name", None) or repr(self.actor_class)
+        return f"ActorFactory({cls_name}, name={self.options.get('name')!r})"
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """One child of a supervisor.
+
+    ``start`` creates and returns a new actor handle each time it is called
+    (the actor must implement :class:`SupervisedActor`). ``shutdown`` is the
+    number of seconds the child gets to stop gracefully before it is killed,
+    or ``"brutal_kill"``; ``None`` means 5 s for a worker and 60 s for a
+    supervisor. ``start_timeout`` bounds each of the waits for the new
+    child's ``ping`` and ``activate`` answers (a child supervisor answers
+    ``activate`` once its subtree is up). ``warm_spare`` keeps a constructed,
+    not yet activated instance ready for a fast restart (see the module doc;
+    ``start`` must then not use one fixed actor name).
+    """
+
+    id: str
+    start: Callable[[], ActorHandle]
+    restart: Restart = Restart.PERMANENT
+    shutdown: float | Literal["brutal_kill"] | None = None
+    kind: Literal["worker", "supervisor"] = "worker"
+    start_timeout: float = 60.0
+    warm_spare: bool = False
+
+    def __post_init__(self) -> None:
+        errors: list[tuple[str, str]] = []
+        if not isinstance(self.id, str) or not self.id:
+            errors.append(("id", f"must be a non-empty string, got {self.id!r}"))
+        if not callable(self.start):
+            errors.append(("start", "must be a zero-argument callable returning an actor handle"))
+        try:
+            object.__setattr__(self, "restart", Restart(self.restart))
+        except ValueError:
+            errors.append(("restart", f"unknown restart type {self.restart!r}"))
+        if self.kind not in ("worker", "supervisor"):
+            errors.append(("kind", f"must be 'worker' or 'supervisor', got {self.kind!r}"))
+        if self.shutdown is None:
+            object.__setattr__(self, "shutdown", DEFAULT_SUPERVISOR_SHUTDOWN
+                               if self.kind == "supervisor" else DEFAULT_WORKER_SHUTDOWN)
+        elif self.shutdown != "brutal_kill" and (
+                isinstance(self.shutdown, bool) or not isinstance(self.shutdown, (int, float))
+                or self.shutdown < 0):
+            errors.append(("shutdown", f"must be seconds >= 0 or 'brutal_kill', "
+                                       f"got {self.shutdown!r}"))
+        if not self.start_timeout > 0:
+            errors.append(("start_timeout", f"must be > 0, got {self.start_timeout!r}"))
+        if errors:
+            raise ValidationFailed([(f"child_spec.{p}", m) for p, m in errors])
+
+
+# --------------------------------------------------------------------------
+# the child protocol
+
+
+class SupervisedActor:
+    """Mixin for every actor that a :class:`Supervisor` may own.
+
+    Write the actor as an async Ray actor that inherits this class. Do
+    state-free setup (imports, allocations) in ``__init__``; do what depends
+    on the current state of the world (reading durable state, starting
+    timers, talking to peers) in :meth:`on_activate`, because a warm spare is
+    constructed long before it is activated; clean up in :meth:`on_stop`. To
+    end on purpose with reason ``"normal"`` (a transient child is then not
+    restarted), call ``await self.graceful_stop()`` from one of its own
+    methods. No ``super().__init__`` call is needed.
+    """
+
+    async def ping(self) -> str:
+        """Answer ``"pong"`` (the constructor has run)."""
+        return "pong"
+
+    async def activate(self) -> str:
+        """Run :meth:`on_activate` once (again only if it failed); answer ``"active"``.
+
+        The supervisor starts the next child after this answer.
+        """
+        task = getattr(self, "_supervised_activation", None)
+        if task is None or (task.done() and (task.cancelled() or task.exception())):
+            task = self._supervised_activation = asyncio.ensure_future(self.on_activate())
+        await asyncio.shield(task)
+        return "active"
+
+    async def on_activate(self) -> None:
+        """Hook: begin the actor's work (load durable state, start timers)."""
+
+    async def until_stopped(self) -> str:
+        """Complete only when the actor is stopped on request: return ``"normal"``.
+
+        If the actor dies instead, the caller's ObjectRef fails with
+        ``ActorDiedError``. A supervisor that escalates raises
+        :class:`SupervisorEscalated` here.
+        """
+        await self._supervised_stop_event().wait()
+        reason = getattr(self, "_supervised_exit_reason", "normal")
+        if reason != "normal":
+            raise SupervisorEscalated(f"stopped abnormally: {reason}")
+        return "normal"
+
+    async def graceful_stop(self) -> None:
+        """Run :meth:`on_stop`, complete every ``until_stopped`` call with
+        ``"normal"``, then let the actor process exit.
+
+        Idempotent. The process exits after the calls in progress finish;
+        a supervisor kills it as soon as it has seen ``"normal"``, so a
+        caller of this method may see ``ActorDiedError`` instead of ``None``.
+        """
+        if getattr(self, "_supervised_stopping", False):
+            await self._supervised_stop_event().wait()
+            return
+        self._supervised_stopping = True
+        try:
+            await self.on_stop()
+        except Exception:
+            logger.exception("on_stop of %s failed; stopping anyway", type(self).__name__)
+        self._finish("normal")
+
+    async def on_stop(self) -> None:
+        """Hook: release resources before a graceful stop (flush, close files)."""
+
+    # -- helpers for subclasses -------------------------------------------
+
+    def _supervised_stop_event(self) -> asyncio.Event:
+        event = getattr(self, "_supervised_event", None)
+        if event is None:
+            event = self._supervised_event = asyncio.Event()
+        return event
+
+    def _finish(self, reason: str) -> None:
+        """Wake ``until_stopped`` callers (``"normal"`` or an escalation) and exit."""
+        self._supervised_exit_reason = reason
+        self._supervised_stop_event().set()
+        # A termination task runs after the calls in progress, so the
+        # until_stopped replies are delivered before the process goes away.
+        ray.get_runtime_context().current_actor.__ray_terminate__.remote()
+
+
+# --------------------------------------------------------------------------
+# the supervisor actor
+
+
+@dataclass
+class _Running:
+    """A running child: its handle and the task watching it."""
+
+    handle: ActorHandle
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
+    stopping: bool = False
+    exit_reason: str | None = None
+    watch: asyncio.Task[None] | None = None
+
+
+def _actor_id(handle: ActorHandle) -> str:
+    return handle._actor_id.hex()
+
+
+def _percentile(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+@ray.remote(num_cpus=0, max_restarts=0)
+class Supervisor(SupervisedActor):
+    """An OTP supervisor over Ray actors (an async actor; see the module doc).
+
+    ``Supervisor.options(name=..., namespace=...).remote(flags, children, name=...)``;
+    children start on :meth:`start_children` or on ``activate`` (which is how
+    a parent supervisor starts it).
+    """
+
+    def __init__(self, flags: SupervisorFlags, children: Sequence[ChildSpec] = (),
+                 name: str = "supervisor", max_events: int = 10_000) -> None:
+        ids = [spec.id for spec in children]
+        if len(set(ids)) != len(ids):
+            raise ValidationFailed([("children", f"child ids must be unique, got {ids}")])
+        self._name = name
+        self._core = SupervisorCore(flags, [(spec.id, spec.restart) for spec in children])
+        self._specs: dict[str, ChildSpec] = {spec.id: spec for spec in children}
+        self._running: dict[str, _Running] = {}
+        self._restarts: dict[str, int] = dict.fromkeys(ids, 0)
+        self._restart_ms: list[dict[str, Any]] = []
+        self._lock = asyncio.Lock()
+        self._started = False
+        self._stopped = False
+        self._events: deque[dict[str, Any]] = deque(maxlen=max_events)
+        self._seq = 0
+        self._waiters: list[tuple[str, str | None, asyncio.Future[dict[str, Any]]]] = []
+        self._subscribers: list[ActorHandle] = []
+        self._background: set[asyncio.Task[Any]] = set()
+        self._deliveries: set[asyncio.Task[Any]] = set()
+        self._spares: dict[str, asyncio.Task[ActorHandle]] = {}
+
+    # -- protocol ------------------------------------------------------------
+
+    async def on_activate(self) -> None:
+        """Start the children (a parent's ``activate`` returns once they are up)."""
+        await self.start_children()
+
+    async def on_stop(self) -> None:
+        """Stop every running child in reverse start order, then record ``stopped``."""
+        async with self._lock:
+            self._stopped = True
+            for child_id in self._core.shutdown_order():
+                await self._stop_child(child_id)
+                self._mark_terminated(child_id)
+            for child_id in list(self._spares):
+                self._discard_spare(child_id)
+            self._record("stopped")
+            await self._flush_deliveries()
+
+    async def stop(self) -> None:
+        """Stop the children in reverse order (each per its ``shutdown``), then exit."""
+        await self.graceful_stop()
+
+    # -- OTP API ---------------------------------------------------------
+
+    async def start_children(self) -> list[str]:
+        """Start every child in order, each answering ``activate`` before the next.
+
+        Idempotent. If a child fails to start, the ones already started are
+        stopped in reverse order and :class:`ClusterError` is raised.
+        """
+        async with self._lock:
+            self._require_active()
+            if self._started:
+                return list(self._core.running())
+            started: list[str] = []
+            for child_id in self._core.child_ids:
+                try:
+                    await self._start_child(child_id)
+                except Exception as error:
+                    for done in reversed(started):
+                        await self._stop_child(done)
+                        self._mark_terminated(done)
+                    raise ClusterError(f"supervisor {self._name!r}: child {child_id!r} failed "
+                                       f"to start ({error}); started children were stopped"
+                                       ) from error
+                started.append(child_id)
+            self._started = True
+            return started
+
+    async def which_children(self) -> list[dict[str, Any]]:
+        """Every child in start order: ``id, kind, restart, handle (None if not running),
+        actor_id, alive, restarts, spare`` (``spare``: a warm spare is ready)."""
+        result = []
+        for child_id in self._core.child_ids:
+            running = self._running.get(child_id)
+            spec = self._specs[child_id]
+            result.append({
+                "id": child_id, "kind": spec.kind, "restart": spec.restart.value,
+                "handle": running.handle if running else None,
+                "actor_id": _actor_id(running.handle) if running else None,
+                "alive": self._core.is_running(child_id),
+                "restarts": self._restarts.get(child_id, 0),
+                "spare": self._spare_ready(child_id),
+            })
+        return result
+
+    async def get_child(self, child_id: str) -> ActorHandle | None:
+        """The running child's handle, or None while it is not running."""
+        if not self._core.has_child(child_id):
+            raise ValidationFailed([("id", f"no child with id {child_id!r}")])
+        running = self._running.get(child_id)
+        return running.handle if running else None
+
+    async def start_child(self, spec: ChildSpec) -> ActorHandle:
+        """Add a child at the end of the start order and start it; return its handle.
+
+        If it fails to start it is not added.
+        """
+        async with self._lock:
+            self._require_active()
+            self._core.add_child(spec.id, spec.restart)
+            self._specs[spec.id] = spec
+            self._restarts[spec.id] = 0
+            try:
+                return await self._start_child(spec.id)
+            except Exception:
+                self._forget(spec.id)
+                raise
+
+    async def terminate_child(self, child_id: str) -> None:
+        """Stop a child per its ``shutdown``; it is not restarted (a temporary one is removed)."""
+        async with self._lock:
+            self._require_active()
+            if self._core.is_running(child_id):
+                await self._stop_child(child_id)
+            self._mark_terminated(child_id)
+
+    async def restart_child(self, child_id: str) -> ActorHandle:
+        """Start again a child that was terminated; return its handle."""
+        async with self._lock:
+            self._require_active()
+            if self._core.is_running(child_id):
+                raise ClusterError(f"child {child_id!r} is running; terminate it first")
+            return await self._start_child(child_id)
+
+    async def delete_child(self, child_id: str) -> None:
+        """Forget the spec of a child that is not running."""
+        async with self._lock:
+            self._core.remove_child(child_id)
+            self._drop_spec(child_id)
+
+    async def count_children(self) -> dict[str, int]:
+        """``specs``, ``active`` (running), ``supervisors`` and ``workers`` counts."""
+        kinds = [self._specs[c].kind for c in self._core.child_ids]
+        return {"specs": len(kinds), "active": len(self._core.running()),
+                "supervisors": kinds.count("supervisor"), "workers": kinds.count("worker")}
+
+    # -- observation -----------------------------------------------------
+
+    async def events(self, since_seq: int = 0) -> list[dict[str, Any]]:
+        """Recorded events with ``seq > since_seq``, oldest first.
+
+        Each has ``seq``, ``time`` (wall clock), ``supervisor``, ``type`` and
+        type-specific fields: ``child_started`` (child_id, actor_id, restart),
+        ``child_exited`` (child_id, actor_id, reason), ``child_restarted``
+        (child_id, actor_id, restart_ms, cause, warm), ``spare_ready``
+        (child_id, actor_id), ``child_stopped``
+        (child_id, how: shutdown|killed), ``child_start_failed`` (child_id,
+        error), ``child_removed`` (child_id), ``escalated`` (child_id, reason,
+        restarts, intensity, period) and ``stopped``.
+        """
+        return [e for e in self._events if e["seq"] > since_seq]
+
+    async def wait_event(self, type: str, child_id: str | None = None, since_seq: int = 0,
+                         timeout: float = 30.0) -> dict[str, Any]:
+        """The first event of ``type`` (and ``child_id``, if given) after ``since_seq``,
+        waiting up to ``timeout`` seconds for it (raises :class:`CoordinationTimeout`)."""
+        for event in self._events:
+            if event["seq"] > since_seq and self._matches(event, type, child_id):
+                return event
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        waiter = (type, child_id, future)
+        self._waiters.append(waiter)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError:
+            raise CoordinationTimeout(f"no {type!r} event for child {child_id!r} within "
+                                      f"{timeout} s on supervisor {self._name!r}") from None
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+    async def subscribe(self, subscriber: ActorHandle | None) -> int:
+        """Send every future event to ``subscriber.on_supervisor_event(event)``
+        (fire-and-forget); ``None`` removes all subscribers. Returns the last seq."""
+        if subscriber is None:
+            self._subscribers.clear()
+        elif all(_actor_id(s) != _actor_id(subscriber) for s in self._subscribers):
+            self._subscribers.append(subscriber)
+        return self._seq
+
+    async def stats(self) -> dict[str, Any]:
+        """Restart durations (death notice → new child answered ``activate``), in ms:
+        ``restart_ms`` lists ``{child_id, ms, warm}``."""
+        durations = [r["ms"] for r in self._restart_ms]
+        return {"restarts": len(durations), "restart_ms": list(self._restart_ms),
+                "p50_ms": _percentile(durations, 50), "p99_ms": _percentile(durations, 99),
+                "max_ms": max(durations, default=None), "escalated": self._core.escalated}
+
+    # -- internals: starting and stopping ---------------------------------
+
+    async def _start_child(self, child_id: str, noticed_at: float | None = None,
+                           cause: str | None = None) -> ActorHandle:
+        """Activate a warm spare, or create the child and await its ``ping``; then
+        await ``activate`` and watch it. Caller holds the lock."""
+        spec = self._specs[child_id]
+        handle = await self._take_spare(child_id)
+        warm = handle is not None
+        if handle is not None:
+            try:
+                await asyncio.wait_for(self._ref(handle.activate.remote()), spec.start_timeout)
+            except Exception as error:
+                logger.warning("supervisor %s: spare of %s failed to activate (%s); "
+                               "starting a new instance", self._name, child_id, error)
+                ray.kill(handle, no_restart=True)
+                handle, warm = None, False
+        if handle is None:
+            handle = await self._create(spec)
+            try:
+                for method in (handle.ping, handle.activate):
+                    await asyncio.wait_for(self._ref(method.remote()), spec.start_timeout)
+            except BaseException:
+                ray.kill(handle, no_restart=True)
+                raise
+        answered = time.monotonic()
+        running = _Running(handle)
+        self._running[child_id] = running
+        self._core.child_started(child_id)
+        running.watch = self._spawn(self._watch(child_id, running))
+        self._record("child_started", child_id=child_id, actor_id=_actor_id(handle),
+                     restart=noticed_at is not None)
+        if noticed_at is not None:
+            ms = (answered - noticed_at) * 1000.0
+            self._restarts[child_id] = self._restarts.get(child_id, 0) + 1
+            self._restart_ms.append({"child_id": child_id, "ms": ms, "warm": warm})
+            self._record("child_restarted", child_id=child_id, actor_id=_actor_id(handle),
+                         restart_ms=ms, cause=cause, warm=warm)
+        if spec.warm_spare:
+            self._spares[child_id] = self._spawn(self._make_spare(child_id, spec))
+        return handle
+
+    # -- internals: warm spares -----------------------------------------------
+
+    async def _make_spare(self, child_id: str, spec: ChildSpec) -> ActorHandle:
+        """Create and ping (not activate) a spare instance of the child."""
+        handle = await self._create(spec)
+        try:
+            await asyncio.wait_for(self._ref(handle.ping.remote()), spec.start_timeout)
+        except BaseException:
+            ray.kill(handle, no_restart=True)
+            raise
+        if self._spares.get(child_id) is asyncio.current_task():
+            self._record("spare_ready", child_id=child_id, actor_id=_actor_id(handle))
+        return handle
+
+    async def _take_spare(self, child_id: str) -> ActorHandle | None:
+        """The child's spare (waiting for one still starting), or None."""
+        task = self._spares.pop(child_id, None)
+        if task is None:
+            return None
+        try:
+            return await asyncio.wait_for(asyncio.shield(task),
+                                          self._specs[child_id].start_timeout)
+        except Exception as error:
+            logger.warning("supervisor %s: no spare for %s (%s)", self._name, child_id, error)
+            task.add_done_callback(self._kill_spare)
+            return None
+
+    def _spare_ready(self, child_id: str) -> bool:
+        task = self._spares.get(child_id)
+        return task is not None and task.done() and not task.cancelled() \
+            and task.exception() is None
+
+    def _discard_spare(self, child_id: str) -> None:
+        task = self._spares.pop(child_id, None)
+        if task is not None:
+            task.add_done_callback(self._kill_spare)  # runs at once if already done
+
+    @staticmethod
+    def _kill_spare(task: asyncio.Task[ActorHandle]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            ray.kill(task.result(), no_restart=True)
+
+    async def _create(self, spec: ChildSpec) -> ActorHandle:
+        """Call the factory off the event loop (actor creation makes a blocking GCS
+        lookup); retry briefly if the killed predecessor still holds the name."""
+        delay = 0.01
+        for _ in range(8):
+            try:
+                return await asyncio.to_thread(spec.start)
+            except ActorAlreadyExistsError:
+                await asyncio.sleep(delay)
+                delay *= 2
+        return await asyncio.to_thread(spec.start)
+
+    async def _stop_child(self, child_id: str) -> None:
+        """Stop a running child per its ``shutdown``. Caller holds the lock."""
+        running = self._running.pop(child_id, None)
+        if running is None:
+            return
+        running.stopping = True
+        spec = self._specs[child_id]
+        how = "shutdown"
+        if spec.shutdown == "brutal_kill":
+            how = "killed"
+        else:
+            self._spawn(self._swallow(running.handle.graceful_stop.remote()))
+            try:
+                await asyncio.wait_for(running.exited.wait(), float(spec.shutdown))
+            except asyncio.TimeoutError:
+                how = "killed"
+        ray.kill(running.handle, no_restart=True)
+        try:
+            await asyncio.wait_for(running.exited.wait(), _KILL_CONFIRM_TIMEOUT)
+        except asyncio.TimeoutError:
+            logger.warning("supervisor %s: no death notice for %s after kill", self._name,
+                           child_id)
+        if running.watch is not None:
+            running.watch.cancel()
+        self._record("child_stopped", child_id=child_id, how=how)
+
+    # -- internals: watching and restarting -------------------------------
+
+    async def _watch(self, child_id: str, running: _Running) -> None:
+        """Await the child's end through its outstanding ``until_stopped`` call."""
+        reason = await self._await_exit(running.handle)
+        noticed_at = time.monotonic()
+        running.exit_reason = reason
+        running.exited.set()
+        if running.stopping:
+            return
+        await self._handle_exit(child_id, running, reason, noticed_at)
+
+    async def _await_exit(self, handle: ActorHandle) -> str:
+        while True:
+            try:
+                result = await handle.until_stopped.remote()
+                return result if isinstance(result, str) else "normal"
+            except ActorDiedError as error:
+                return "killed" if "ray.kill" in str(error) else "crashed"
+            except ActorUnavailableError:
+                # Unreachable for a moment (exiting, network): ask again.
+                await asyncio.sleep(0.05)
+            except RayActorError:
+                return "crashed"
+            except Exception as error:
+                cause = getattr(error, "cause", error)
+                return "escalated" if isinstance(cause, SupervisorEscalated) else "crashed"
+
+    async def _handle_exit(self, child_id: str, running: _Running, reason: str,
+                           noticed_at: float) -> None:
+        async with self._lock:
+            if running.stopping or self._running.get(child_id) is not running \
+                    or self._stopped or self._core.escalated:
+                return
+            del self._running[child_id]
+            ray.kill(running.handle, no_restart=True)  # an exit may leave the process up
+            self._record("child_exited", child_id=child_id, actor_id=_actor_id(running.handle),
+                         reason=reason)
+            decision = self._core.child_exited(child_id, reason, time.monotonic())
+            while True:
+                if isinstance(decision, Escalate):
+                    await self._escalate(decision)
+                    return
+                failed = await self._carry_out(decision, noticed_at)
+                if failed is None:
+                    return
+                decision = self._core.child_exited(failed, "start_failed", time.monotonic())
+
+    async def _carry_out(self, plan: RestartPlan, noticed_at: float) -> str | None:
+        """Stop then start per ``plan``; return the id of a child that failed to start."""
+        for child_id in plan.stop:
+            await self._stop_child(child_id)
+        for child_id in plan.removed:
+            self._drop_spec(child_id)
+        for child_id in plan.restart:
+            try:
+                await self._start_child(child_id, noticed_at=noticed_at, cause=plan.child_id)
+            except Exception as error:
+                logger.warning("supervisor %s: restart of %s failed: %s", self._name,
+                               child_id, error)
+                self._record("child_start_failed", child_id=child_id, error=str(error))
+                return child_id
+        return None
+
+    async def _escalate(self, decision: Escalate) -> None:
+        for child_id in decision.stop:
+            await self._stop_child(child_id)
+        for child_id in list(self._spares):
+            self._discard_spare(child_id)
+        self._record("escalated", child_id=decision.child_id, reason=decision.reason,
+                     restarts=decision.restarts, intensity=decision.intensity,
+                     period=decision.period)
+        logger.error("supervisor %s: %d restarts within %s s (intensity %d); escalating",
+                     self._name, decision.restarts, decision.period, decision.intensity)
+        for _, _, future in self._waiters:
+            if not future.done():
+                future.set_exception(SupervisorEscalated(f"supervisor {self._name!r} escalated"))
+        await self._flush_deliveries()
+        self._finish("escalated")
+        # Should a call in progress hold the exit up, end the process anyway.
+        asyncio.get_running_loop().call_later(
+            5.0, lambda: ray.kill(ray.get_runtime_context().current_actor, no_restart=True))
+
+    # -- internals: bookkeeping -------------------------------------------
+
+    def _record(self, type: str, **fields: Any) -> None:
+        self._seq += 1
+        event = {"seq": self._seq, "time": time.time(), "supervisor": self._name,
+                 "type": type, **fields}
+        self._events.append(event)
+        for waiter in list(self._waiters):
+            want_type, want_child, future = waiter
+            if not future.done() and self._matches(event, want_type, want_child):
+                future.set_result(event)
+        for subscriber in list(self._subscribers):
+            ref = subscriber.on_supervisor_event.remote(event)  # submitted in event order
+            task = self._spawn(self._deliver(subscriber, ref, event["type"]))
+            self._deliveries.add(task)
+            task.add_done_callback(self._deliveries.discard)
+
+    async def _flush_deliveries(self, timeout: float = 3.0) -> None:
+        """Let subscribers receive the events recorded so far (before an exit)."""
+        if self._deliveries:
+            await asyncio.wait(list(self._deliveries), timeout=timeout)
+
+    async def _deliver(self, subscriber: ActorHandle, ref: Any, event_type: str) -> None:
+        try:
+            await ref
+        except RayActorError:
+            if subscriber in self._subscribers:
+                self._subscribers.remove(subscriber)
+        except Exception:
+            logger.exception("subscriber failed on event %s", event_type)
+
+    @staticmethod
+    def _matches(event: dict[str, Any], type: str, child_id: str | None) -> bool:
+        return event["type"] == type and (child_id is None or event.get("child_id") == child_id)
+
+    def _mark_terminated(self, child_id: str) -> None:
+        self._discard_spare(child_id)
+        self._core.child_terminated(child_id)
+        if not self._core.has_child(child_id):  # a temporary child is removed
+            self._drop_spec(child_id)
+
+    def _forget(self, child_id: str) -> None:
+        if self._core.has_child(child_id) and not self._core.is_running(child_id):
+            self._core.remove_child(child_id)
+        self._drop_spec(child_id)
+
+    def _drop_spec(self, child_id: str) -> None:
+        self._discard_spare(child_id)
+        if self._specs.pop(child_id, None) is not None:
+            self._restarts.pop(child_id, None)
+            self._record("child_removed", child_id=child_id)
+
+    def _require_active(self) -> None:
+        if self._stopped or self._core.escalated:
+            raise ClusterError(f"supervisor {self._name!r} is stopping; it takes no more "
+                               "requests")
+
+    def _spawn(self, coroutine: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("supervisor %s: background task failed: %r", self._name,
+                           task.exception())
+
+    @staticmethod
+    async def _ref(ref: Any) -> Any:
+        return await ref
+
+    @staticmethod
+    async def _swallow(ref: Any) -> None:
+        # graceful_stop's own reply is not needed: until_stopped reports the end.
+        with contextlib.suppress(Exception):
+            await ref
+
+
+__all__ = [
+    "DEFAULT_SUPERVISOR_SHUTDOWN",
+    "DEFAULT_WORKER_SHUTDOWN",
+    "ActorFactory",
+    "ChildSpec",
+    "SupervisedActor",
+    "Supervisor",
+    "SupervisorEscalated",
+]

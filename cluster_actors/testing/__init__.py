@@ -1,0 +1,2 @@
+"""Testing tools that are part of the public API: the deterministic simulator,
+the Raft invariants and the linearizability checker."""

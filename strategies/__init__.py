@@ -1,0 +1,1 @@
+"""Plug-in failover, partition and sync strategies for cluster_actors."""

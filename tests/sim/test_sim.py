@@ -1,0 +1,112 @@
+"""Seeded whole-cluster simulations: every invariant at every step, liveness
+after healing, linearizable client histories, exact replay, and proof that
+the checks catch deliberately broken variants."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+
+import pytest
+
+from cluster_actors.core.raft import RaftOptions
+from cluster_actors.testing.linearizability import KVModel, Verdict, check_operations
+from cluster_actors.testing.sim import FAULT_KINDS, RunResult, run_seed
+from cluster_actors.testing.sim_network import PARTITION_SHAPES, partition_groups
+
+SWEEP_SEEDS = int(os.environ.get("SIM_SWEEP_SEEDS", "1000"))
+SWEEP_STEPS = 1000
+
+
+def _check_seed(seed: int) -> tuple[int, str | None, int, int]:
+    result = run_seed(seed, nodes=5, steps=SWEEP_STEPS, faults=FAULT_KINDS)
+    if not result.ok:
+        return seed, str(result.violation), result.committed, len(result.operations)
+    verdict = check_operations(KVModel(), result.operations, timeout=10).verdict
+    if verdict is not Verdict.LINEARIZABLE:
+        return seed, f"history is {verdict.value}", result.committed, len(result.operations)
+    return seed, None, result.committed, len(result.operations)
+
+
+def test_sweep_of_seeds_with_all_faults_finds_no_violation() -> None:
+    """1,000 seeds x 1,000 steps on 5 nodes with partitions of every shape,
+    crash-restarts, message loss/duplication/delay and membership changes."""
+    with ProcessPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+        outcomes = list(pool.map(_check_seed, range(SWEEP_SEEDS), chunksize=16))
+    failures = [(seed, why) for seed, why, _, _ in outcomes if why]
+    assert not failures, f"failing seeds (replay with run_seed(seed)): {failures[:10]}"
+    assert sum(c for _, _, c, _ in outcomes) > 50 * SWEEP_SEEDS, "too little was committed"
+    assert sum(n for _, _, _, n in outcomes) > 50 * SWEEP_SEEDS, "too few client operations"
+
+
+def _fingerprint(result: RunResult) -> tuple[object, ...]:
+    return (result.committed, result.leaders, result.messages, result.ticks_to_recover,
+            [(o.client_id, o.input, o.call_time, o.return_time, repr(o.output))
+             for o in result.operations])
+
+
+def test_a_seed_replays_exactly() -> None:
+    assert _fingerprint(run_seed(7, steps=400)) == _fingerprint(run_seed(7, steps=400))
+    assert _fingerprint(run_seed(7, steps=400)) != _fingerprint(run_seed(8, steps=400))
+
+
+@pytest.mark.parametrize("faults", [(), ("partition",), ("crash",), ("network",),
+                                    ("reconfigure",)])
+def test_each_fault_kind_alone_keeps_safety_and_liveness(faults: tuple[str, ...]) -> None:
+    for seed in range(30):
+        result = run_seed(seed, faults=faults, steps=600)
+        assert result.ok, f"seed {seed}: {result.violation}"
+        assert result.ticks_to_recover >= 0
+
+
+def test_without_faults_every_operation_completes() -> None:
+    result = run_seed(1, faults=(), steps=500)
+    assert result.ok
+    assert result.leaders == 1, "a fault-free run must keep its first leader"
+    assert all(op.return_time is not None for op in result.operations)
+    assert check_operations(KVModel(), result.operations).ok
+
+
+# A small 3-node cluster with frequent faults and one entry per append message
+# makes the races these bugs need likely; the seed ranges below are fixed, so
+# the outcome is deterministic.
+_BUG_RUN = dict(nodes=3, fault_rate=0.1, faults=("crash", "partition", "network"),
+                options=RaftOptions(election_tick=10, heartbeat_tick=2,
+                                    max_entries_per_message=1))
+
+
+def test_forgetting_the_persisted_vote_is_caught() -> None:
+    caught = [r.violation.invariant for s in range(60)
+              if not (r := run_seed(s, bug="forget_vote", **_BUG_RUN)).ok]
+    assert caught, "restarting with a forgotten vote must break an invariant"
+    assert "Election Safety" in caught
+
+
+def test_committing_old_term_entries_by_counting_replicas_is_caught() -> None:
+    caught = [r.violation.invariant for s in range(40)
+              if not (r := run_seed(s, bug="commit_old_term", **_BUG_RUN)).ok]
+    assert caught, "the Figure 8 commit bug must break an invariant"
+
+
+def test_correct_variant_passes_the_same_adversarial_runs() -> None:
+    for seed in range(60):
+        result = run_seed(seed, **_BUG_RUN)
+        assert result.ok, f"seed {seed}: {result.violation}"
+
+
+@pytest.mark.parametrize("shape", PARTITION_SHAPES)
+def test_partition_shapes(shape: str) -> None:
+    import random
+
+    nodes = ["n1", "n2", "n3", "n4", "n5"]
+    groups = partition_groups(shape, nodes, random.Random(3), leader="n2")
+    covered = set().union(*groups)
+    assert covered == set(nodes)
+    if shape == "isolate_leader":
+        assert {"n2"} in groups
+    if shape == "majorities_ring":
+        assert all(len(g) == 3 for g in groups), "each node must see a bare majority"
+        assert len({frozenset(g) for g in groups}) == 5, "the majorities must differ"
+    if shape == "bridge":
+        a, b = groups
+        assert len(a & b) == 1, "exactly one node bridges the two sides"
