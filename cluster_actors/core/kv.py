@@ -19,7 +19,7 @@ import hashlib
 import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from .raft_types import Entry, EntryKind
 
@@ -48,6 +48,9 @@ class Command:
     seq: int
     op: tuple[Any, ...]
     ack_below: int = 0
+
+    def __reduce__(self) -> tuple[Any, ...]:  # compact and fast to pickle
+        return (Command, (self.client_id, self.seq, self.op, self.ack_below))
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,14 +82,21 @@ class InvalidCommand(ValueError):
     """A command whose op is malformed; it is rejected identically on every replica."""
 
 
-def validate_op(op: Any) -> None:
-    """Raise :class:`InvalidCommand` unless ``op`` is well formed."""
-    if not isinstance(op, tuple) or not op or op[0] not in OPS:
+_ARITY = {"put": 3, "get": 2, "cas": 4, "delete": 2, "txn": 4}
+
+
+def validate_op(op: Any, extra_ops: dict[str, int] | None = None) -> None:
+    """Raise :class:`InvalidCommand` unless ``op`` is well formed.
+    ``extra_ops`` maps the op names a subclass adds to their arity."""
+    arities = {**_ARITY, **(extra_ops or {})}
+    if not isinstance(op, tuple) or not op or op[0] not in arities:
         raise InvalidCommand(f"unknown operation {op!r}: expected a tuple whose first item "
-                             f"is one of {', '.join(OPS)}")
-    arity = {"put": 3, "get": 2, "cas": 4, "delete": 2, "txn": 4}[op[0]]
+                             f"is one of {', '.join(arities)}")
+    arity = arities[op[0]]
     if len(op) != arity:
         raise InvalidCommand(f"{op[0]} takes {arity - 1} arguments, got {len(op) - 1}: {op!r}")
+    if op[0] not in _ARITY:
+        return
     if op[0] == "txn":
         for compare in op[1]:
             if len(compare) != 3 or compare[1] not in _FIELDS:
@@ -112,7 +122,13 @@ class _Session:
 
 class KVStateMachine:
     """Deterministic: replicas that apply the same entries in the same order
-    hold equal state and return equal results."""
+    hold equal state and return equal results.
+
+    Subclasses add operations by listing them in ``EXTRA_OPS`` (name ->
+    arity) and implementing :meth:`execute_extra`; they share the sessions.
+    """
+
+    EXTRA_OPS: ClassVar[dict[str, int]] = {}
 
     def __init__(self, max_sessions: int = 10_000) -> None:
         self.data: dict[str, KeyValue] = {}
@@ -143,8 +159,9 @@ class KVStateMachine:
         if command.seq < session.floor or command.seq in session.results:
             return session.results.get(command.seq), True
         try:
-            validate_op(command.op)
-            result: Any = self._execute(command.op)
+            validate_op(command.op, self.EXTRA_OPS)
+            result: Any = (self.execute_extra(command.op) if command.op[0] in self.EXTRA_OPS
+                           else self._execute(command.op))
         except InvalidCommand as error:
             result = error
         session.results[command.seq] = result
@@ -158,6 +175,10 @@ class KVStateMachine:
         while len(self.sessions) > self.max_sessions:
             oldest = min(self.sessions, key=lambda c: self.sessions[c].last_index)
             del self.sessions[oldest]
+
+    def execute_extra(self, op: tuple[Any, ...]) -> Any:
+        """Execute an op listed in ``EXTRA_OPS`` (subclasses override)."""
+        raise InvalidCommand(f"operation {op[0]!r} is not implemented")
 
     def _execute(self, op: tuple[Any, ...]) -> KVResult:
         kind, key = op[0], op[1]

@@ -195,6 +195,12 @@ class Ready:
     A Ready is drained when handed out: the node assumes it is carried out
     before the next call to ``step``/``tick``/``propose`` returns control to
     the protocol (the simulator and the consensus actor both do so).
+
+    One relaxation (Raft thesis §10.2.1): what a *leader* sends to replicate
+    (``APPEND``, ``HEARTBEAT``, ``SNAPSHOT``, ``TIMEOUT_NOW``) vouches for
+    nothing of its own durable state, so :meth:`split_messages` lets the
+    shell send those first and write its disk while followers write theirs,
+    provided the persist completes before the node steps anything else.
     """
 
     hard_state: HardState | None = None
@@ -212,3 +218,44 @@ class Ready:
 
     def must_persist(self) -> bool:
         return bool(self.hard_state or self.entries or self.snapshot)
+
+    def split_messages(self) -> tuple[list[Message], list[Message]]:
+        """``(send_before_persist, send_after_persist)``: see the class doc."""
+        early = [m for m in self.messages if m.type in _REPLICATION_TYPES]
+        if len(early) == len(self.messages):
+            return early, []
+        return early, [m for m in self.messages if m.type not in _REPLICATION_TYPES]
+
+
+_REPLICATION_TYPES = frozenset({MessageType.APPEND, MessageType.HEARTBEAT,
+                                MessageType.SNAPSHOT, MessageType.TIMEOUT_NOW})
+
+
+def validate_message(message: object) -> str | None:
+    """Why ``message`` is not a well-formed Raft message, or None if it is.
+
+    Transports drop (and count) what this rejects, so that a malformed or
+    hostile peer can never feed the protocol garbage.
+    """
+    if not isinstance(message, Message):
+        return f"not a Message: {type(message).__name__}"
+    if not isinstance(message.type, MessageType):
+        return f"unknown message type {message.type!r}"
+    if not (isinstance(message.src, str) and isinstance(message.dst, str)):
+        return "src and dst must be node ids"
+    for name in ("term", "index", "log_term", "commit", "reject_hint", "context"):
+        value = getattr(message, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            return f"{name} must be a non-negative integer, got {value!r}"
+    if not isinstance(message.entries, tuple):
+        return "entries must be a tuple"
+    expected = message.index + 1
+    for entry in message.entries:
+        if not isinstance(entry, Entry) or not isinstance(entry.kind, EntryKind):
+            return "entries must be Entry values"
+        if entry.index != expected or entry.term > message.term or entry.term < 1:
+            return f"entry {entry.index}/{entry.term} out of sequence"
+        expected += 1
+    if message.type is MessageType.SNAPSHOT and not isinstance(message.snapshot, Snapshot):
+        return "a snapshot message without a snapshot"
+    return None

@@ -1,0 +1,148 @@
+"""What every component actor shares: identity, options, an event stream with
+subscriptions, a transport to the same component on peer nodes, timers,
+access to sibling components on the same node, and the fault filter.
+
+A component is written as::
+
+    @ray.remote(num_cpus=0, max_restarts=0)
+    class HeartbeatActor(ComponentActor):
+        component = "heartbeat"
+
+        async def on_start(self) -> None:      # build the core, start timers
+            self.every(self.options.heartbeat_interval / 1000, self._beat)
+
+        async def receive(self, cluster, src, messages) -> None:   # peers' batches
+            for message in self.transport.accept(cluster, src, messages, validate):
+                ...
+
+All component actors take the same constructor arguments, so ``node.py`` can
+build every child spec the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import ray
+
+from ..errors import ClusterError
+from ..options import ClusterOptions
+from ..runtime.events import EventStream
+from ..runtime.naming import actor_name, namespace
+from ..runtime.supervisor import SupervisedActor
+from ..runtime.transport import FaultFilter, Transport
+
+logger = logging.getLogger(__name__)
+
+
+class ComponentActor(SupervisedActor):
+    """Base of the component actors (see the module doc)."""
+
+    component: str = "component"
+    uses_transport: bool = True
+
+    def __init__(self, cluster: str, node_id: str, voters: list[str],
+                 options: dict[str, Any], initial_config: dict[str, Any] | None = None,
+                 join: bool = False) -> None:
+        self.cluster = cluster
+        self.node_id = node_id
+        self.voters = list(voters)
+        self.options = ClusterOptions.parse(options)
+        self.initial_config = initial_config or {}
+        self.join = join
+        self.events = EventStream(f"{node_id}:{self.component}")
+        self.transport: Transport = None  # type: ignore[assignment]
+        self._timers: list[asyncio.Task[None]] = []
+        self._siblings: dict[str, Any] = {}
+        self.started = False
+
+    # ----------------------------------------------------------- lifecycle
+    async def on_activate(self) -> None:
+        if self.uses_transport:
+            self.transport = Transport(self.cluster, self.node_id, self.component,
+                                       self.voters, on_peer_death=self.on_peer_death)
+        await self.on_start()
+        self.started = True
+        self.events.publish("started", node=self.node_id)
+
+    async def on_start(self) -> None:
+        """Hook: build the core and start timers."""
+
+    async def on_stop(self) -> None:
+        for task in self._timers:
+            task.cancel()
+        if self.transport is not None:
+            self.transport.close()
+
+    def on_peer_death(self, peer: str) -> None:
+        """Hook: the same component on ``peer`` died."""
+
+    def every(self, seconds: float | Callable[[], float],
+              callback: Callable[[], Awaitable[None] | None]) -> asyncio.Task[None]:
+        """Run ``callback`` every ``seconds`` (a number or a function giving the
+        next interval, for adaptive periods) until the actor stops."""
+
+        async def loop() -> None:
+            while True:
+                delay = seconds() if callable(seconds) else seconds
+                await asyncio.sleep(delay)
+                try:
+                    result = callback()
+                    if asyncio.iscoroutine(result):
+                        await result
+                except Exception:
+                    logger.exception("%s timer of %s failed", self.component, self.node_id)
+
+        task = asyncio.get_running_loop().create_task(loop())
+        self._timers.append(task)
+        return task
+
+    def sibling(self, component: str) -> Any:
+        """The handle of another component of this node (resolved by name)."""
+        handle = self._siblings.get(component)
+        if handle is None:
+            try:
+                handle = ray.get_actor(actor_name(self.cluster, self.node_id, component),
+                                       namespace=namespace(self.cluster))
+            except ValueError:
+                raise ClusterError(f"{component} of node {self.node_id} is not running") from None
+            self._siblings[component] = handle
+        return handle
+
+    def forget_sibling(self, component: str) -> None:
+        self._siblings.pop(component, None)
+
+    def require_started(self) -> None:
+        if not self.started:
+            raise ClusterError(f"{self.component} of node {self.node_id} is still starting; "
+                               "retry in a moment")
+
+    # -------------------------------------------------------- common calls
+    async def events_since(self, since: int = 0) -> list[dict[str, Any]]:
+        return self.events.since(since)
+
+    async def wait_events(self, since: int = 0, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Long-poll: events after ``since``, waiting up to ``timeout`` s for one."""
+        return await self.events.wait(since, timeout)
+
+    async def subscribe(self, subscriber: Any) -> None:
+        """Push every event to ``subscriber.on_event(event)`` (a Ray actor handle).
+        Driver-side clients turn local callbacks into a long-poll on ``wait_events``."""
+        self.events.subscribe(subscriber)
+
+    async def unsubscribe(self, subscriber: Any) -> bool:
+        return self.events.unsubscribe(subscriber)
+
+    async def set_faults(self, blocked: list[str] | None = None, drop_rate: float = 0.0,
+                         delay_ms: float = 0.0) -> dict[str, Any]:
+        """Chaos: block peers both ways, drop or delay this component's messages."""
+        if self.transport is None:
+            return {}
+        self.transport.faults = FaultFilter(set(blocked or ()), drop_rate, delay_ms)
+        return self.transport.faults.describe()
+
+    async def transport_stats(self) -> dict[str, int]:
+        return dict(self.transport.stats) if self.transport is not None else {}

@@ -1,0 +1,489 @@
+"""The consensus component: a thin Ray shell around the pure Raft core.
+
+It owns one :class:`~cluster_actors.core.raft.RaftNode`, drives ``tick()``
+from a timer, feeds it the message batches peers send, and carries out each
+``Ready`` in the contract's order: persist to SQLite, then send (one Ray call
+per peer), then apply to the replicated state machine and answer clients.
+
+Client commands arrive in batches (:meth:`ConsensusActor.submit`); commands
+and messages that arrive in the same event-loop turn are handled by one
+``Ready``, so a burst of proposals becomes one append per follower. When the
+transport sees the leader's actor die, the follower forgets the leader's
+lease and campaigns after a short randomized delay: failover takes
+milliseconds plus one pre-vote and one vote round trip, not an election
+timeout.
+
+Writes on a follower raise :class:`~cluster_actors.errors.NotLeader` naming
+the leader; the client library redirects (it does not forward).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import random
+import time
+from collections import Counter
+from typing import Any
+
+import ray
+
+from ..core.cluster_state import ClusterStateMachine
+from ..core.kv import Command
+from ..core.raft import ProposalDropped, RaftNode
+from ..core.raft_types import (
+    ConfChange,
+    ConfChangeType,
+    EntryKind,
+    Ready,
+    Role,
+    validate_message,
+)
+from ..errors import CoordinationTimeout, NotLeader
+from ..options import ClusterOptions
+from ..runtime.events import EventStream
+from ..runtime.storage import RaftStorage, node_database_path
+from ..runtime.supervisor import SupervisedActor
+from ..runtime.transport import FaultFilter, Transport
+
+logger = logging.getLogger(__name__)
+
+
+class ConsensusCore:
+    """Everything of the consensus component except the Ray actor wrapper,
+    so the ``per_node`` placement can host it inside another actor."""
+
+    def __init__(self, cluster: str, node_id: str, voters: list[str],
+                 options: dict[str, Any], initial_config: dict[str, Any] | None = None,
+                 join: bool = False) -> None:
+        self.cluster = cluster
+        self.node_id = node_id
+        self.initial_voters = list(voters)
+        self.options = ClusterOptions.parse(options)
+        self.initial_config = initial_config
+        self.join = join
+        self.events = EventStream(f"{node_id}:consensus")
+        self.stats: Counter[str] = Counter()
+        self._waiters: dict[tuple[str, int], asyncio.Future[Any]] = {}
+        self._reads: dict[int, tuple[asyncio.Future[int], float]] = {}
+        self._read_ids = itertools.count(1)
+        self.propose_seq = itertools.count(1)
+        self._process_scheduled = False
+        self._tick_task: asyncio.Task[None] | None = None
+        self._commit_latencies: list[float] = []
+        self._propose_times: dict[tuple[str, int], float] = {}
+        self.leader_changes = 0
+        self.started_at = time.time()
+        self.raft: RaftNode | None = None  # type: ignore[assignment]
+
+    @property
+    def started(self) -> bool:
+        return self.raft is not None
+
+    def require_started(self) -> None:
+        if self.raft is None:
+            raise NotLeader(self.node_id, None, f"node {self.node_id!r} is still starting; "
+                            "retry in a moment")
+
+    # ------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        self.storage = RaftStorage(
+            node_database_path(self.options.data_root(), self.cluster, self.node_id),
+            synchronous="FULL" if self.options.fsync else "NORMAL",
+            cluster_id=self.cluster, node_id=self.node_id)
+        rng = random.Random(hash((self.node_id, time.time_ns())))
+        raft_options = self.options.raft_options()
+        self.sm = ClusterStateMachine(self.initial_config)
+        if self.storage.is_empty():
+            voters = [] if self.join else self.initial_voters
+            self.raft = RaftNode.bootstrap(self.node_id, voters, options=raft_options, rng=rng)
+            recovered = False
+        else:
+            state = self.storage.load()
+            self.raft = RaftNode(self.node_id, hard_state=state.hard_state,
+                                 snapshot=state.snapshot, entries=state.entries,
+                                 options=raft_options, rng=rng)
+            self.sm.restore(state.snapshot.data)
+            recovered = True
+        self.transport = Transport(self.cluster, self.node_id, "consensus",
+                                   self._peers(), on_peer_death=self._peer_died)
+        self._process()
+        self.events.publish("started", recovered=recovered, term=self.raft.term,
+                            commit=self.raft.commit, last_index=self.raft.log.last_index)
+        self._tick_task = asyncio.get_running_loop().create_task(self._tick_loop())
+
+    async def stop(self) -> None:
+        if self.raft is None:
+            return
+        if self._tick_task:
+            self._tick_task.cancel()
+        self.transport.close()
+        self._fail_waiters(NotLeader(self.node_id, None, "the node is stopping; retry on "
+                                     "another node"))
+        self.storage.close()
+
+    def _peers(self) -> set[str]:
+        return set(self.raft.conf.members) | set(self.initial_voters)
+
+    async def _tick_loop(self) -> None:
+        interval = self.options.tick_ms / 1000
+        next_tick = time.monotonic()
+        while True:
+            next_tick += interval
+            await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
+            if time.monotonic() - next_tick > 10 * interval:
+                next_tick = time.monotonic()  # we were paused: do not catch up in a burst
+            self.raft.tick()
+            self._expire_reads()
+            self._process()
+
+    # ------------------------------------------------------------- messages
+    def receive(self, cluster: Any, src: Any, messages: Any) -> None:
+        if self.raft is None:
+            return  # still starting: peers retransmit
+        for message in self.transport.accept(cluster, src, messages, self._validate):
+            self.raft.step(message)
+        self._schedule_process()
+
+    def _validate(self, message: Any) -> str | None:
+        reason = validate_message(message)
+        if reason is None and message.dst != self.node_id:
+            reason = f"addressed to {message.dst!r}"
+        return reason
+
+    def _peer_died(self, peer: str) -> None:
+        self.events.publish("peer_died", peer=peer, leader=self.raft.lead)
+        if peer == self.raft.lead and self.raft.role is not Role.LEADER:
+            self.raft.report_leader_lost()
+            self._schedule_process()
+
+    # --------------------------------------------------------------- clients
+    async def submit(self, commands: list[Command], timeout: float = 5.0) -> list[Any]:
+        """Propose a batch of commands; results in the same order once applied."""
+        self.require_started()
+        if self.raft.role is not Role.LEADER:
+            raise NotLeader(self.node_id, self.raft.lead)
+        loop = asyncio.get_running_loop()
+        futures = []
+        now = time.perf_counter()
+        for command in commands:
+            key = (command.client_id, command.seq)
+            future = self._waiters.get(key)
+            if future is None or future.done():
+                future = self._waiters[key] = loop.create_future()
+            futures.append(future)
+            self._propose_times.setdefault(key, now)
+        try:
+            self.raft.propose_batch(commands)
+        except ProposalDropped:
+            for command in commands:
+                self._waiters.pop((command.client_id, command.seq), None)
+            raise
+        self.stats["proposed"] += len(commands)
+        self._schedule_process()
+        try:
+            return await asyncio.wait_for(asyncio.gather(*futures), timeout)
+        except asyncio.TimeoutError:
+            raise CoordinationTimeout(
+                f"{len(commands)} command(s) not applied within {timeout} s on leader "
+                f"{self.node_id}: the outcome is unknown; retry with the same sequence "
+                f"numbers (they are applied at most once)") from None
+        finally:
+            for command in commands:
+                key = (command.client_id, command.seq)
+                if self._waiters.get(key) is not None and self._waiters[key].done():
+                    del self._waiters[key]
+
+    async def read(self, keys: list[str], timeout: float = 5.0) -> list[Any]:
+        """Linearizable reads (ReadIndex): the values of ``keys`` as KeyValue or None."""
+        self.require_started()
+        if self.raft.role is not Role.LEADER:
+            raise NotLeader(self.node_id, self.raft.lead)
+        context = next(self._read_ids)
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._reads[context] = (future, time.monotonic() + timeout)
+        self.raft.read_index(context)
+        self._schedule_process()
+        try:
+            await future
+        finally:
+            self._reads.pop(context, None)
+        return [self.sm.get(key) for key in keys]
+
+    def _expire_reads(self) -> None:
+        now = time.monotonic()
+        for context, (future, deadline) in list(self._reads.items()):
+            if now > deadline and not future.done():
+                future.set_exception(CoordinationTimeout(
+                    f"read not confirmed by a quorum within its timeout on {self.node_id}"))
+                del self._reads[context]
+
+    # ---------------------------------------------------------- the Ready loop
+    def _schedule_process(self) -> None:
+        if not self._process_scheduled:
+            self._process_scheduled = True
+            asyncio.get_running_loop().call_soon(self._process)
+
+    def _process(self) -> None:
+        self._process_scheduled = False
+        ready = self.raft.ready()
+        if ready.is_empty():
+            return
+        early, late = ready.split_messages()
+        if early:
+            self.transport.send(early)  # followers write their disks while we write ours
+        if ready.must_persist():
+            self.storage.persist(ready)
+        if late:
+            self.transport.send(late)
+        self._apply(ready)
+        if (self.raft.applied - self.raft.log.snapshot.index >= self.options.snapshot_every
+                and self.sm.applied_index == self.raft.applied):
+            self.raft.compact(self.sm.snapshot())
+            self._schedule_process()
+
+    def _apply(self, ready: Ready) -> None:
+        if ready.snapshot is not None and ready.restore_snapshot:
+            self.sm.restore(ready.snapshot.data)
+            self.events.publish("snapshot_installed", index=ready.snapshot.index)
+        now = time.perf_counter()
+        conf_changed = False
+        for entry in ready.committed_entries:
+            if entry.index <= self.sm.applied_index:
+                continue
+            result, _duplicate = self.sm.apply(entry)
+            if entry.kind is EntryKind.CONFIG:
+                conf_changed = True
+            elif isinstance(entry.data, Command):
+                key = (entry.data.client_id, entry.data.seq)
+                started = self._propose_times.pop(key, None)
+                if started is not None:
+                    self._commit_latencies.append(now - started)
+                    if len(self._commit_latencies) > 10_000:
+                        del self._commit_latencies[:5_000]
+                future = self._waiters.get(key)
+                if future is not None and not future.done():
+                    future.set_result(result)
+        self.stats["applied"] += len(ready.committed_entries)
+        for change in self.sm.take_config_changes():
+            self.events.publish("config_changed", version=change.version,
+                                kind=change.kind.value, changed_keys=list(change.changed_keys))
+        if conf_changed:
+            self.transport.set_peers(self._peers())
+            self.events.publish("membership_changed", voters=sorted(self.raft.conf.voters),
+                                learners=sorted(self.raft.conf.learners))
+        for read_state in ready.read_states:
+            pending = self._reads.get(read_state.context)
+            if pending is not None and not pending[0].done():
+                pending[0].set_result(read_state.index)
+        if ready.soft_state is not None:
+            self._on_soft_state(ready)
+
+    def _on_soft_state(self, ready: Ready) -> None:
+        soft = ready.soft_state
+        assert soft is not None
+        self.leader_changes += 1
+        self.events.publish("leader_changed", leader=soft.leader, role=soft.role.value,
+                            term=self.raft.term)
+        if soft.role is not Role.LEADER:
+            self._fail_waiters(NotLeader(self.node_id, soft.leader))
+
+    def _fail_waiters(self, error: Exception) -> None:
+        for future in self._waiters.values():
+            if not future.done():
+                future.set_exception(error)
+        self._waiters.clear()
+        self._propose_times.clear()
+        for future, _deadline in self._reads.values():
+            if not future.done():
+                future.set_exception(error)
+        self._reads.clear()
+
+    # ---------------------------------------------------------- admin calls
+    def status(self) -> dict[str, Any]:
+        if self.raft is None:
+            return {"id": self.node_id, "role": "starting", "term": 0, "leader": None,
+                    "commit": 0, "applied": 0, "last_index": 0, "voters": [],
+                    "learners": [], "state_hash": None}
+        status = self.raft.status()
+        latencies = sorted(self._commit_latencies[-2000:])
+        status.update({
+            "cluster": self.cluster, "revision": self.sm.revision,
+            "state_hash": self.sm.state_hash(), "config_version": self.sm.config.version,
+            "transport": dict(self.transport.stats), "faults": self.transport.faults.describe(),
+            "stats": dict(self.stats), "leader_changes": self.leader_changes,
+            "commit_latency_p50_ms": latencies[len(latencies) // 2] * 1000 if latencies else None,
+            "commit_latency_p99_ms": (latencies[int(len(latencies) * 0.99)] * 1000
+                                      if latencies else None),
+            "pid": os.getpid(), "ray_node_id": ray.get_runtime_context().get_node_id(),
+        })
+        return status
+
+    def force_election(self) -> None:
+        self.require_started()
+        self.raft.force_election()
+        self._schedule_process()
+
+    def step_down(self, successor: str | None = None) -> str | None:
+        self.require_started()
+        target = self.raft.step_down(successor)
+        self._schedule_process()
+        return target
+
+    def transfer_leadership(self, target: str) -> None:
+        self.require_started()
+        self.raft.transfer_leadership(target)
+        self._schedule_process()
+
+    async def change_membership(self, changes: list[tuple[str, str]],
+                                timeout: float = 10.0) -> dict[str, Any]:
+        """Apply membership changes (``("add_voter"|"add_learner"|"remove", node)``)
+        through joint consensus; returns the new configuration once applied."""
+        change = ConfChange(tuple((ConfChangeType(kind), node) for kind, node in changes))
+        self.require_started()
+        if self.raft.role is not Role.LEADER:
+            raise NotLeader(self.node_id, self.raft.lead)
+        index = self.raft.propose_conf_change(change)
+        self._schedule_process()
+        deadline = time.monotonic() + timeout
+        while self.raft.applied < index or self.raft.conf.joint:
+            if time.monotonic() > deadline:
+                raise CoordinationTimeout(f"membership change {changes} not applied within "
+                                          f"{timeout} s")
+            await asyncio.sleep(self.options.tick_ms / 1000)
+        return {"voters": sorted(self.raft.conf.voters),
+                "learners": sorted(self.raft.conf.learners)}
+
+    def set_faults(self, blocked: list[str] | None = None, drop_rate: float = 0.0,
+                   delay_ms: float = 0.0) -> dict[str, Any]:
+        self.require_started()
+        self.transport.faults = FaultFilter(set(blocked or ()), drop_rate, delay_ms)
+        return self.transport.faults.describe()
+
+    def snapshot_now(self) -> int:
+        """Compact the log at the applied index now (the seed's snapshotting)."""
+        self.require_started()
+        if self.sm.applied_index == self.raft.applied:
+            self.raft.compact(self.sm.snapshot())
+            self._schedule_process()
+        return self.raft.log.snapshot.index
+
+    def kv_items(self, prefix: str = "") -> list[Any]:
+        self.require_started()
+        return self.sm.range(prefix)
+
+    def config_store(self) -> Any:
+        self.require_started()
+        return self.sm.config
+
+    def log_entries(self, start: int = 0) -> dict[str, Any]:
+        """This node's log (for offline invariant checks in chaos runs)."""
+        self.require_started()
+        log = self.raft.log
+        first = max(start, log.first_index)
+        entries = log.entries_from(first) if first <= log.last_index else []
+        return {"snapshot_index": log.snapshot.index, "snapshot_term": log.snapshot.term,
+                "commit": self.raft.commit, "term": self.raft.term,
+                "entries": [(e.index, e.term, e.kind.value, e.data) for e in entries]}
+
+
+@ray.remote(num_cpus=0, max_restarts=0)
+class ConsensusActor(SupervisedActor):
+    """The consensus component of one node, as a supervised async Ray actor.
+
+    Besides the protocol calls it offers the seed's Consensus Module API:
+    ``propose``, ``vote``, ``get_leader``, ``get_status``, ``force_election``,
+    ``step_down``, ``get_current_term``, ``subscribe``, ``unsubscribe``.
+    """
+
+    def __init__(self, cluster: str, node_id: str, voters: list[str],
+                 options: dict[str, Any], initial_config: dict[str, Any] | None = None,
+                 join: bool = False) -> None:
+        self.core = ConsensusCore(cluster, node_id, voters, options, initial_config, join)
+
+    async def on_activate(self) -> None:
+        await self.core.start()
+
+    async def on_stop(self) -> None:
+        await self.core.stop()
+
+    # protocol ------------------------------------------------------------
+    async def receive(self, cluster: Any, src: Any, messages: Any) -> None:
+        self.core.receive(cluster, src, messages)
+
+    async def submit(self, commands: list[Command], timeout: float = 5.0) -> list[Any]:
+        return await self.core.submit(commands, timeout)
+
+    async def read(self, keys: list[str], timeout: float = 5.0) -> list[Any]:
+        return await self.core.read(keys, timeout)
+
+    async def status(self) -> dict[str, Any]:
+        return self.core.status()
+
+    async def events(self, since: int = 0) -> list[dict[str, Any]]:
+        return self.core.events.since(since)
+
+    async def wait_events(self, since: int = 0, timeout: float = 10.0) -> list[dict[str, Any]]:
+        return await self.core.events.wait(since, timeout)
+
+    async def set_faults(self, blocked: list[str] | None = None, drop_rate: float = 0.0,
+                         delay_ms: float = 0.0) -> dict[str, Any]:
+        return self.core.set_faults(blocked, drop_rate, delay_ms)
+
+    async def transfer_leadership(self, target: str) -> None:
+        self.core.transfer_leadership(target)
+
+    async def change_membership(self, changes: list[tuple[str, str]],
+                                timeout: float = 10.0) -> dict[str, Any]:
+        return await self.core.change_membership(changes, timeout)
+
+    async def snapshot_now(self) -> int:
+        return self.core.snapshot_now()
+
+    async def kv_items(self, prefix: str = "") -> list[Any]:
+        return self.core.kv_items(prefix)
+
+    async def config_store(self) -> Any:
+        return self.core.config_store()
+
+    async def log_entries(self, start: int = 0) -> dict[str, Any]:
+        return self.core.log_entries(start)
+
+    # the seed's Consensus Module API --------------------------------------
+    async def propose(self, command: Any, timeout: float = 5.0) -> dict[str, Any]:
+        """Propose one kv operation tuple (or a Command); returns its result."""
+        if not isinstance(command, Command):
+            command = Command(f"propose-{self.core.node_id}-{os.getpid()}",
+                              next(self.core.propose_seq), tuple(command))
+        [result] = await self.core.submit([command], timeout)
+        return {"ref": (command.client_id, command.seq), "result": result}
+
+    async def vote(self, proposal_id: Any, vote: bool, voter: str) -> None:
+        """Raft decides by log replication; explicit proposal votes exist for
+        configuration approval, which the coordinator handles."""
+        raise NotImplementedError("votes on proposals are cast through the coordinator's "
+                                  "approve_config")
+
+    async def get_leader(self) -> str | None:
+        return self.core.raft.lead if self.core.started else None
+
+    async def get_status(self) -> dict[str, Any]:
+        return self.core.status()
+
+    async def force_election(self) -> None:
+        self.core.force_election()
+
+    async def step_down(self, successor: str | None = None) -> str | None:
+        return self.core.step_down(successor)
+
+    async def get_current_term(self) -> int:
+        self.core.require_started()
+        return self.core.raft.term
+
+    async def subscribe(self, subscriber: Any) -> None:
+        self.core.events.subscribe(subscriber)
+
+    async def unsubscribe(self, subscriber: Any) -> bool:
+        return self.core.events.unsubscribe(subscriber)

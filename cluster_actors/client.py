@@ -1,0 +1,346 @@
+"""Blocking clients for a running cluster: a generic proxy to any component
+actor, and the linearizable key-value client.
+
+:class:`ComponentClient` turns every remote method of a component actor into
+a blocking call (``client.get_status()``), re-resolving the actor by name if
+it was restarted by its supervisor.
+
+:class:`KVClient` writes through Raft with a client session: each command
+carries ``(client_id, seq)``, so a command retried after a timeout or a
+leader change is applied at most once. Concurrent callers are coalesced: a
+sender thread ships every command queued while the previous batch was in
+flight as one Ray call, with up to ``max_in_flight`` batches pipelined.
+Writes go to the leader; a follower answers ``NotLeader`` with the leader's id
+and the client redirects (writes are not forwarded between nodes).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+import ray
+from ray.exceptions import GetTimeoutError, RayActorError
+
+from .core.kv import Command, KeyValue, KVResult
+from .core.raft import ProposalDropped
+from .errors import ClusterError, CoordinationTimeout, NoQuorum, NotLeader
+from .runtime.naming import actor_name, namespace
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
+
+DEFAULT_TIMEOUT = 10.0
+
+
+def unwrap(error: BaseException) -> BaseException:
+    """The ClusterError inside a Ray task error, if any."""
+    cause = getattr(error, "cause", None)
+    if isinstance(cause, BaseException):
+        return cause
+    as_instance = getattr(error, "as_instanceof_cause", None)
+    if callable(as_instance):
+        try:
+            converted = as_instance()
+        except Exception:
+            return error
+        if isinstance(converted, ClusterError):
+            return converted
+    return error
+
+
+class ComponentClient:
+    """Blocking calls on one node's component actor, e.g.
+    ``cluster.node("n1").consensus.get_status()``."""
+
+    def __init__(self, cluster: str, node_id: str, component: str,
+                 timeout: float = DEFAULT_TIMEOUT) -> None:
+        self._cluster = cluster
+        self._node_id = node_id
+        self._component = component
+        self._timeout = timeout
+        self._handle: Any = None
+
+    @property
+    def handle(self) -> Any:
+        if self._handle is None:
+            self._handle = self._resolve(self._timeout)
+        return self._handle
+
+    def _resolve(self, timeout: float) -> Any:
+        name = actor_name(self._cluster, self._node_id, self._component)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return ray.get_actor(name, namespace=namespace(self._cluster))
+            except ValueError:
+                if time.monotonic() > deadline:
+                    raise ClusterError(
+                        f"no actor {name!r}: is the cluster {self._cluster!r} running and does "
+                        f"node {self._node_id!r} have a {self._component} component?") from None
+                time.sleep(0.05)
+
+    def call(self, method: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        """Call ``method`` and wait for its result; retried once on a fresh
+        handle if the actor died and was restarted meanwhile."""
+        timeout = self._timeout if timeout is None else timeout
+        for attempt in range(2):
+            handle = self.handle
+            try:
+                return ray.get(getattr(handle, method).remote(*args, **kwargs), timeout=timeout)
+            except GetTimeoutError:
+                raise CoordinationTimeout(
+                    f"{self._component}.{method} on {self._node_id} did not answer within "
+                    f"{timeout} s") from None
+            except RayActorError:
+                self._handle = None
+                if attempt:
+                    raise
+            except ray.exceptions.RayTaskError as error:
+                raise unwrap(error) from None
+        raise AssertionError("unreachable")
+
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        if method.startswith("_"):
+            raise AttributeError(method)
+
+        def remote_call(*args: Any, **kwargs: Any) -> Any:
+            return self.call(method, *args, **kwargs)
+
+        remote_call.__name__ = method
+        return remote_call
+
+    def __repr__(self) -> str:
+        return f"<{self._component} client of {self._cluster}:{self._node_id}>"
+
+
+class KVClient:
+    """Linearizable key-value operations through Raft (see the module doc).
+
+    ``put``/``cas``/``delete``/``txn`` return when the command is applied on
+    the leader; ``get`` is a ReadIndex read confirmed by a quorum.
+    """
+
+    def __init__(self, cluster: Cluster, max_in_flight: int = 8, max_batch: int = 2048,
+                 timeout: float = DEFAULT_TIMEOUT) -> None:
+        self._cluster = cluster
+        self.client_id = f"kv-{uuid.uuid4().hex[:12]}"
+        self.timeout = timeout
+        self.max_in_flight = max_in_flight
+        self.max_batch = max_batch
+        self._seq = itertools.count(1)
+        self._lock = threading.Condition()
+        self._queue: list[tuple[Command, Future[Any], float]] = []
+        self._outstanding: set[int] = set()
+        self._outstanding_heap: list[int] = []
+        self._in_flight: dict[Any, tuple[str, list[tuple[Command, Future[Any], float]]]] = {}
+        self._leader: str | None = None
+        self._sender: threading.Thread | None = None
+        self._closed = False
+
+    # ---------------------------------------------------------------- API
+    def put(self, key: str, value: Any, timeout: float | None = None) -> KVResult:
+        """Set ``key``; returns the result with the new revision."""
+        return self._wait(self.submit(("put", key, value)), timeout)
+
+    def cas(self, key: str, expected: Any, new: Any, timeout: float | None = None) -> bool:
+        """Set ``key`` to ``new`` only if its value is ``expected`` (None: absent)."""
+        return self._wait(self.submit(("cas", key, expected, new)), timeout).ok
+
+    def delete(self, key: str, timeout: float | None = None) -> bool:
+        """Delete ``key``; True if it existed."""
+        return self._wait(self.submit(("delete", key)), timeout).ok
+
+    def txn(self, compares: Iterable[tuple[str, str, Any]], success: Iterable[tuple[Any, ...]],
+            failure: Iterable[tuple[Any, ...]] = (), timeout: float | None = None) -> KVResult:
+        """Atomic compare-then-write (etcd's Txn): ``compares`` are
+        ``(key, field, value)``; ``ok`` tells which branch ran."""
+        op = ("txn", tuple(compares), tuple(success), tuple(failure))
+        return self._wait(self.submit(op), timeout)
+
+    def get(self, key: str, default: Any = None, timeout: float | None = None) -> Any:
+        """The value of ``key`` (linearizable), or ``default``."""
+        kv = self.get_kv(key, timeout)
+        return default if kv is None else kv.value
+
+    def get_kv(self, key: str, timeout: float | None = None) -> KeyValue | None:
+        """The record of ``key`` with its revisions (linearizable), or None."""
+        return self.get_many([key], timeout)[0]
+
+    def get_many(self, keys: list[str], timeout: float | None = None) -> list[KeyValue | None]:
+        return self._leader_call("read", keys, timeout=timeout)
+
+    def items(self, prefix: str = "") -> list[KeyValue]:
+        """All records whose key starts with ``prefix`` (read on the leader after a
+        ReadIndex round)."""
+        self._leader_call("read", [], timeout=None)
+        return self._leader_call("kv_items", prefix, timeout=None)
+
+    def submit(self, op: tuple[Any, ...]) -> Future[Any]:
+        """Queue one command; the future resolves to its KVResult. Commands
+        queued together travel in one Ray call."""
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._closed:
+                raise ClusterError("the kv client is closed")
+            seq = next(self._seq)
+            self._outstanding.add(seq)
+            heapq.heappush(self._outstanding_heap, seq)
+            command = Command(self.client_id, seq, op, self._ack_below())
+            self._queue.append((command, future, time.monotonic() + self.timeout))
+            self._ensure_sender()
+            self._lock.notify()
+        return future
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._lock.notify()
+
+    # ------------------------------------------------------------ helpers
+    def _ack_below(self) -> int:
+        """The lowest sequence number still awaiting its result (call with the lock)."""
+        heap = self._outstanding_heap
+        while heap and heap[0] not in self._outstanding:
+            heapq.heappop(heap)
+        return heap[0] if heap else next(self._seq)
+
+    def _wait(self, future: Future[Any], timeout: float | None) -> Any:
+        timeout = self.timeout if timeout is None else timeout
+        try:
+            result = future.result(timeout + 1.0)
+        except TimeoutError:
+            raise CoordinationTimeout(f"command not acknowledged within {timeout} s; its "
+                                      f"outcome is unknown") from None
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def _leader_call(self, method: str, *args: Any, timeout: float | None) -> Any:
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        last_error: BaseException | None = None
+        while time.monotonic() < deadline:
+            leader = self._leader or self._cluster.find_leader(timeout=deadline - time.monotonic())
+            if leader is None:
+                break
+            handle = self._cluster._consensus_handle(leader)
+            try:
+                return ray.get(getattr(handle, method).remote(*args),
+                               timeout=max(0.1, deadline - time.monotonic()))
+            except (RayActorError, GetTimeoutError) as error:
+                last_error = error
+                self._leader = None
+                self._cluster._forget_handle(leader)
+            except ray.exceptions.RayTaskError as error:
+                cause = unwrap(error)
+                if isinstance(cause, NotLeader):
+                    self._leader = cause.leader_id
+                    last_error = cause
+                    if cause.leader_id is None:
+                        time.sleep(0.02)
+                    continue
+                raise cause from None
+            else:
+                self._leader = leader
+        if isinstance(last_error, NotLeader) or last_error is None:
+            raise NoQuorum(f"no leader answered within {timeout} s: the cluster may have lost "
+                           f"its quorum; restore nodes or heal the partition") from None
+        raise CoordinationTimeout(f"{method} did not complete within {timeout} s "
+                                  f"({last_error})") from None
+
+    def _ensure_sender(self) -> None:
+        if self._sender is None or not self._sender.is_alive():
+            self._sender = threading.Thread(target=self._send_loop, daemon=True,
+                                            name=f"{self.client_id}-sender")
+            self._sender.start()
+
+    def _send_loop(self) -> None:
+        while True:
+            with self._lock:
+                while not self._closed and not self._in_flight and not self._queue:
+                    self._lock.wait(1.0)
+                if self._closed and not self._queue and not self._in_flight:
+                    return
+                batch: list[tuple[Command, Future[Any], float]] = []
+                if len(self._in_flight) < self.max_in_flight and self._queue:
+                    batch = self._queue[:self.max_batch]
+                    del self._queue[:len(batch)]
+            if batch:
+                self._dispatch(batch)
+            if self._in_flight:
+                ready, _ = ray.wait(list(self._in_flight), num_returns=1, timeout=0.05)
+                for ref in ready:
+                    self._complete(ref)
+            self._expire()
+
+    def _dispatch(self, batch: list[tuple[Command, Future[Any], float]]) -> None:
+        leader = self._leader
+        if leader is None:
+            leader = self._cluster.find_leader(timeout=0.5)
+        if leader is None:
+            self._requeue(batch, delay=0.02)
+            return
+        self._leader = leader
+        handle = self._cluster._consensus_handle(leader)
+        ref = handle.submit.remote([c for c, _, _ in batch], self.timeout)
+        self._in_flight[ref] = (leader, batch)
+
+    def _complete(self, ref: Any) -> None:
+        leader, batch = self._in_flight.pop(ref)
+        try:
+            results = ray.get(ref)
+        except RayActorError:
+            self._leader = None
+            self._cluster._forget_handle(leader)
+            self._requeue(batch, delay=0.0)
+            return
+        except ray.exceptions.RayTaskError as error:
+            cause = unwrap(error)
+            if isinstance(cause, NotLeader):
+                self._leader = cause.leader_id
+                self._requeue(batch, delay=0.0 if cause.leader_id else 0.02)
+                return
+            if isinstance(cause, (CoordinationTimeout, ProposalDropped)):
+                self._leader = None
+                self._requeue(batch, delay=0.01)
+                return
+            for _, future, _ in batch:
+                self._resolve(future, cause)
+            return
+        for (command, future, _), result in zip(batch, results, strict=True):
+            with self._lock:
+                self._outstanding.discard(command.seq)
+            self._resolve(future, result)
+
+    def _requeue(self, batch: list[tuple[Command, Future[Any], float]], delay: float) -> None:
+        if delay:
+            time.sleep(delay)
+        with self._lock:
+            ack = self._ack_below()
+            self._queue[:0] = [(Command(c.client_id, c.seq, c.op, min(ack, c.seq)), f, d)
+                               for c, f, d in batch]
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            expired = [item for item in self._queue if item[2] < now]
+            if expired:
+                self._queue = [item for item in self._queue if item[2] >= now]
+                for command, _, _ in expired:
+                    self._outstanding.discard(command.seq)
+        for command, future, _ in expired:
+            self._resolve(future, CoordinationTimeout(
+                f"command {command.op[0]} on {command.op[1]!r} was not acknowledged within "
+                f"{self.timeout} s; its outcome is unknown"))
+
+    @staticmethod
+    def _resolve(future: Future[Any], result: Any) -> None:
+        if not future.done():
+            future.set_result(result)

@@ -1,0 +1,308 @@
+"""``Cluster``: start, attach to, inspect and shut down a coordination cluster.
+
+A cluster is a root supervisor (one_for_one) over one supervisor per logical
+node, each supervising that node's component actors. ``Cluster.start`` runs it
+on the local Ray (calling ``ray.init()`` if needed); ``Cluster.attach`` finds
+a cluster already running on a Ray cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from typing import Any
+
+import ray
+from pydantic import BaseModel
+
+from .client import DEFAULT_TIMEOUT, ComponentClient, KVClient, unwrap
+from .core.supervision import Strategy, SupervisorFlags
+from .errors import ClusterError, CoordinationTimeout, ValidationFailed
+from .node import NodePlan, node_supervisor_spec
+from .options import ClusterOptions
+from .runtime.naming import (
+    COMPONENTS,
+    actor_name,
+    check_name,
+    namespace,
+    registry_name,
+    root_supervisor_name,
+)
+from .runtime.registry import ClusterRegistry
+from .runtime.supervisor import Supervisor
+
+# Ray destroys a non-detached actor once every handle to it is gone, so the
+# process that starts a cluster keeps its root handles until shutdown().
+_OWNED: dict[str, tuple[Any, Any]] = {}
+
+
+class NodeStatus(BaseModel):
+    """One node as seen by ``Cluster.status()``."""
+
+    node_id: str
+    reachable: bool
+    role: str | None = None
+    term: int | None = None
+    leader: str | None = None
+    commit: int | None = None
+    applied: int | None = None
+    last_index: int | None = None
+    voters: list[str] = []
+    learners: list[str] = []
+    state_hash: str | None = None
+    ray_node_id: str | None = None
+    extra: dict[str, Any] = {}
+
+
+class ClusterStatus(BaseModel):
+    """The whole cluster at one moment."""
+
+    name: str
+    leader: str | None
+    term: int
+    nodes: list[NodeStatus]
+
+    @property
+    def healthy(self) -> bool:
+        return self.leader is not None and all(n.reachable for n in self.nodes)
+
+
+class NodeHandle:
+    """Blocking clients for each component of one node."""
+
+    def __init__(self, cluster: str, node_id: str, timeout: float) -> None:
+        self.node_id = node_id
+        for component in COMPONENTS:
+            setattr(self, component, ComponentClient(cluster, node_id, component, timeout))
+
+    def __repr__(self) -> str:
+        return f"<node {self.node_id}>"
+
+
+class Cluster:
+    """A handle on a running cluster (see the module doc)."""
+
+    def __init__(self, name: str, node_ids: list[str], options: ClusterOptions,
+                 timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.name = name
+        self.node_ids = list(node_ids)
+        self.options = options
+        self.timeout = timeout
+        self.namespace = namespace(name)
+        self._handles: dict[str, Any] = {}
+        self._kv: KVClient | None = None
+
+    # ------------------------------------------------------------ lifecycle
+    @classmethod
+    def start(cls, name: str = "demo", nodes: int | list[str] = 3,
+              options: ClusterOptions | dict[str, Any] | None = None, *,
+              ray_nodes: list[str] | None = None, fresh: bool = True,
+              wait: bool = True, **ray_init: Any) -> Cluster:
+        """Start a cluster of ``nodes`` logical nodes (a count or a list of ids).
+
+        Calls ``ray.init(**ray_init)`` if Ray is not running. ``ray_nodes``
+        pins logical node i to Ray node ``ray_nodes[i % len]``.
+        ``fresh`` wipes durable state a previous cluster of this name left.
+        With ``wait``, returns once a leader is elected.
+        """
+        check_name("cluster", name)
+        opts = ClusterOptions.parse(options)
+        node_ids = ([f"n{i + 1}" for i in range(nodes)] if isinstance(nodes, int)
+                    else [check_name("node", n) for n in nodes])
+        if not node_ids or len(set(node_ids)) != len(node_ids):
+            raise ValidationFailed([("nodes", "give a positive count or distinct node ids")])
+        if not ray.is_initialized():
+            ray_init.setdefault("include_dashboard", False)
+            ray_init.setdefault("log_to_driver", False)
+            ray.init(**ray_init)
+        ns = namespace(name)
+        with contextlib.suppress(ValueError):
+            ray.get_actor(registry_name(name), namespace=ns)
+            raise ClusterError(f"a cluster named {name!r} is already running: attach to it "
+                               f"with Cluster.attach({name!r}) or shut it down first")
+        if fresh:
+            shutil.rmtree(opts.resolved_data_dir(name), ignore_errors=True)
+        plans = [NodePlan(name, node_id, node_ids, opts,
+                          ray_nodes[i % len(ray_nodes)] if ray_nodes else None)
+                 for i, node_id in enumerate(node_ids)]
+        lifetime = {"lifetime": "detached"} if opts.detached else {}
+        registry = ClusterRegistry.options(
+            name=registry_name(name), namespace=ns, num_cpus=0, **lifetime).remote(
+            name, node_ids, opts.model_dump(), {p.node_id: p.ray_node_id for p in plans})
+        flags = SupervisorFlags(Strategy.ONE_FOR_ONE, opts.supervisor_intensity,
+                                opts.supervisor_period)
+        root = Supervisor.options(name=root_supervisor_name(name), namespace=ns, num_cpus=0,
+                                  max_restarts=0, **lifetime).remote(
+            flags, [node_supervisor_spec(p) for p in plans], name=root_supervisor_name(name))
+        cluster = cls(name, node_ids, opts)
+        _OWNED[name] = (registry, root)
+        try:
+            ray.get(root.start_children.remote(), timeout=120 + 10 * len(node_ids))
+            ray.get(registry.set_root.remote(root))
+            if wait:
+                cluster.wait_for_leader(timeout=60)
+        except BaseException:
+            cluster.shutdown()
+            raise
+        return cluster
+
+    @classmethod
+    def attach(cls, name: str, address: str | None = "auto", timeout: float = DEFAULT_TIMEOUT
+               ) -> Cluster:
+        """A handle on cluster ``name`` already running on the Ray cluster at
+        ``address`` (``"auto"``: the one this machine belongs to)."""
+        if not ray.is_initialized():
+            try:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False)
+            except ConnectionError as error:
+                raise ClusterError(f"no Ray cluster reachable at {address!r}: start one with "
+                                   f"`ray start --head` or pass its address ({error})") from None
+        try:
+            registry = ray.get_actor(registry_name(name), namespace=namespace(name))
+        except ValueError:
+            raise ClusterError(f"no cluster named {name!r} runs on this Ray cluster; start it "
+                               f"with Cluster.start({name!r}) or `cluster-actors up`") from None
+        info = ray.get(registry.info.remote(), timeout=timeout)
+        return cls(name, info["node_ids"], ClusterOptions.parse(info["options"]), timeout)
+
+    def shutdown(self) -> None:
+        """Stop every actor of the cluster (children in reverse start order)."""
+        if self._kv is not None:
+            self._kv.close()
+        ns = self.namespace
+        for actor in (root_supervisor_name(self.name),):
+            with contextlib.suppress(Exception):
+                root = ray.get_actor(actor, namespace=ns)
+                ray.get(root.stop.remote(), timeout=60)
+        with contextlib.suppress(Exception):
+            ray.kill(ray.get_actor(root_supervisor_name(self.name), namespace=ns))
+        # anything left behind (a node whose supervisor died mid-stop) is killed
+        for node_id in self.node_ids:
+            for component in (*COMPONENTS, "supervisor"):
+                with contextlib.suppress(Exception):
+                    ray.kill(ray.get_actor(actor_name(self.name, node_id, component),
+                                           namespace=ns))
+        with contextlib.suppress(Exception):
+            ray.kill(ray.get_actor(registry_name(self.name), namespace=ns))
+        _OWNED.pop(self.name, None)
+        self._handles.clear()
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.shutdown()
+
+    # --------------------------------------------------------------- access
+    def node(self, node_id: str) -> NodeHandle:
+        if node_id not in self.node_ids:
+            raise ValidationFailed([("node_id", f"unknown node {node_id!r}; nodes are "
+                                                f"{', '.join(self.node_ids)}")])
+        return NodeHandle(self.name, node_id, self.timeout)
+
+    def coordinator(self, node_id: str) -> Any:
+        return self.node(node_id).coordinator
+
+    @property
+    def kv(self) -> KVClient:
+        """The linearizable key-value store (one shared client session)."""
+        if self._kv is None:
+            self._kv = KVClient(self)
+        return self._kv
+
+    def _consensus_handle(self, node_id: str) -> Any:
+        handle = self._handles.get(node_id)
+        if handle is None:
+            handle = ray.get_actor(actor_name(self.name, node_id, "consensus"),
+                                   namespace=self.namespace)
+            self._handles[node_id] = handle
+        return handle
+
+    def _forget_handle(self, node_id: str) -> None:
+        self._handles.pop(node_id, None)
+
+    # --------------------------------------------------------------- status
+    def _statuses(self, timeout: float = 2.0) -> dict[str, dict[str, Any] | None]:
+        refs = {}
+        for node_id in self.node_ids:
+            try:
+                refs[node_id] = self._consensus_handle(node_id).status.remote()
+            except ValueError:
+                refs[node_id] = None
+        out: dict[str, dict[str, Any] | None] = {}
+        deadline = time.monotonic() + timeout
+        for node_id, ref in refs.items():
+            if ref is None:
+                out[node_id] = None
+                continue
+            try:
+                out[node_id] = ray.get(ref, timeout=max(0.05, deadline - time.monotonic()))
+            except Exception:
+                self._forget_handle(node_id)
+                out[node_id] = None
+        return out
+
+    def find_leader(self, timeout: float = 2.0) -> str | None:
+        """The node that leads in the highest term any node reports, or None."""
+        deadline = time.monotonic() + timeout
+        while True:
+            statuses = self._statuses(timeout=min(2.0, max(0.1, deadline - time.monotonic())))
+            leaders = [(s["term"], node) for node, s in statuses.items()
+                       if s and s["role"] == "leader"]
+            if leaders:
+                return max(leaders)[1]
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.01)
+
+    def leader(self) -> str | None:
+        """The current leader's node id, or None (no waiting)."""
+        return self.find_leader(timeout=0)
+
+    def wait_for_leader(self, timeout: float = 30.0) -> str:
+        """Block until a leader is elected; its node id."""
+        leader = self.find_leader(timeout=timeout)
+        if leader is None:
+            raise CoordinationTimeout(f"no leader elected within {timeout} s: check that a "
+                                      f"majority of {self.node_ids} is running and connected")
+        return leader
+
+    def status(self) -> ClusterStatus:
+        statuses = self._statuses()
+        nodes = []
+        for node_id in self.node_ids:
+            s = statuses.get(node_id)
+            if s is None:
+                nodes.append(NodeStatus(node_id=node_id, reachable=False))
+                continue
+            nodes.append(NodeStatus(
+                node_id=node_id, reachable=True, role=s["role"], term=s["term"],
+                leader=s["leader"], commit=s["commit"], applied=s["applied"],
+                last_index=s["last_index"], voters=s["voters"], learners=s["learners"],
+                state_hash=s["state_hash"], ray_node_id=s.get("ray_node_id"),
+                extra={"commit_latency_p50_ms": s.get("commit_latency_p50_ms")}))
+        leaders = [(n.term or 0, n.node_id) for n in nodes if n.role == "leader"]
+        term = max((n.term or 0 for n in nodes), default=0)
+        return ClusterStatus(name=self.name, leader=max(leaders)[1] if leaders else None,
+                             term=term, nodes=nodes)
+
+    def supervisor(self, node_id: str | None = None) -> ComponentClient:
+        """Blocking client of the root supervisor (or a node's supervisor)."""
+        return ComponentClient(self.name, node_id or "", "supervisor") if node_id else \
+            _RootClient(self.name, "", "root")
+
+    def __repr__(self) -> str:
+        return f"<Cluster {self.name!r} nodes={self.node_ids}>"
+
+
+class _RootClient(ComponentClient):
+    def _resolve(self, timeout: float) -> Any:
+        try:
+            return ray.get_actor(root_supervisor_name(self._cluster),
+                                 namespace=namespace(self._cluster))
+        except ValueError:
+            raise ClusterError(f"cluster {self._cluster!r} has no root supervisor") from None
+
+
+__all__ = ["Cluster", "ClusterStatus", "NodeHandle", "NodeStatus", "unwrap"]

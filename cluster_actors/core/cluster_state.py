@@ -1,0 +1,53 @@
+"""The state machine a cluster replicates: the key-value store plus the
+versioned cluster configuration, both changed only by committed log entries,
+so every node sees the same keys and switches config (strategies included)
+at the same log index."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any, ClassVar
+
+from ..errors import ClusterError
+from .config import ConfigChange, ConfigStore
+from .kv import KVStateMachine
+
+
+class ClusterStateMachine(KVStateMachine):
+    """``("config", record)`` applies a :class:`~.config.ConfigVersion`
+    record (as a dict) prepared by the leader; its result is the
+    :class:`~.config.ConfigChange`, or the error if the record does not fit
+    (a concurrent change took its version), identically on every replica."""
+
+    EXTRA_OPS: ClassVar[dict[str, int]] = {"config": 2}
+
+    def __init__(self, initial_config: dict[str, Any] | None = None,
+                 max_sessions: int = 10_000) -> None:
+        super().__init__(max_sessions)
+        self.initial_config = initial_config
+        self.config = ConfigStore(initial_config)
+        self.config_changes: list[ConfigChange] = []
+
+    def execute_extra(self, op: tuple[Any, ...]) -> Any:
+        try:
+            change = self.config.apply(op[1])
+        except ClusterError as error:
+            return error
+        if change is not None:
+            self.config_changes.append(change)
+        return change
+
+    def take_config_changes(self) -> list[ConfigChange]:
+        """Changes applied since the last call (for hot-reload announcements)."""
+        changes, self.config_changes = self.config_changes, []
+        return changes
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps((super().snapshot(), self.config), protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, blob: bytes | None) -> None:
+        if blob is None:
+            self.__init__(self.initial_config, self.max_sessions)  # type: ignore[misc]
+            return
+        kv_blob, self.config = pickle.loads(blob)
+        super().restore(kv_blob)

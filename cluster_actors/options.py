@@ -1,0 +1,113 @@
+"""``ClusterOptions``: every knob of a running cluster, validated up front.
+
+Times are milliseconds, as in the seed's configuration. The defaults suit a
+laptop: a 20 ms Raft tick, elections after 200-400 ms of silence (a dead
+leader's actor is noticed within milliseconds anyway), failure-detector
+heartbeats every second.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .core.raft import RaftOptions
+from .errors import ValidationFailed
+
+
+class ClusterOptions(BaseModel):
+    """Options of a cluster; unknown keys are rejected with the valid ones listed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tick_ms: int = Field(20, ge=1, le=10_000, description="Raft logical tick")
+    election_timeout: int = Field(
+        200, ge=10, description="ms without a leader before a pre-vote (randomized up to 2x)")
+    raft_heartbeat_ms: int = Field(40, ge=1, description="leader heartbeat period")
+    heartbeat_interval: int = Field(
+        1000, ge=10, description="failure-detector heartbeat period (seed: heartbeat_interval)")
+    phi_threshold: float = Field(8.0, gt=0)
+    acceptable_heartbeat_pause: int = Field(3000, ge=0, description="ms, as Akka's")
+    monitors_per_node: int = Field(9, ge=1, description="k: how many nodes watch each node")
+    quorum: int | None = Field(None, ge=1, description="static quorum; None = majority")
+    sync_strategy: str = "anti_entropy"
+    partition_strategy: str = "majority_side"
+    failover_strategy: str = "automatic"
+    sync_interval: int = Field(2000, ge=10, description="ms between anti-entropy rounds")
+    placement: Literal["per_component", "per_node"] = "per_component"
+    data_dir: str | None = Field(None, description="where each node keeps its SQLite file")
+    fsync: bool = Field(
+        True, description="fsync the Raft log before acknowledging (SQLite synchronous=FULL); "
+                          "False survives process crashes but not power loss, and is faster")
+    snapshot_every: int = Field(10_000, ge=10, description="applied entries between snapshots")
+    max_batch: int = Field(1024, ge=1, description="entries per append message")
+    supervisor_intensity: int = Field(10, ge=0)
+    supervisor_period: float = Field(10.0, gt=0)
+    detached: bool = Field(False, description="actors outlive the driver (for `cluster-actors up`)")
+    prometheus_port: int | None = Field(None, ge=0, le=65535)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_timing(self) -> ClusterOptions:
+        if self.election_timeout < 3 * self.raft_heartbeat_ms:
+            raise ValueError(f"election_timeout ({self.election_timeout} ms) must be at least "
+                             f"3x raft_heartbeat_ms ({self.raft_heartbeat_ms} ms)")
+        if self.raft_heartbeat_ms < self.tick_ms:
+            raise ValueError(f"raft_heartbeat_ms ({self.raft_heartbeat_ms}) must be >= tick_ms "
+                             f"({self.tick_ms})")
+        return self
+
+    @classmethod
+    def parse(cls, options: ClusterOptions | dict[str, Any] | None = None,
+              **overrides: Any) -> ClusterOptions:
+        """Validate ``options`` (a ClusterOptions, a dict, or keywords);
+        raise :class:`ValidationFailed` with field paths on bad input."""
+        data: dict[str, Any] = {}
+        if isinstance(options, ClusterOptions):
+            data = options.model_dump()
+        elif options:
+            data = dict(options)
+        data.update(overrides)
+        try:
+            parsed = cls(**data)
+        except ValidationError as error:
+            raise ValidationFailed(
+                [(".".join(str(p) for p in e["loc"]) or "options", _message(e))
+                 for e in error.errors()]) from None
+        parsed.check_strategies()
+        return parsed
+
+    def check_strategies(self) -> None:
+        """Raise UnknownStrategy if a strategy name is not installed (an
+        import path ``"package.module:Class"`` is checked when loaded)."""
+        import strategies
+
+        from .errors import UnknownStrategy
+
+        for kind in ("failover", "partition", "sync"):
+            name = getattr(self, f"{kind}_strategy")
+            available = strategies.available(kind)
+            if name not in available and not strategies.is_import_path(name):
+                raise UnknownStrategy(kind, name, available)
+
+    def raft_options(self) -> RaftOptions:
+        return RaftOptions(
+            election_tick=max(2, round(self.election_timeout / self.tick_ms)),
+            heartbeat_tick=max(1, round(self.raft_heartbeat_ms / self.tick_ms)),
+            max_entries_per_message=self.max_batch)
+
+    def data_root(self) -> str:
+        return self.data_dir or os.path.join(tempfile.gettempdir(), "cluster_actors")
+
+    def resolved_data_dir(self, cluster: str) -> str:
+        return os.path.join(self.data_root(), cluster)
+
+
+def _message(error: dict[str, Any]) -> str:
+    if error.get("type") == "extra_forbidden":
+        valid = ", ".join(sorted(ClusterOptions.model_fields))
+        return f"unknown option; valid options are: {valid}"
+    return str(error.get("msg", "invalid"))

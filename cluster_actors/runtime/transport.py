@@ -1,0 +1,214 @@
+"""Node-to-node messages between the same component on different nodes.
+
+One :class:`Transport` lives inside each component actor. It
+
+* batches: :meth:`Transport.send` takes every message produced by one
+  protocol step, groups them per destination and makes **one** Ray call per
+  peer carrying all of them (heartbeats, entries and acknowledgements ride
+  together);
+* resolves peers by name (``<cluster>:<node>:<component>``) and re-resolves
+  them after a restart;
+* watches peers: for each it keeps one outstanding ``until_stopped`` call
+  that fails within milliseconds when the peer's actor dies, and reports the
+  death (the consensus actor uses this to start a pre-vote at once instead of
+  waiting for an election timeout);
+* validates what arrives: a batch from another cluster, from an unknown
+  sender or holding malformed messages is dropped and counted, never applied;
+* applies the :class:`FaultFilter` the chaos layer sets: blocked peers in
+  either direction, a drop rate and an added delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+
+from .naming import actor_name, namespace
+
+logger = logging.getLogger(__name__)
+
+RESOLVE_RETRY_SECONDS = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+
+
+@dataclass
+class FaultFilter:
+    """Faults injected on one node's links (set by the chaos layer)."""
+
+    blocked: set[str] = field(default_factory=set)
+    drop_rate: float = 0.0
+    delay_ms: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        if not 0.0 <= self.drop_rate <= 1.0:
+            raise ValueError(f"drop_rate must be within [0, 1], got {self.drop_rate}")
+        if self.delay_ms < 0:
+            raise ValueError(f"delay_ms must be >= 0, got {self.delay_ms}")
+
+    def passes(self, peer: str) -> bool:
+        if peer in self.blocked:
+            return False
+        return not (self.drop_rate and self.rng.random() < self.drop_rate)
+
+    def describe(self) -> dict[str, Any]:
+        return {"blocked": sorted(self.blocked), "drop_rate": self.drop_rate,
+                "delay_ms": self.delay_ms}
+
+
+class Transport:
+    """Messages of one component to the same component on peer nodes.
+
+    ``method`` is the remote method peers receive batches on; it is called as
+    ``method(cluster, src, messages)``. ``on_peer_death(peer)`` is called
+    when a watched peer's actor dies.
+    """
+
+    def __init__(self, cluster: str, node_id: str, component: str, peers: Iterable[str],
+                 method: str = "receive",
+                 on_peer_death: Callable[[str], None] | None = None) -> None:
+        self.cluster = cluster
+        self.node_id = node_id
+        self.component = component
+        self.method = method
+        self.namespace = namespace(cluster)
+        self.on_peer_death = on_peer_death
+        self.faults = FaultFilter()
+        self.handles: dict[str, Any] = {}
+        self.peers: set[str] = set()
+        self._watch_tasks: dict[str, asyncio.Task[None]] = {}
+        self._resolving: set[str] = set()
+        self.stats: Counter[str] = Counter()
+        self._closed = False
+        self.set_peers(peers)
+
+    # -------------------------------------------------------------- peers
+    def set_peers(self, peers: Iterable[str]) -> None:
+        new = set(peers) - {self.node_id}
+        for gone in self.peers - new:
+            self.handles.pop(gone, None)
+            task = self._watch_tasks.pop(gone, None)
+            if task:
+                task.cancel()
+        added = new - self.peers
+        self.peers = new
+        for peer in added:
+            self._schedule_resolve(peer, 0.0)
+
+    def _schedule_resolve(self, peer: str, delay: float) -> None:
+        if peer in self._resolving or self._closed:
+            return
+        self._resolving.add(peer)
+        asyncio.get_running_loop().create_task(self._resolve(peer, delay))
+
+    async def _resolve(self, peer: str, delay: float) -> None:
+        try:
+            if delay:
+                await asyncio.sleep(delay)
+            for backoff in (*RESOLVE_RETRY_SECONDS, *[1.0] * 1000):
+                if peer not in self.peers or self._closed:
+                    return
+                try:
+                    handle = ray.get_actor(actor_name(self.cluster, peer, self.component),
+                                           namespace=self.namespace)
+                except ValueError:
+                    await asyncio.sleep(backoff)
+                    continue
+                self.handles[peer] = handle
+                self._watch(peer, handle)
+                return
+        finally:
+            self._resolving.discard(peer)
+
+    def _watch(self, peer: str, handle: Any) -> None:
+        old = self._watch_tasks.pop(peer, None)
+        if old:
+            old.cancel()
+        self._watch_tasks[peer] = asyncio.get_running_loop().create_task(
+            self._await_death(peer, handle))
+
+    async def _await_death(self, peer: str, handle: Any) -> None:
+        try:
+            await handle.until_stopped.remote()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            pass
+        if self.handles.get(peer) is handle:
+            del self.handles[peer]
+        self.stats["peer_deaths"] += 1
+        if self.on_peer_death is not None and not self._closed:
+            try:
+                self.on_peer_death(peer)
+            except Exception:
+                logger.exception("peer death handler failed for %s", peer)
+        self._schedule_resolve(peer, RESOLVE_RETRY_SECONDS[0])
+
+    # ------------------------------------------------------------ sending
+    def send(self, messages: Sequence[Any], dst_of: Callable[[Any], str] = lambda m: m.dst
+             ) -> None:
+        """Send ``messages``: one Ray call per destination peer."""
+        batches: dict[str, list[Any]] = {}
+        for message in messages:
+            batches.setdefault(dst_of(message), []).append(message)
+        for dst, batch in batches.items():
+            self.send_batch(dst, batch)
+
+    def send_batch(self, dst: str, batch: list[Any]) -> None:
+        if not self.faults.passes(dst):
+            self.stats["dropped_out"] += len(batch)
+            return
+        handle = self.handles.get(dst)
+        if handle is None:
+            self.stats["unresolved"] += len(batch)
+            if dst in self.peers:
+                self._schedule_resolve(dst, 0.0)
+            return
+        self.stats["calls"] += 1
+        self.stats["sent"] += len(batch)
+        if self.faults.delay_ms:
+            asyncio.get_running_loop().call_later(
+                self.faults.delay_ms / 1000, self._call, handle, batch)
+        else:
+            self._call(handle, batch)
+
+    def _call(self, handle: Any, batch: list[Any]) -> None:
+        getattr(handle, self.method).remote(self.cluster, self.node_id, batch)
+
+    # ---------------------------------------------------------- receiving
+    def accept(self, cluster: Any, src: Any, messages: Any,
+               validate: Callable[[Any], str | None]) -> list[Any]:
+        """The messages of an incoming batch that may be applied.
+
+        A batch from another cluster or a blocked peer is dropped whole; each
+        message ``validate`` rejects (returning a reason) is dropped alone.
+        Drops are counted in :attr:`stats`.
+        """
+        if cluster != self.cluster or not isinstance(messages, list):
+            self.stats["dropped_foreign"] += 1
+            return []
+        if not isinstance(src, str) or src in self.faults.blocked:
+            self.stats["dropped_in"] += len(messages)
+            return []
+        accepted = []
+        for message in messages:
+            reason = validate(message)
+            if reason is None:
+                accepted.append(message)
+            else:
+                self.stats["dropped_malformed"] += 1
+                logger.debug("dropped a malformed message from %s: %s", src, reason)
+        return accepted
+
+    def close(self) -> None:
+        self._closed = True
+        for task in self._watch_tasks.values():
+            task.cancel()
+        self._watch_tasks.clear()

@@ -1,0 +1,400 @@
+"""Prometheus metrics and OpenTelemetry spans for cluster_actors.
+
+Prometheus: a :class:`PrometheusExporter` owns its own ``CollectorRegistry``
+(several exporters in one process never collide), turns each
+:class:`~cluster_actors.core.monitoring.NodeObservation` into gauge, counter
+and histogram values labelled ``cluster`` and ``node``, and serves
+``/metrics`` over HTTP, bound to localhost unless told otherwise.
+
+OpenTelemetry: :func:`configure_tracing` installs a module-level
+``TracerProvider`` (never the process-global one, which OpenTelemetry lets a
+process set only once), exporting to the console, to memory (tests), to an
+OTLP collector (when ``opentelemetry-exporter-otlp`` is installed), or
+nowhere. :func:`span` and the helpers :func:`election_span`,
+:func:`config_change_span`, :func:`sync_span`, :func:`supervisor_restart_span`
+and :func:`chaos_fault_span` open spans with the attributes ``term``, ``node``,
+``strategy``, ``bytes`` and friends. Until tracing is configured every span is
+a no-op.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, suppress
+from typing import IO, Any
+
+import prometheus_client
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from cluster_actors.core.monitoring import NodeObservation
+from cluster_actors.errors import ClusterError, ValidationFailed
+
+# ------------------------------------------------------------------ Prometheus
+
+#: Commit latency buckets, seconds: 0.5 ms to 5 s.
+COMMIT_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                          1.0, 2.5, 5.0)
+
+_LABELS = ("cluster", "node")
+_PEER_LABELS = ("cluster", "node", "peer")
+
+#: Observation totals that feed counters: field -> counter attribute.
+_TOTALS = {"elections_total": "elections", "config_changes_total": "config_changes",
+           "supervisor_restarts_total": "supervisor_restarts",
+           "sync_bytes_total": "sync_bytes"}
+
+
+class PrometheusExporter:
+    """Prometheus metrics of one or more nodes of cluster ``cluster``.
+
+    Counters grow either from the monotonic ``*_total`` fields of the
+    observations given to :meth:`update` (a total that went down, i.e. a
+    restarted component, counts as a reset) or from the ``count_*`` methods;
+    use one or the other per counter, not both. ``node`` is the default node
+    label for calls that do not name one.
+    """
+
+    def __init__(self, cluster: str = "default", node: str | None = None,
+                 registry: CollectorRegistry | None = None) -> None:
+        self.cluster = cluster
+        self.node = node
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.leader_changes = Counter("cluster_actors_leader_changes_total",
+                                      "Times a node saw a new leader", _LABELS, registry=r)
+        self.elections = Counter("cluster_actors_elections_total",
+                                 "Elections started", _LABELS, registry=r)
+        self.config_changes = Counter("cluster_actors_config_changes_total",
+                                      "Configuration changes applied", _LABELS, registry=r)
+        self.supervisor_restarts = Counter("cluster_actors_supervisor_restarts_total",
+                                           "Children restarted by the supervisor", _LABELS,
+                                           registry=r)
+        self.sync_bytes = Counter("cluster_actors_sync_bytes_total",
+                                  "Bytes moved by data sync rounds", _LABELS, registry=r)
+        self.has_leader = Gauge("cluster_actors_has_leader",
+                                "1 if the node knows a leader, else 0", _LABELS, registry=r)
+        self.term = Gauge("cluster_actors_term", "Current Raft term", _LABELS, registry=r)
+        self.commit_index = Gauge("cluster_actors_commit_index", "Raft commit index",
+                                  _LABELS, registry=r)
+        self.members = Gauge("cluster_actors_members", "Cluster members the node knows",
+                             _LABELS, registry=r)
+        self.alerts_active = Gauge("cluster_actors_alerts_active", "Alerts currently active",
+                                   _LABELS, registry=r)
+        self.phi = Gauge("cluster_actors_phi", "Phi accrual suspicion of a peer",
+                         _PEER_LABELS, registry=r)
+        self.health_score = Gauge("cluster_actors_health_score",
+                                  "Health score of a peer: 1 fresh, 0 failed", _PEER_LABELS,
+                                  registry=r)
+        self.commit_latency = Histogram("cluster_actors_commit_latency_seconds",
+                                        "Time from proposal to commit", _LABELS,
+                                        buckets=COMMIT_LATENCY_BUCKETS, registry=r)
+        self._last_leader: dict[str, str] = {}
+        self._totals: dict[tuple[str, str], int] = {}
+        self._peers: dict[str, set[str]] = {}
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------- inputs
+    def update(self, observation: NodeObservation | Mapping[str, Any]) -> None:
+        """Set every metric the observation knows (None fields are left alone)."""
+        o = NodeObservation.coerce(observation)
+        node = o.node_id
+        labels = (self.cluster, node)
+        if o.has_leader is not None:
+            self.has_leader.labels(*labels).set(1 if o.has_leader else 0)
+        for gauge, value in ((self.term, o.term), (self.commit_index, o.commit_index),
+                             (self.members, o.members)):
+            if value is not None:
+                gauge.labels(*labels).set(value)
+        if o.leader is not None and self._last_leader.get(node) != o.leader:
+            self._last_leader[node] = o.leader
+            self.leader_changes.labels(*labels).inc()
+        for field, attribute in _TOTALS.items():
+            total = getattr(o, field)
+            if total is None:
+                continue
+            previous = self._totals.get((node, field))
+            self._totals[(node, field)] = total
+            delta = total if previous is None or total < previous else total - previous
+            if delta:
+                getattr(self, attribute).labels(*labels).inc(delta)
+        if o.phi is not None:
+            self._set_peers(node, o.phi, o.health_scores or {})
+        for seconds in o.commit_latencies:
+            self.commit_latency.labels(*labels).observe(seconds)
+
+    def observe_commit_latency(self, seconds: float, node: str | None = None) -> None:
+        """Add one commit latency sample (seconds)."""
+        self.commit_latency.labels(self.cluster, self._node(node)).observe(seconds)
+
+    def set_alerts_active(self, count: int, node: str | None = None) -> None:
+        self.alerts_active.labels(self.cluster, self._node(node)).set(count)
+
+    def count_leader_change(self, node: str | None = None) -> None:
+        self.leader_changes.labels(self.cluster, self._node(node)).inc()
+
+    def count_election(self, node: str | None = None) -> None:
+        self.elections.labels(self.cluster, self._node(node)).inc()
+
+    def count_config_change(self, node: str | None = None) -> None:
+        self.config_changes.labels(self.cluster, self._node(node)).inc()
+
+    def count_supervisor_restart(self, node: str | None = None) -> None:
+        self.supervisor_restarts.labels(self.cluster, self._node(node)).inc()
+
+    def add_sync_bytes(self, nbytes: int, node: str | None = None) -> None:
+        self.sync_bytes.labels(self.cluster, self._node(node)).inc(nbytes)
+
+    # -------------------------------------------------------------- output
+    def render(self) -> str:
+        """The registry in the Prometheus text format (what ``/metrics`` serves)."""
+        return prometheus_client.generate_latest(self.registry).decode("utf-8")
+
+    def start_http_server(self, port: int = 0, addr: str = "127.0.0.1") -> tuple[str, int]:
+        """Serve ``/metrics`` on ``addr:port`` in a daemon thread; port 0 picks a free one.
+
+        Returns the bound ``(host, port)``. Raises :class:`ClusterError` if
+        this exporter is already serving.
+        """
+        if self._server is not None:
+            host, bound = self.address  # type: ignore[misc]
+            raise ClusterError(f"already serving metrics on {host}:{bound}: call stop() first")
+        started = prometheus_client.start_http_server(port, addr=addr, registry=self.registry)
+        self._server, self._thread = started
+        return self.address  # type: ignore[return-value]
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """The ``(host, port)`` being served, or None."""
+        if self._server is None:
+            return None
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    def stop(self) -> None:
+        """Stop serving and free the port; a no-op when not serving."""
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(timeout=5.0)
+
+    # ----------------------------------------------------------- internals
+    def _node(self, node: str | None) -> str:
+        node = node if node is not None else self.node
+        if node is None:
+            raise ValidationFailed([("node", "name the node or give the exporter a default "
+                                             "node")])
+        return node
+
+    def _set_peers(self, node: str, phi: Mapping[str, float],
+                   scores: Mapping[str, float]) -> None:
+        """Set phi and health score per peer; drop the series of peers gone since."""
+        for peer in self._peers.get(node, set()) - set(phi):
+            for gauge in (self.phi, self.health_score):
+                with suppress(KeyError):
+                    gauge.remove(self.cluster, node, peer)
+        for peer, value in phi.items():
+            self.phi.labels(self.cluster, node, peer).set(value)
+            if peer in scores:
+                self.health_score.labels(self.cluster, node, peer).set(scores[peer])
+        self._peers[node] = set(phi)
+
+
+# --------------------------------------------------------------- OpenTelemetry
+
+TRACER_NAME = "cluster_actors"
+EXPORTERS = ("console", "memory", "otlp", "none")
+SPAN_ELECTION = "cluster_actors.election"
+SPAN_CONFIG_CHANGE = "cluster_actors.config_change"
+SPAN_SYNC_ROUND = "cluster_actors.sync_round"
+SPAN_SUPERVISOR_RESTART = "cluster_actors.supervisor_restart"
+SPAN_CHAOS_FAULT = "cluster_actors.chaos_fault"
+#: Environment variable read by :func:`configure_tracing_from_env`.
+TRACING_ENV = "CLUSTER_ACTORS_TRACING"
+
+_OTLP_MODULES = {"grpc": "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
+                 "http": "opentelemetry.exporter.otlp.proto.http.trace_exporter"}
+
+_lock = threading.Lock()
+_provider: TracerProvider | None = None
+_memory: InMemorySpanExporter | None = None
+
+
+def configure_tracing(exporter: str = "console", service_name: str = "cluster_actors", *,
+                      endpoint: str | None = None, protocol: str | None = None,
+                      out: IO[str] | None = None) -> TracerProvider | None:
+    """Install this module's tracer provider, replacing (and shutting down) the last one.
+
+    ``exporter``: ``console`` (to ``out``, default stdout), ``memory`` (see
+    :func:`memory_exporter`), ``otlp`` (``protocol`` ``grpc`` or ``http``,
+    default whichever is installed; ``endpoint`` default from the usual
+    ``OTEL_EXPORTER_OTLP_*`` variables) or ``none`` (spans become no-ops;
+    returns None). On error (:class:`ValidationFailed`: unknown exporter, OTLP
+    package missing) the previous configuration stays in place.
+    """
+    global _provider, _memory
+    if exporter not in EXPORTERS:
+        raise ValidationFailed([("exporter", f"unknown trace exporter {exporter!r}; "
+                                 f"expected one of {', '.join(EXPORTERS)}")])
+    provider: TracerProvider | None = None
+    memory: InMemorySpanExporter | None = None
+    if exporter != "none":
+        span_exporter: SpanExporter
+        if exporter == "otlp":
+            span_exporter = _otlp_exporter(endpoint, protocol)
+        elif exporter == "memory":
+            span_exporter = memory = InMemorySpanExporter()
+        else:
+            span_exporter = ConsoleSpanExporter(out=out) if out else ConsoleSpanExporter()
+        provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+        processor = (BatchSpanProcessor(span_exporter) if exporter == "otlp"
+                     else SimpleSpanProcessor(span_exporter))
+        provider.add_span_processor(processor)
+    with _lock:
+        previous, _provider, _memory = _provider, provider, memory
+    if previous is not None:
+        previous.shutdown()
+    return provider
+
+
+def configure_tracing_from_env(environ: Mapping[str, str] | None = None
+                               ) -> TracerProvider | None:
+    """Configure from ``CLUSTER_ACTORS_TRACING`` (an exporter name) if it is set.
+
+    For processes (such as actors) that do not share the driver's
+    configuration. Returns the current provider.
+    """
+    environ = os.environ if environ is None else environ
+    name = environ.get(TRACING_ENV, "").strip().lower()
+    if name:
+        return configure_tracing(name, environ.get("OTEL_SERVICE_NAME", "cluster_actors"))
+    return _provider
+
+
+def _otlp_exporter(endpoint: str | None, protocol: str | None) -> SpanExporter:
+    if protocol is not None and protocol not in _OTLP_MODULES:
+        raise ValidationFailed([("protocol", f"unknown OTLP protocol {protocol!r}; "
+                                 "expected grpc or http")])
+    for name in [protocol] if protocol else list(_OTLP_MODULES):
+        try:
+            module = importlib.import_module(_OTLP_MODULES[name])
+        except ImportError:
+            continue
+        kwargs = {"endpoint": endpoint} if endpoint else {}
+        return module.OTLPSpanExporter(**kwargs)  # type: ignore[no-any-return]
+    raise ValidationFailed([("exporter", "OTLP export needs the exporter package: "
+                             "pip install opentelemetry-exporter-otlp")])
+
+
+def tracer_provider() -> TracerProvider | None:
+    """The provider installed by :func:`configure_tracing`, or None."""
+    return _provider
+
+
+def tracer() -> trace.Tracer:
+    """A tracer from this module's provider (a no-op tracer until configured)."""
+    provider = _provider
+    return provider.get_tracer(TRACER_NAME) if provider else trace.NoOpTracer()
+
+
+def memory_exporter() -> InMemorySpanExporter:
+    """The in-memory exporter of ``configure_tracing("memory")``.
+
+    Raises :class:`ClusterError` when tracing is configured otherwise.
+    """
+    if _memory is None:
+        raise ClusterError("tracing does not export to memory: call "
+                           "configure_tracing('memory') first")
+    return _memory
+
+
+def _attribute(value: Any) -> Any:
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (bool, int, float, str))
+                                                for v in value):
+        return list(value)
+    return str(value)
+
+
+@contextmanager
+def span(name: str, **attributes: Any) -> Iterator[trace.Span]:
+    """A span around the block, current for its duration; None attributes are left out.
+
+    Other values that OpenTelemetry cannot hold become strings. An exception
+    leaving the block is recorded on the span (status ERROR) and re-raised.
+    """
+    clean = {k: _attribute(v) for k, v in attributes.items() if v is not None}
+    with tracer().start_as_current_span(name, attributes=clean) as current:
+        yield current
+
+
+def election_span(node: str, term: int,
+                  **attributes: Any) -> AbstractContextManager[trace.Span]:
+    """Span ``cluster_actors.election``: ``node`` campaigns in ``term``."""
+    return span(SPAN_ELECTION, node=node, term=term, **attributes)
+
+
+def config_change_span(node: str, version: int | None = None, term: int | None = None,
+                       **attributes: Any) -> AbstractContextManager[trace.Span]:
+    """Span ``cluster_actors.config_change``: a config change to ``version``."""
+    return span(SPAN_CONFIG_CHANGE, node=node, version=version, term=term, **attributes)
+
+
+def sync_span(node: str, strategy: str, nbytes: int | None = None, peer: str | None = None,
+              **attributes: Any) -> AbstractContextManager[trace.Span]:
+    """Span ``cluster_actors.sync_round``; set ``bytes`` on the span when known later."""
+    return span(SPAN_SYNC_ROUND, node=node, strategy=strategy, bytes=nbytes, peer=peer,
+                **attributes)
+
+
+def supervisor_restart_span(node: str, child: str, reason: str | None = None,
+                            **attributes: Any) -> AbstractContextManager[trace.Span]:
+    """Span ``cluster_actors.supervisor_restart`` of ``child`` on ``node``."""
+    return span(SPAN_SUPERVISOR_RESTART, node=node, child=child, reason=reason, **attributes)
+
+
+def chaos_fault_span(fault: str, node: str | None = None,
+                     **attributes: Any) -> AbstractContextManager[trace.Span]:
+    """Span ``cluster_actors.chaos_fault``: a ``fault`` (kill, partition, ...) injected."""
+    return span(SPAN_CHAOS_FAULT, fault=fault, node=node, **attributes)
+
+
+__all__ = [
+    "COMMIT_LATENCY_BUCKETS",
+    "EXPORTERS",
+    "SPAN_CHAOS_FAULT",
+    "SPAN_CONFIG_CHANGE",
+    "SPAN_ELECTION",
+    "SPAN_SUPERVISOR_RESTART",
+    "SPAN_SYNC_ROUND",
+    "TRACING_ENV",
+    "PrometheusExporter",
+    "chaos_fault_span",
+    "config_change_span",
+    "configure_tracing",
+    "configure_tracing_from_env",
+    "election_span",
+    "memory_exporter",
+    "span",
+    "supervisor_restart_span",
+    "sync_span",
+    "tracer",
+    "tracer_provider",
+]

@@ -1,0 +1,146 @@
+"""The Cluster API and the consensus component on a real local Ray."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import ray
+
+from cluster_actors.cluster import Cluster
+from cluster_actors.core.kv import Command
+from cluster_actors.errors import NotLeader, UnknownStrategy, ValidationFailed
+
+HANG_GUARD = 60.0
+
+
+def wait_until(condition, timeout: float = HANG_GUARD, interval: float = 0.02):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not reached within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def cluster(ray_local: None) -> Iterator[Cluster]:
+    c = Cluster.start("itest", nodes=3)
+    yield c
+    c.shutdown()
+
+
+def test_cluster_forms_and_every_node_agrees_on_the_leader(cluster: Cluster) -> None:
+    leader = cluster.wait_for_leader(timeout=30)
+    assert leader in cluster.node_ids
+    status = wait_until(lambda: (s := cluster.status()) and all(
+        n.leader == leader for n in s.nodes) and s)
+    assert status.leader == leader
+    assert [n.node_id for n in status.nodes] == ["n1", "n2", "n3"]
+    assert all(n.voters == ["n1", "n2", "n3"] for n in status.nodes)
+    assert sum(n.role == "leader" for n in status.nodes) == 1
+
+
+def test_kv_operations_are_linearizable_writes_with_revisions(cluster: Cluster) -> None:
+    kv = cluster.kv
+    first = kv.put("alpha", 1)
+    second = kv.put("alpha", 2)
+    assert second.revision > first.revision
+    record = kv.get_kv("alpha")
+    assert record is not None and record.value == 2 and record.version == 2
+    assert record.create_revision == first.revision
+    assert kv.cas("alpha", 2, 3) is True
+    assert kv.cas("alpha", 2, 4) is False
+    assert kv.get("alpha") == 3
+    assert kv.delete("alpha") is True
+    assert kv.delete("alpha") is False
+    assert kv.get("alpha", default="gone") == "gone"
+    kv.put("beta", 1)
+    kv.delete("beta")
+    recreated = kv.put("beta", 2)
+    assert kv.get_kv("beta").create_revision == recreated.revision > record.create_revision
+
+
+def test_concurrent_commands_are_batched_and_all_applied(cluster: Cluster) -> None:
+    futures = [cluster.kv.submit(("put", f"batch{i % 20}", i)) for i in range(2000)]
+    results = [f.result(timeout=HANG_GUARD) for f in futures]
+    assert all(r.ok for r in results)
+    assert [r.revision for r in results] == sorted(r.revision for r in results)
+    assert cluster.kv.get("batch19") == 1999
+    leader = cluster.leader()
+    stats = ray.get(cluster._consensus_handle(leader).status.remote())
+    follower = next(n for n in cluster.node_ids if n != leader)
+    calls = stats["transport"]["calls"]
+    assert calls < 2000, f"{calls} Ray calls for 2000 commands: not batched"
+    assert stats["progress"][follower]["match"] >= stats["commit"] - 1
+
+
+def test_a_write_on_a_follower_raises_not_leader_naming_the_leader(cluster: Cluster) -> None:
+    leader = cluster.wait_for_leader()
+    follower = next(n for n in cluster.node_ids if n != leader)
+    handle = cluster._consensus_handle(follower)
+    with pytest.raises(NotLeader) as caught:
+        try:
+            ray.get(handle.submit.remote([Command("t", 1, ("put", "x", 1))]))
+        except ray.exceptions.RayTaskError as error:
+            raise error.as_instanceof_cause() from None
+    assert caught.value.leader_id == leader
+    assert leader in str(caught.value)
+
+
+def test_killing_the_leaders_consensus_elects_a_new_leader_and_keeps_acknowledged_writes(
+        cluster: Cluster) -> None:
+    acknowledged = {f"kill{i}": i for i in range(50)}
+    for key, value in acknowledged.items():
+        cluster.kv.put(key, value)
+    old = cluster.wait_for_leader()
+    old_term = cluster.status().term
+    old_handle = cluster._consensus_handle(old)
+    old_actor = old_handle._actor_id.hex()
+    ray.kill(old_handle, no_restart=True)
+    new = wait_until(lambda: (leader := cluster.find_leader(timeout=0)) not in (None, old)
+                     and leader)
+    assert cluster.status().term > old_term
+    for key, value in acknowledged.items():
+        assert cluster.kv.get(key) == value
+    # the supervisor restarted the killed actor, which rejoined as a follower
+    # with its log recovered from SQLite
+    cluster._forget_handle(old)
+
+    def rejoined():  # type: ignore[no-untyped-def]
+        status = cluster.status()
+        node = next(n for n in status.nodes if n.node_id == old)
+        return node.reachable and node.role == "follower" and node.leader == new and \
+            node.applied >= status.nodes[0].commit - 5 and node
+    node = wait_until(rejoined)
+    assert cluster._consensus_handle(old)._actor_id.hex() != old_actor
+    assert node.last_index >= 50
+    events = cluster.supervisor(old).events()
+    assert any(e["type"] == "child_restarted" and e["child_id"] == "consensus" for e in events)
+
+
+def test_invalid_options_and_unknown_strategies_change_nothing(ray_local: None) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        Cluster.start("bad1", nodes=3, options={"tick_ms": 0})
+    assert caught.value.errors[0][0] == "tick_ms"
+    with pytest.raises(ValidationFailed) as caught:
+        Cluster.start("bad2", nodes=3, options={"no_such_option": 1})
+    assert "valid options" in str(caught.value)
+    with pytest.raises(UnknownStrategy) as unknown:
+        Cluster.start("bad3", nodes=3, options={"sync_strategy": "telepathy"})
+    assert "merkle_tree" in str(unknown.value)
+    for name in ("bad1", "bad2", "bad3"):
+        with pytest.raises(ValueError):
+            ray.get_actor(f"{name}:root", namespace=f"cluster_actors.{name}")
+
+
+def test_shutdown_leaves_no_actor_behind(ray_local: None) -> None:
+    c = Cluster.start("shortlived", nodes=3)
+    c.shutdown()
+    for node in c.node_ids:
+        for component in ("consensus", "supervisor"):
+            with pytest.raises(ValueError):
+                ray.get_actor(f"shortlived:{node}:{component}",
+                              namespace="cluster_actors.shortlived")
