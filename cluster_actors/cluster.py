@@ -224,30 +224,29 @@ class Cluster:
 
     # --------------------------------------------------------------- status
     def _statuses(self, timeout: float = 2.0) -> dict[str, dict[str, Any] | None]:
-        refs = {}
+        """Each node's consensus status; None for a node that did not answer
+        within ``timeout`` (dead, restarting or partitioned away)."""
+        refs: dict[Any, str] = {}
         for node_id in self.node_ids:
+            with contextlib.suppress(ValueError):
+                refs[self._consensus_handle(node_id).status.remote()] = node_id
+        out: dict[str, dict[str, Any] | None] = dict.fromkeys(self.node_ids)
+        if not refs:
+            return out
+        ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=max(0.0, timeout))
+        for ref in ready:
+            node_id = refs[ref]
             try:
-                refs[node_id] = self._consensus_handle(node_id).status.remote()
-            except ValueError:
-                refs[node_id] = None
-        out: dict[str, dict[str, Any] | None] = {}
-        deadline = time.monotonic() + timeout
-        for node_id, ref in refs.items():
-            if ref is None:
-                out[node_id] = None
-                continue
-            try:
-                out[node_id] = ray.get(ref, timeout=max(0.05, deadline - time.monotonic()))
+                out[node_id] = ray.get(ref)
             except Exception:
                 self._forget_handle(node_id)
-                out[node_id] = None
         return out
 
     def find_leader(self, timeout: float = 2.0) -> str | None:
         """The node that leads in the highest term any node reports, or None."""
         deadline = time.monotonic() + timeout
         while True:
-            statuses = self._statuses(timeout=min(2.0, max(0.1, deadline - time.monotonic())))
+            statuses = self._statuses(timeout=min(0.5, max(0.05, deadline - time.monotonic())))
             leaders = [(s["term"], node) for node, s in statuses.items()
                        if s and s["role"] == "leader"]
             if leaders:
@@ -291,6 +290,21 @@ class Cluster:
         """Blocking client of the root supervisor (or a node's supervisor)."""
         return ComponentClient(self.name, node_id or "", "supervisor") if node_id else \
             _RootClient(self.name, "", "root")
+
+    # ------------------------------------------------- election and locks
+    def election(self, name: str) -> Any:
+        """The :class:`~cluster_actors.election.LeaderElection` named ``name``:
+        campaign / proclaim / leader / observe / resign, with fencing tokens."""
+        from .election import LeaderElection
+
+        return LeaderElection(self, name)
+
+    def lock(self, name: str, ttl: float = 2.0, timeout: float | None = None) -> Any:
+        """A :class:`~cluster_actors.election.Lock` named ``name`` (a new
+        contender per call), released when its holder's ``ttl`` s lease expires."""
+        from .election import Lock
+
+        return Lock(self, name, ttl=ttl, timeout=timeout)
 
     def __repr__(self) -> str:
         return f"<Cluster {self.name!r} nodes={self.node_ids}>"

@@ -44,6 +44,7 @@ from ..core.raft_types import (
 from ..errors import CoordinationTimeout, NotLeader
 from ..options import ClusterOptions
 from ..runtime.events import EventStream
+from ..runtime.leases import LeaseManager
 from ..runtime.storage import RaftStorage, node_database_path
 from ..runtime.supervisor import SupervisedActor
 from ..runtime.transport import FaultFilter, Transport
@@ -66,6 +67,7 @@ class ConsensusCore:
         self.join = join
         self.events = EventStream(f"{node_id}:consensus")
         self.stats: Counter[str] = Counter()
+        self.timings: Counter[str] = Counter()  # seconds spent per phase of the Ready loop
         self._waiters: dict[tuple[str, int], asyncio.Future[Any]] = {}
         self._reads: dict[int, tuple[asyncio.Future[int], float]] = {}
         self._read_ids = itertools.count(1)
@@ -77,6 +79,7 @@ class ConsensusCore:
         self.leader_changes = 0
         self.started_at = time.time()
         self.raft: RaftNode | None = None  # type: ignore[assignment]
+        self.leases = LeaseManager(self)  # leases: the leader's expiry clock, keepalives
 
     @property
     def started(self) -> bool:
@@ -137,14 +140,18 @@ class ConsensusCore:
                 next_tick = time.monotonic()  # we were paused: do not catch up in a burst
             self.raft.tick()
             self._expire_reads()
+            self.leases.tick(time.monotonic())
             self._process()
 
     # ------------------------------------------------------------- messages
     def receive(self, cluster: Any, src: Any, messages: Any) -> None:
         if self.raft is None:
             return  # still starting: peers retransmit
+        started = time.perf_counter()
         for message in self.transport.accept(cluster, src, messages, self._validate):
             self.raft.step(message)
+        self.timings["step_s"] += time.perf_counter() - started
+        self.timings["batches_in"] += 1
         self._schedule_process()
 
     def _validate(self, message: Any) -> str | None:
@@ -231,14 +238,25 @@ class ConsensusCore:
         ready = self.raft.ready()
         if ready.is_empty():
             return
+        timings = self.timings
+        t0 = time.perf_counter()
         early, late = ready.split_messages()
         if early:
             self.transport.send(early)  # followers write their disks while we write ours
+        t1 = time.perf_counter()
         if ready.must_persist():
             self.storage.persist(ready)
+        t2 = time.perf_counter()
         if late:
             self.transport.send(late)
+        t3 = time.perf_counter()
         self._apply(ready)
+        self.leases.after_apply()
+        t4 = time.perf_counter()
+        timings["send_s"] += (t1 - t0) + (t3 - t2)
+        timings["persist_s"] += t2 - t1
+        timings["apply_s"] += t4 - t3
+        timings["readies"] += 1
         if (self.raft.applied - self.raft.log.snapshot.index >= self.options.snapshot_every
                 and self.sm.applied_index == self.raft.applied):
             self.raft.compact(self.sm.snapshot())
@@ -314,6 +332,7 @@ class ConsensusCore:
             "state_hash": self.sm.state_hash(), "config_version": self.sm.config.version,
             "transport": dict(self.transport.stats), "faults": self.transport.faults.describe(),
             "stats": dict(self.stats), "leader_changes": self.leader_changes,
+            "timings": dict(self.timings),
             "commit_latency_p50_ms": latencies[len(latencies) // 2] * 1000 if latencies else None,
             "commit_latency_p99_ms": (latencies[int(len(latencies) * 0.99)] * 1000
                                       if latencies else None),
@@ -487,3 +506,24 @@ class ConsensusActor(SupervisedActor):
 
     async def unsubscribe(self, subscriber: Any) -> bool:
         return self.core.events.unsubscribe(subscriber)
+
+    # leases (etcd's model; see runtime/leases.py) ---------------------------
+    async def lease_grant(self, ttl_ms: int, lease_id: int | None = None) -> Any:
+        """Grant a lease; a LeaseResult with its id. Leader only."""
+        return await self.core.leases.grant(ttl_ms, lease_id)
+
+    async def lease_keepalive(self, lease_ids: list[int]) -> list[int | None]:
+        """Extend leases (no log entry); per lease its TTL in ms, None if gone."""
+        return await self.core.leases.keepalive(lease_ids)
+
+    async def lease_revoke(self, lease_id: int) -> Any:
+        """Revoke a lease and delete its keys; a LeaseResult. Leader only."""
+        return await self.core.leases.revoke(lease_id)
+
+    async def lease_time_to_live(self, lease_id: int) -> dict[str, Any] | None:
+        return await self.core.leases.time_to_live(lease_id)
+
+    async def lease_watch(self, prefix: str, known: list[tuple[str, int]] | None = None,
+                          timeout: float = 5.0) -> list[Any]:
+        """Long poll on the leased keys under ``prefix`` (see LeaseManager.watch)."""
+        return await self.core.leases.watch(prefix, known, timeout)

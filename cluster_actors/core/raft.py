@@ -488,7 +488,8 @@ class RaftNode:
             waiting, self._reads_awaiting_commit = self._reads_awaiting_commit, []
             for context in waiting:
                 self._start_read(context)
-        self._append_pending = True  # carry the new commit index to followers
+        # Followers learn the new commit index from the next append or heartbeat:
+        # an extra broadcast per commit would double the leader's sends.
         return True
 
     def _start_read(self, context: Any) -> None:

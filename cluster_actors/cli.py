@@ -1,0 +1,136 @@
+"""The ``cluster-actors`` command.
+
+    cluster-actors demo                      # the main job, on a local Ray
+    cluster-actors up --address auto         # start the layer on a running Ray cluster
+    cluster-actors status [--name NAME]      # nodes, roles, terms, commit indexes
+    cluster-actors down [--name NAME]        # stop every actor of the cluster
+    cluster-actors chaos ...                 # a seeded chaos run with a checked history
+    cluster-actors sim ...                   # simulator sweeps of the pure Raft core
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+
+from .errors import ClusterError
+
+DEFAULT_NAME = "cluster"
+
+
+def _status(args: argparse.Namespace) -> int:
+    from .cluster import Cluster
+    from .demo import status_table
+
+    cluster = Cluster.attach(args.name, address=args.address)
+    Console().print(status_table(cluster.status(), f"cluster {args.name!r}"))
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    import ray
+
+    from .cluster import Cluster
+    from .demo import status_table
+
+    ray.init(address=args.address, include_dashboard=False, log_to_driver=False)
+    ray_nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
+    count = args.nodes or len(ray_nodes)
+    if count < 1:
+        raise ClusterError("the Ray cluster has no live node")
+    options = {"detached": True}
+    if args.data_dir:
+        options["data_dir"] = args.data_dir
+    console = Console()
+    with console.status(f"starting {count} logical nodes on {len(ray_nodes)} Ray node(s)"):
+        cluster = Cluster.start(args.name, nodes=count, options=options,
+                                ray_nodes=ray_nodes if args.pin else None)
+    console.print(status_table(cluster.status(), f"cluster {args.name!r} is up"))
+    console.print(f"inspect with `cluster-actors status --name {args.name}`, stop with "
+                  f"`cluster-actors down --name {args.name}`")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    from .cluster import Cluster
+
+    cluster = Cluster.attach(args.name, address=args.address)
+    cluster.shutdown()
+    Console().print(f"cluster {args.name!r} stopped")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import main
+
+    main([*(["--simulated"] if args.simulated else []), "--nodes", str(args.nodes)])
+    return 0
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from .testing.sim_cli import main
+
+    return main(args.rest)
+
+
+def _chaos(args: argparse.Namespace) -> int:
+    try:
+        from .chaos_cli import main
+    except ModuleNotFoundError:
+        raise ClusterError("the chaos command is not available in this build") from None
+    return int(main(args.rest) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cluster-actors", description="OTP-style cluster coordination for Ray.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="run the demo on a local Ray (the main job)")
+    demo.add_argument("--nodes", type=int, default=5)
+    demo.add_argument("--simulated", action="store_true",
+                      help="the pure cores in the deterministic simulator, without Ray")
+    demo.set_defaults(run=_demo)
+
+    up = commands.add_parser("up", help="start the layer on a running Ray cluster, one "
+                                        "logical node per Ray node, as detached actors")
+    up.add_argument("--address", default="auto", help="Ray address (default: auto)")
+    up.add_argument("--name", default=DEFAULT_NAME)
+    up.add_argument("--nodes", type=int, default=0, help="logical nodes (default: one per "
+                                                         "Ray node)")
+    up.add_argument("--no-pin", dest="pin", action="store_false",
+                    help="do not pin logical nodes to Ray nodes")
+    up.add_argument("--data-dir", default=None)
+    up.set_defaults(run=_up)
+
+    for name, run, text in (("status", _status, "show the cluster's nodes"),
+                            ("down", _down, "stop every actor of the cluster")):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--address", default="auto")
+        sub.add_argument("--name", default=DEFAULT_NAME)
+        sub.set_defaults(run=run)
+
+    for name, run, text in (("chaos", _chaos, "a seeded chaos run (see `chaos --help`)"),
+                            ("sim", _sim, "simulator sweeps (see `sim --help`)")):
+        sub = commands.add_parser(name, help=text, add_help=False)
+        sub.add_argument("rest", nargs=argparse.REMAINDER)
+        sub.set_defaults(run=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except ClusterError as error:
+        Console(stderr=True).print(f"[red]error:[/] {error}")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
