@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from .client import DEFAULT_TIMEOUT, ComponentClient, KVClient, unwrap
 from .core.supervision import Strategy, SupervisorFlags
+from .data_client import DataStore
 from .errors import ClusterError, CoordinationTimeout, ValidationFailed
 from .node import NodePlan, node_supervisor_spec
 from .options import ClusterOptions
@@ -123,8 +124,13 @@ class Cluster:
                                f"with Cluster.attach({name!r}) or shut it down first")
         if fresh:
             shutil.rmtree(opts.resolved_data_dir(name), ignore_errors=True)
+        initial_config = {"members": node_ids, "quorum": opts.quorum,
+                          "sync_strategy": opts.sync_strategy,
+                          "partition_strategy": opts.partition_strategy,
+                          "failover_strategy": opts.failover_strategy}
         plans = [NodePlan(name, node_id, node_ids, opts,
-                          ray_nodes[i % len(ray_nodes)] if ray_nodes else None)
+                          ray_nodes[i % len(ray_nodes)] if ray_nodes else None,
+                          initial_config=initial_config)
                  for i, node_id in enumerate(node_ids)]
         lifetime = {"lifetime": "detached"} if opts.detached else {}
         registry = ClusterRegistry.options(
@@ -203,6 +209,11 @@ class Cluster:
 
     def coordinator(self, node_id: str) -> Any:
         return self.node(node_id).coordinator
+
+    def data(self, node_id: str) -> DataStore:
+        """That node's eventually consistent CRDT store."""
+        self.node(node_id)
+        return DataStore(self.name, node_id, self.timeout)
 
     @property
     def kv(self) -> KVClient:

@@ -98,8 +98,12 @@ def validate_op(op: Any, extra_ops: dict[str, int] | None = None) -> None:
     if op[0] not in _ARITY:
         return
     if op[0] == "txn":
+        if not all(isinstance(part, (tuple, list)) for part in op[1:]):
+            raise InvalidCommand(f"txn takes sequences of compares, success ops and failure "
+                                 f"ops, got {op!r}")
         for compare in op[1]:
-            if len(compare) != 3 or compare[1] not in _FIELDS:
+            if (not isinstance(compare, (tuple, list)) or len(compare) != 3
+                    or not isinstance(compare[0], str) or compare[1] not in _FIELDS):
                 raise InvalidCommand(f"malformed compare {compare!r}: expected (key, field, "
                                      f"value) with field in {', '.join(_FIELDS)}")
         for sub in (*op[2], *op[3]):
@@ -153,8 +157,8 @@ class KVStateMachine:
             return None, False
         session = self.sessions.get(command.client_id)
         if session is None:
-            session = self.sessions[command.client_id] = _Session()
-            self._evict_sessions()
+            session = self.sessions[command.client_id] = _Session(last_index=entry.index)
+            self._evict_sessions(keep=command.client_id)
         session.last_index = entry.index
         if command.seq < session.floor or command.seq in session.results:
             return session.results.get(command.seq), True
@@ -171,9 +175,11 @@ class KVStateMachine:
                 del session.results[seq]
         return result, False
 
-    def _evict_sessions(self) -> None:
+    def _evict_sessions(self, keep: str) -> None:
+        """Forget the least recently used sessions beyond ``max_sessions``."""
         while len(self.sessions) > self.max_sessions:
-            oldest = min(self.sessions, key=lambda c: self.sessions[c].last_index)
+            oldest = min((c for c in self.sessions if c != keep),
+                         key=lambda c: self.sessions[c].last_index)
             del self.sessions[oldest]
 
     def execute_extra(self, op: tuple[Any, ...]) -> Any:
@@ -195,6 +201,8 @@ class KVStateMachine:
                 current is not None and current.value == op[2])
             if not matches:
                 return KVResult(False, self.revision, current, current)
+            if op[3] is None and current is None:
+                return KVResult(True, self.revision, None, None)  # absent, stays absent
             return self._put(key, op[3]) if op[3] is not None else self._delete(key)
         return self._txn(op[1], op[2], op[3])
 
@@ -260,6 +268,18 @@ class KVStateMachine:
         digest.update(str(self.revision).encode())
         for key in sorted(self.data):
             kv = self.data[key]
-            digest.update(repr((key, kv.value, kv.create_revision, kv.mod_revision,
-                                kv.version)).encode())
+            digest.update(repr((key, _canonical(kv.value), kv.create_revision,
+                                kv.mod_revision, kv.version)).encode())
         return digest.hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    """A representation whose repr does not depend on hash order (sets, dicts)."""
+    if isinstance(value, (set, frozenset)):
+        return ("set", sorted(repr(_canonical(v)) for v in value))
+    if isinstance(value, dict):
+        return ("dict", sorted((repr(_canonical(k)), repr(_canonical(v)))
+                               for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, [_canonical(v) for v in value])
+    return value

@@ -99,6 +99,7 @@ class RaftNode:
                              f"index {self.log.last_index}")
         self.applied = self.log.snapshot.index
         self.conf = self.log.snapshot.conf
+        self._conf_reflected_through = self.applied  # config entries up to here are in conf
         self.role = Role.FOLLOWER
         self.lead: str | None = None
         self.progress: dict[str, Progress] = {}
@@ -126,11 +127,24 @@ class RaftNode:
     @classmethod
     def bootstrap(cls, node_id: str, voters: Iterable[str], learners: Iterable[str] = (),
                   **kwargs: Any) -> RaftNode:
-        """A node of a brand-new cluster; its first Ready persists the initial
-        configuration as the snapshot at index 0."""
-        conf = ConfState(voters=frozenset(voters), learners=frozenset(learners))
-        node = cls(node_id, snapshot=Snapshot(conf=conf), **kwargs)
-        node._snapshot_to_persist = node.log.snapshot
+        """A node of a brand-new cluster (``voters`` empty: a node that joins
+        a running one). Its first Ready persists and applies the initial
+        configuration."""
+        changes = tuple([(ConfChangeType.ADD_VOTER, v) for v in sorted(voters)]
+                        + [(ConfChangeType.ADD_LEARNER, n) for n in sorted(learners)])
+        if not changes:  # a node that will be added to a running cluster
+            return cls(node_id, **kwargs)
+        # The initial configuration is the committed entry 1 of term 1 (as in
+        # etcd), identical on every founding node, so that a node added later
+        # learns it from the log like any other configuration change.
+        # The node starts at term 0 with the entry already reflected in its
+        # configuration, so it may campaign at once.
+        entry = Entry(1, 1, EntryKind.CONFIG, ConfChange(changes))
+        node = cls(node_id, hard_state=HardState(0, None, 1), entries=[entry], **kwargs)
+        node.log.unstable_from = 1
+        node._persisted_hard_state = HardState()
+        node.conf = ConfState(frozenset(voters), frozenset(), frozenset(learners))
+        node._conf_reflected_through = 1
         return node
 
     # ------------------------------------------------------------------ inputs
@@ -247,13 +261,19 @@ class RaftNode:
                                f"({self.conf.describe()})")
         self._campaign(pre=False, force=True)
 
-    def report_leader_lost(self) -> None:
+    def report_leader_lost(self, rank: int | None = None) -> None:
         """The transport saw the leader die: forget it (so its lease no longer
-        blocks votes) and campaign after a short randomized delay."""
+        blocks votes) and campaign soon, staggered by ``rank`` (0 goes first)
+        so that survivors do not split the vote. Without a rank, the survivors
+        take turns in node id order; a failover strategy may pass its own."""
         if self.role is Role.LEADER or self.lead is None:
             return
+        dead = self.lead
         self.lead = None
-        delay = 1 + self.rng.randrange(max(1, self.options.election_tick // 4))
+        if rank is None:
+            survivors = sorted(self.conf.all_voters - {dead})
+            rank = survivors.index(self.id) if self.id in survivors else len(survivors)
+        delay = 1 + 2 * max(0, rank)
         self.election_elapsed = max(self.election_elapsed, self.randomized_timeout - delay)
 
     def report_unreachable(self, peer: str) -> None:
@@ -286,8 +306,10 @@ class RaftNode:
                                               self.commit - self.applied)
             self.applied = self.commit
             for entry in committed:
-                if entry.kind is EntryKind.CONFIG:
+                if (entry.kind is EntryKind.CONFIG
+                        and entry.index > self._conf_reflected_through):
                     self._apply_conf_change(entry.data)
+            self._conf_reflected_through = max(self._conf_reflected_through, self.applied)
         ready = Ready(entries=self.log.take_unstable(), committed_entries=committed)
         if self._snapshot_to_persist is not None:
             ready.snapshot = self._snapshot_to_persist
@@ -397,10 +419,11 @@ class RaftNode:
                 and self.election_elapsed < self.options.election_tick)
 
     def _has_unapplied_conf(self) -> bool:
-        if self.commit <= self.applied:
+        start = max(self.applied, self._conf_reflected_through) + 1
+        if self.commit < start:
             return False
         return any(e.kind is EntryKind.CONFIG
-                   for e in self.log.entries_from(self.applied + 1, self.commit - self.applied))
+                   for e in self.log.entries_from(start, self.commit - start + 1))
 
     # -------------------------------------------------------------- leader side
     def _require_leader(self) -> None:
@@ -417,8 +440,8 @@ class RaftNode:
         self.log.append(entries)
         me = self.progress[self.id]
         me.match, me.next = self.log.last_index, self.log.last_index + 1
-        if not self._maybe_commit():
-            self._append_pending = True
+        self._maybe_commit()
+        self._append_pending = True
 
     def _tick_leader(self) -> None:
         self.heartbeat_elapsed += 1
@@ -496,8 +519,9 @@ class RaftNode:
         if has_quorum(self.conf, {self.id}):
             self._read_states.append(ReadState(context, self.commit))
             return
-        if not self._heartbeat_pending:
-            self._read_seq += 1
+        # every read gets a fresh sequence number, so only heartbeat answers
+        # sent after it was requested can confirm it; one round confirms all
+        self._read_seq += 1
         self._pending_reads.append((self._read_seq, context, self.commit, {self.id}))
         self._heartbeat_pending = True
 
@@ -590,6 +614,9 @@ class RaftNode:
             self._campaign(pre=False, force=True)
 
     def _handle_append(self, msg: Message) -> None:
+        if any(e.index != msg.index + 1 + i for i, e in enumerate(msg.entries)):
+            self.dropped_messages += 1  # malformed: never let it touch the log
+            return
         if msg.index < self.commit:
             self._send(MT.APPEND_RESP, msg.src, index=self.commit)
             return
@@ -612,6 +639,7 @@ class RaftNode:
             self.log.restore(snapshot)
             self.commit = self.applied = snapshot.index
             self.conf = snapshot.conf
+            self._conf_reflected_through = snapshot.index
             self._snapshot_to_persist, self._restore_snapshot = snapshot, True
         self._send(MT.APPEND_RESP, leader, index=snapshot.index)
 
