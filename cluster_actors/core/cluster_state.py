@@ -1,7 +1,7 @@
-"""The state machine a cluster replicates: the key-value store plus the
-versioned cluster configuration, both changed only by committed log entries,
-so every node sees the same keys and switches config (strategies included)
-at the same log index."""
+"""The state machine a cluster replicates: the key-value store (with leases,
+see :mod:`.leases`) plus the versioned cluster configuration, all changed only
+by committed log entries, so every node sees the same keys and leases and
+switches config (strategies included) at the same log index."""
 
 from __future__ import annotations
 
@@ -10,16 +10,17 @@ from typing import Any, ClassVar
 
 from ..errors import ClusterError
 from .config import ConfigChange, ConfigStore
-from .kv import KVStateMachine
+from .leases import LeasedKV
 
 
-class ClusterStateMachine(KVStateMachine):
-    """``("config", record)`` applies a :class:`~.config.ConfigVersion`
-    record (as a dict) prepared by the leader; its result is the
+class ClusterStateMachine(LeasedKV):
+    """The lease ops of :class:`~.leases.LeasedKV`, and ``("config", record)``:
+    applies a :class:`~.config.ConfigVersion` record (as a dict) prepared by
+    the leader; its result is the
     :class:`~.config.ConfigChange`, or the error if the record does not fit
     (a concurrent change took its version), identically on every replica."""
 
-    EXTRA_OPS: ClassVar[dict[str, int]] = {"config": 2}
+    EXTRA_OPS: ClassVar[dict[str, int]] = {**LeasedKV.EXTRA_OPS, "config": 2}
 
     def __init__(self, initial_config: dict[str, Any] | None = None,
                  max_sessions: int = 10_000) -> None:
@@ -29,6 +30,8 @@ class ClusterStateMachine(KVStateMachine):
         self.config_changes: list[ConfigChange] = []
 
     def execute_extra(self, op: tuple[Any, ...]) -> Any:
+        if op[0] != "config":
+            return super().execute_extra(op)
         try:
             change = self.config.apply(op[1])
         except ClusterError as error:

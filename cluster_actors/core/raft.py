@@ -122,6 +122,8 @@ class RaftNode:
         self._persisted_hard_state = hard_state
         self._soft_state = SoftState(None, Role.FOLLOWER)
         self.dropped_messages = 0
+        self._next_campaign_forced = False
+        self._campaign_force = False
         self._reset_election_timer()
 
     @classmethod
@@ -156,7 +158,8 @@ class RaftNode:
         self.election_elapsed += 1
         if self.election_elapsed >= self.randomized_timeout and self.promotable:
             self.election_elapsed = 0
-            self._campaign(pre=self.options.pre_vote)
+            forced, self._next_campaign_forced = self._next_campaign_forced, False
+            self._campaign(pre=self.options.pre_vote, force=forced)
 
     def step(self, msg: Message) -> None:
         """Feed one message addressed to this node."""
@@ -275,6 +278,11 @@ class RaftNode:
             rank = survivors.index(self.id) if self.id in survivors else len(survivors)
         delay = 1 + 2 * max(0, rank)
         self.election_elapsed = max(self.election_elapsed, self.randomized_timeout - delay)
+        # Peers that have not yet seen the death would ignore our (pre-)votes
+        # while they believe in the leader's lease and leave us waiting a whole
+        # election timeout; the death is a fact, so this campaign bypasses
+        # leases (which only guard against disruption, never safety).
+        self._next_campaign_forced = True
 
     def report_unreachable(self, peer: str) -> None:
         """A send to ``peer`` failed: fall back to probing it."""
@@ -380,6 +388,7 @@ class RaftNode:
             self.role = Role.CANDIDATE
             self.vote = self.id
             request_term, kind = self.term, MT.VOTE
+        self._campaign_force = force
         self.votes = {self.id: True}
         if self._tally() is not VoteResult.PENDING:
             return
@@ -392,7 +401,7 @@ class RaftNode:
         result = vote_result(self.conf, self.votes)
         if result is VoteResult.WON:
             if self.role is Role.PRE_CANDIDATE:
-                self._campaign(pre=False)
+                self._campaign(pre=False, force=self._campaign_force)
             else:
                 self._become_leader()
         elif result is VoteResult.LOST:

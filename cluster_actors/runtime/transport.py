@@ -85,6 +85,7 @@ class Transport:
         self.peers: set[str] = set()
         self._watch_tasks: dict[str, asyncio.Task[None]] = {}
         self._resolving: set[str] = set()
+        self._dead: dict[str, str] = {}  # peer -> actor id of its last dead incarnation
         self.stats: Counter[str] = Counter()
         self._closed = False
         self.set_peers(peers)
@@ -121,6 +122,9 @@ class Transport:
                 except ValueError:
                     await asyncio.sleep(backoff)
                     continue
+                if handle._actor_id.hex() == self._dead.get(peer):
+                    await asyncio.sleep(backoff)  # the name still points at the dead actor
+                    continue
                 self.handles[peer] = handle
                 self._watch(peer, handle)
                 return
@@ -143,6 +147,7 @@ class Transport:
             pass
         if self.handles.get(peer) is handle:
             del self.handles[peer]
+        self._dead[peer] = handle._actor_id.hex()
         self.stats["peer_deaths"] += 1
         if self.on_peer_death is not None and not self._closed:
             try:
