@@ -21,10 +21,39 @@ from .errors import ClusterError
 DEFAULT_NAME = "cluster"
 
 
+def _connect(address: str) -> None:
+    """Connect this process to the Ray cluster at ``address`` as a driver.
+
+    Raises ClusterError with what to do when no Ray answers there, or when the
+    cluster wants an authentication token this process did not present (Ray
+    reads the local token by itself only for ``--address auto``).
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    except ConnectionError as error:
+        cause = f"{error!r} {error.__cause__!r}"
+        if "InvalidAuthToken" in cause or "AuthenticationError" in cause:
+            raise ClusterError(
+                f"the Ray cluster at {address!r} requires token authentication: set "
+                f"RAY_AUTH_MODE=token and provide the cluster's token in ~/.ray/auth_token, "
+                f"RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH") from None
+        raise ClusterError(f"no Ray cluster reachable at {address!r}: start one with "
+                           f"`ray start --head` or pass its address ({error})") from None
+
+
+def _address_option(address: str) -> str:
+    return "" if address == "auto" else f" --address {address}"
+
+
 def _status(args: argparse.Namespace) -> int:
     from .cluster import Cluster
     from .demo import status_table
 
+    _connect(args.address)
     cluster = Cluster.attach(args.name, address=args.address)
     Console().print(status_table(cluster.status(), f"cluster {args.name!r}"))
     return 0
@@ -36,7 +65,7 @@ def _up(args: argparse.Namespace) -> int:
     from .cluster import Cluster
     from .demo import status_table
 
-    ray.init(address=args.address, include_dashboard=False, log_to_driver=False)
+    _connect(args.address)
     ray_nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
     count = args.nodes or len(ray_nodes)
     if count < 1:
@@ -49,14 +78,16 @@ def _up(args: argparse.Namespace) -> int:
         cluster = Cluster.start(args.name, nodes=count, options=options,
                                 ray_nodes=ray_nodes if args.pin else None)
     console.print(status_table(cluster.status(), f"cluster {args.name!r} is up"))
-    console.print(f"inspect with `cluster-actors status --name {args.name}`, stop with "
-                  f"`cluster-actors down --name {args.name}`")
+    where = f"--name {args.name}{_address_option(args.address)}"
+    console.print(f"inspect with `cluster-actors status {where}`, stop with "
+                  f"`cluster-actors down {where}`")
     return 0
 
 
 def _down(args: argparse.Namespace) -> int:
     from .cluster import Cluster
 
+    _connect(args.address)
     cluster = Cluster.attach(args.name, address=args.address)
     cluster.shutdown()
     Console().print(f"cluster {args.name!r} stopped")
@@ -121,12 +152,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands whose arguments belong to another parser: everything after the
+# command word is handed over unparsed (argparse's REMAINDER does not capture a
+# leading ``--option``, so ``sim --seeds 3`` would otherwise be rejected).
+_PASSTHROUGH = {"chaos": _chaos, "sim": _sim}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in _PASSTHROUGH:
+        args = argparse.Namespace(command=argv[0], rest=argv[1:], run=_PASSTHROUGH[argv[0]])
+    else:
+        args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)
     except ClusterError as error:
-        Console(stderr=True).print(f"[red]error:[/] {error}")
+        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/] {error}")
         return 2
     except KeyboardInterrupt:
         return 130
