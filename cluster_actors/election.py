@@ -1,0 +1,430 @@
+"""Leader election and locks with fencing tokens, on the cluster's leases
+(etcd's election recipe).
+
+A candidate takes a lease, attaches one key ``election/<name>/<lease id>`` to
+it, and leads once its key has the lowest ``create_revision`` under the
+prefix. Its fencing token is that ``create_revision``.
+
+Why the token strictly increases with each new leader: revisions only grow,
+and a key's ``create_revision`` is the revision at which it was created and
+which it keeps until deleted. Say key A led (it was the lowest at a
+linearizable read) and key B leads after it. If B's create revision were
+below A's, B was created before A and was never deleted (it still exists,
+leading), so B existed, lower than A, when A was read as the lowest: a
+contradiction. Hence token(B) > token(A).
+
+A leader's lease is kept alive in the background (:class:`~.lease.Lease`).
+Losing it (partition, pause, death of the process) ends the leadership: its
+key is deleted by the cluster, the next key in line leads, and the holder is
+told (``lost`` is set and ``on_lost`` runs). A holder cannot know it was
+paused between deciding to write and writing, so writes that must not come
+from a former leader carry the token:
+
+* :meth:`Hold.guarded_put` (the default to use): a ``txn`` that writes only if
+  the holder's key still exists with ``create_revision == token``. Rejected as
+  soon as the lease is gone, even before any successor wrote.
+* :meth:`Hold.fenced_put` ("cas on the token"): ``fence/<resource>`` keeps the
+  highest token used on a resource; a write applies only if its token is at
+  least that. Rejected once a newer holder used the resource; this is the
+  scheme to use when the guarded store only sees tokens.
+
+Both raise :class:`StaleToken` when rejected. :class:`~.lock.Lock` is the
+same mechanism under ``lock/<name>/``, as a context manager.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .core.kv import KVResult
+from .errors import ClusterError, CoordinationTimeout
+from .lease import Lease, leader_call, run_op
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
+
+ELECTION_PREFIX = "election/"
+FENCE_PREFIX = "fence/"
+
+#: longest single long poll while waiting (the wait ends earlier on any change)
+POLL_S = 1.0
+
+
+class StaleToken(ClusterError):
+    """A write carried a fencing token that is no longer current: the holder
+    lost its leadership or lock. ``newer`` is the token that superseded it,
+    when known. Do not retry: campaign (or acquire) again."""
+
+    code = "stale_token"
+
+    def __init__(self, token: int, newer: int | None = None, message: str | None = None) -> None:
+        self.token = token
+        self.newer = newer
+        if message is None:
+            message = (f"fencing token {token} is stale: leadership was lost (lease expired "
+                       f"or revoked)" + (f"; token {newer} superseded it" if newer else "")
+                       + "; campaign again before writing")
+        super().__init__(message)
+
+
+class Cancelled(ClusterError):
+    """A campaign or lock acquisition was cancelled by its caller."""
+
+    code = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderInfo:
+    """Who leads (or holds the lock): the candidate's id and proclaimed value,
+    the fencing token, the election key, its lease and its mod revision."""
+
+    candidate_id: str
+    value: Any
+    token: int
+    key: str
+    lease_id: int
+    revision: int
+
+
+def _info(item: Sequence[Any]) -> LeaderInfo:
+    key, record, create_revision, mod_revision, lease_id = item
+    record = record if isinstance(record, dict) else {}
+    return LeaderInfo(str(record.get("candidate")), record.get("value"), create_revision, key,
+                      lease_id, mod_revision)
+
+
+def _first(items: Sequence[Sequence[Any]]) -> Sequence[Any] | None:
+    return min(items, key=lambda item: item[2]) if items else None
+
+
+class _Queue:
+    """Keys under one prefix, each attached to a contender's lease; the key
+    with the lowest create revision holds."""
+
+    def __init__(self, cluster: Cluster, prefix: str) -> None:
+        self.cluster = cluster
+        self.prefix = prefix
+
+    def items(self, known: list[tuple[str, int]] | None = None, wait: float = 0.0
+              ) -> list[Sequence[Any]]:
+        """The queue (linearizable); with ``known``, waits up to ``wait``
+        seconds for it to differ."""
+        return leader_call(self.cluster, "lease_watch", self.prefix, known, wait,
+                           timeout=wait + self.cluster.kv.timeout)
+
+    def head(self) -> LeaderInfo | None:
+        first = _first(self.items())
+        return None if first is None else _info(first)
+
+    def line(self) -> list[LeaderInfo]:
+        return [_info(item) for item in sorted(self.items(), key=lambda item: item[2])]
+
+    def enter_and_wait(self, candidate_id: str, value: Any, ttl: float, timeout: float | None,
+                       cancel: threading.Event | None) -> tuple[Lease, str, int]:
+        """Join the queue and wait to be first: ``(lease, key, token)``. A
+        lease lost while waiting is replaced (the place in line is lost).
+        Raises CoordinationTimeout after ``timeout`` s, Cancelled on ``cancel``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        record = {"candidate": candidate_id, "value": value}
+        attempt = 0
+        while True:
+            self._check(deadline if attempt else None, cancel)
+            attempt += 1
+            lease = Lease.grant(self.cluster, ttl)
+            key = f"{self.prefix}{lease.lease_id:016x}"
+            try:
+                result = run_op(self.cluster, ("put_lease", key, record, lease.lease_id))
+            except BaseException:
+                lease.revoke()
+                raise
+            if not result.ok:
+                lease.revoke()
+                continue
+            if self._wait_first(lease, key, ttl, deadline, cancel):
+                return lease, key, result.kv.create_revision
+            lease.revoke()  # the lease lapsed while waiting: leave no key behind, rejoin
+
+    def _wait_first(self, lease: Lease, key: str, ttl: float, deadline: float | None,
+                    cancel: threading.Event | None) -> bool:
+        """Wait until ``key`` is first in line: True; False if the lease was
+        lost meanwhile. Raises (revoking the lease) on timeout or cancel."""
+        known: list[tuple[str, int]] | None = None
+        try:
+            while lease.is_alive():
+                wait = POLL_S if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    items = self.items(known, min(wait, POLL_S, ttl))
+                except ClusterError:
+                    self._check(deadline, cancel)
+                    continue
+                known = [(item[0], item[3]) for item in items]
+                first = _first(items)
+                if not any(item[0] == key for item in items):
+                    return False  # our key is gone: the lease expired while we waited
+                if first is not None and first[0] == key and lease.is_alive():
+                    return True
+                self._check(deadline, cancel)
+            return False
+        except BaseException:
+            lease.revoke()
+            raise
+
+    @staticmethod
+    def _check(deadline: float | None, cancel: threading.Event | None) -> None:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("cancelled while waiting for leadership")
+        if deadline is not None and time.monotonic() >= deadline:
+            raise CoordinationTimeout("not elected within the timeout: another contender "
+                                      "still holds it; wait longer or resign the holder")
+
+
+class Hold:
+    """Holding a leadership or a lock: the key, its fencing ``token`` and the
+    lease behind it. ``lost`` is the lease's event."""
+
+    def __init__(self, cluster: Cluster, key: str, token: int, lease: Lease) -> None:
+        self.cluster = cluster
+        self.key = key
+        self.token = token
+        self.lease = lease
+
+    @property
+    def lost(self) -> threading.Event:
+        """Set once the hold ended: lease lost, expired, revoked (resigned)."""
+        return self.lease.lost
+
+    @property
+    def lost_reason(self) -> str | None:
+        return self.lease.lost_reason
+
+    def is_held(self) -> bool:
+        """True while the lease surely holds (a local check, no call)."""
+        return self.lease.is_alive()
+
+    # ------------------------------------------------------------ fenced writes
+    def guarded_put(self, key: str, value: Any, timeout: float | None = None) -> KVResult:
+        """Write ``key`` only if our key still exists with our token; else
+        raise StaleToken (see the module doc)."""
+        return self.guarded([("put", key, value)], timeout)
+
+    def guarded_delete(self, key: str, timeout: float | None = None) -> KVResult:
+        return self.guarded([("delete", key)], timeout)
+
+    def guarded(self, ops: Sequence[tuple[Any, ...]], timeout: float | None = None
+                ) -> KVResult:
+        """Apply put/delete ops atomically, only while our key holds our token."""
+        op = ("txn", ((self.key, "create_revision", self.token),), tuple(ops), ())
+        result = run_op(self.cluster, op, timeout)
+        if not result.ok:
+            raise StaleToken(self.token)
+        return result
+
+    def fenced_put(self, resource: str, key: str, value: Any, timeout: float | None = None
+                   ) -> KVResult:
+        """Write ``key`` only if our token is at least the highest token used
+        on ``resource`` (stored at ``fence/<resource>``), raising that to our
+        token; else raise StaleToken naming the newer token."""
+        return self.fenced(resource, [("put", key, value)], timeout)
+
+    def fenced(self, resource: str, ops: Sequence[tuple[Any, ...]],
+               timeout: float | None = None) -> KVResult:
+        result = run_op(self.cluster, ("fence", FENCE_PREFIX + resource, self.token,
+                                       tuple(ops)), timeout)
+        if not result.ok:
+            newer = result.prev.value if result.prev is not None else None
+            raise StaleToken(self.token, newer if isinstance(newer, int) else None)
+        return result
+
+
+class Leadership(Hold):
+    """Leading an election: ``token``, ``candidate_id``, ``value``, ``lost``."""
+
+    def __init__(self, election: LeaderElection, candidate_id: str, value: Any, key: str,
+                 token: int, lease: Lease) -> None:
+        super().__init__(election.cluster, key, token, lease)
+        self.election = election.name
+        self.candidate_id = candidate_id
+        self.value = value
+
+    def proclaim(self, value: Any, timeout: float | None = None) -> None:
+        """Announce a new value without an election; StaleToken if we no longer lead."""
+        record = {"candidate": self.candidate_id, "value": value}
+        op = ("guarded", ((self.key, "create_revision", self.token),),
+              (("put_lease", self.key, record, self.lease.lease_id),))
+        if not run_op(self.cluster, op, timeout).ok:
+            raise StaleToken(self.token)
+        self.value = value
+
+    def resign(self, timeout: float | None = None) -> bool:
+        """Give up leadership: the lease is revoked, the key deleted, the next
+        contender leads. True if confirmed now (else it expires within the TTL)."""
+        return self.lease.revoke(timeout)
+
+    def __repr__(self) -> str:
+        state = "leading" if self.is_held() else f"lost ({self.lost_reason})"
+        return (f"<Leadership {self.election!r} candidate={self.candidate_id!r} "
+                f"token={self.token} {state}>")
+
+
+class LeaderElection:
+    """One named election (``cluster.election(name)``), modelled on etcd's:
+    ``campaign``, ``proclaim``, ``leader``, ``observe``, ``resign``. Every
+    blocking call has an ``a``-prefixed awaitable twin."""
+
+    def __init__(self, cluster: Cluster, name: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"an election name is a non-empty string, got {name!r}")
+        self.cluster = cluster
+        self.name = name
+        self._queue = _Queue(cluster, f"{ELECTION_PREFIX}{name}/")
+        self.leadership: Leadership | None = None  #: from this handle's last campaign
+
+    def campaign(self, candidate_id: str, value: Any = None, ttl: float = 2.0,
+                 timeout: float | None = None,
+                 on_lost: Callable[[Leadership], Any] | None = None,
+                 cancel: threading.Event | None = None) -> Leadership:
+        """Block until ``candidate_id`` leads; its :class:`Leadership`. The
+        lease (``ttl`` s) is kept alive in the background; ``on_lost`` runs
+        (in that background thread) if it is lost. Raises CoordinationTimeout
+        after ``timeout`` s, Cancelled once ``cancel`` is set."""
+        lease, key, token = self._queue.enter_and_wait(candidate_id, value, ttl, timeout,
+                                                       cancel)
+        leadership = Leadership(self, candidate_id, value, key, token, lease)
+        if cancel is not None and cancel.is_set():
+            leadership.resign()
+            raise Cancelled("cancelled while waiting for leadership")
+        if on_lost is not None:
+            lease.notify_loss(lambda _lease: on_lost(leadership))
+        self.leadership = leadership
+        return leadership
+
+    @contextlib.contextmanager
+    def leading(self, candidate_id: str, value: Any = None, ttl: float = 2.0,
+                timeout: float | None = None) -> Iterator[Leadership]:
+        """``with election.leading("me") as leadership:`` campaign, then resign
+        on exit (for Ray tasks and scripts)."""
+        leadership = self.campaign(candidate_id, value, ttl, timeout)
+        try:
+            yield leadership
+        finally:
+            leadership.resign()
+
+    def leader(self) -> LeaderInfo | None:
+        """The current leader (linearizable read), or None."""
+        return self._queue.head()
+
+    def candidates(self) -> list[LeaderInfo]:
+        """The leader and the waiting candidates, in the order they will lead."""
+        return self._queue.line()
+
+    def proclaim(self, value: Any) -> None:
+        """Proclaim through this handle's leadership (see Leadership.proclaim)."""
+        self._require_leadership().proclaim(value)
+
+    def resign(self) -> bool:
+        """Resign this handle's leadership (see Leadership.resign)."""
+        return self._require_leadership().resign()
+
+    def observe(self, poll: float = POLL_S) -> Observation:
+        """Leadership changes: an iterator (and async iterator) that yields the
+        current :class:`LeaderInfo` (None: nobody leads) first, then each
+        change of leader or proclaimed value."""
+        return Observation(self._queue, poll)
+
+    def async_observe(self, poll: float = POLL_S) -> Observation:
+        """The same Observation, for ``async for``."""
+        return Observation(self._queue, poll)
+
+    def _require_leadership(self) -> Leadership:
+        if self.leadership is None:
+            raise ClusterError(f"this handle has not won election {self.name!r}: campaign first")
+        return self.leadership
+
+    # ------------------------------------------------------------- async twins
+    async def acampaign(self, candidate_id: str, value: Any = None, ttl: float = 2.0,
+                        timeout: float | None = None,
+                        on_lost: Callable[[Leadership], Any] | None = None) -> Leadership:
+        """Await leadership. Cancelling the awaiting task cancels the campaign."""
+        cancel = threading.Event()
+        try:
+            return await asyncio.to_thread(self.campaign, candidate_id, value, ttl, timeout,
+                                           on_lost, cancel)
+        except asyncio.CancelledError:
+            cancel.set()
+            raise
+
+    async def aleader(self) -> LeaderInfo | None:
+        return await asyncio.to_thread(self.leader)
+
+    async def aproclaim(self, value: Any) -> None:
+        await asyncio.to_thread(self.proclaim, value)
+
+    async def aresign(self) -> bool:
+        return await asyncio.to_thread(self.resign)
+
+    def __repr__(self) -> str:
+        return f"<LeaderElection {self.name!r} of {self.cluster.name!r}>"
+
+
+_UNSEEN = object()
+
+
+class Observation:
+    """Iterator over leadership changes (sync: ``for``; async: ``async for``).
+    ``close()`` ends it within one poll."""
+
+    def __init__(self, queue: _Queue, poll: float = POLL_S) -> None:
+        self._queue = queue
+        self._poll = poll
+        self._known: list[tuple[str, int]] | None = None
+        self._last: object = _UNSEEN
+        self._closed = threading.Event()
+
+    def __iter__(self) -> Observation:
+        return self
+
+    def __next__(self) -> LeaderInfo | None:
+        while not self._closed.is_set():
+            try:
+                items = self._queue.items(self._known,
+                                          0.0 if self._known is None else self._poll)
+            except ClusterError:
+                self._closed.wait(0.05)  # no leader for a moment: try again
+                continue
+            self._known = [(item[0], item[3]) for item in items]
+            first = _first(items)
+            ident = None if first is None else (first[0], first[3])
+            if ident != self._last:
+                self._last = ident
+                return None if first is None else _info(first)
+        raise StopIteration
+
+    def __aiter__(self) -> Observation:
+        return self
+
+    async def __anext__(self) -> LeaderInfo | None:
+        done = object()
+        change = await asyncio.to_thread(next, self, done)
+        if change is done:
+            raise StopAsyncIteration
+        return change  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self._closed.set()
+
+    def __enter__(self) -> Observation:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+
+__all__ = ["ELECTION_PREFIX", "FENCE_PREFIX", "Cancelled", "Hold", "LeaderElection",
+           "LeaderInfo", "Leadership", "Observation", "StaleToken"]

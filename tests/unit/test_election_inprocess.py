@@ -1,0 +1,259 @@
+"""The election, lock and lease clients against the real lease manager and
+state machine, in one process: a stand-in for the consensus leader applies
+each command at once and runs the manager's tick on an event loop thread.
+Fast checks of the client logic (handover, expiry, partition, fencing,
+observe) without Ray; tests/ray/test_election.py runs them for real."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import Future
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from cluster_actors.core.cluster_state import ClusterStateMachine
+from cluster_actors.core.kv import Command
+from cluster_actors.core.raft_types import Entry, EntryKind, Role
+from cluster_actors.election import Cancelled, LeaderElection, StaleToken
+from cluster_actors.errors import NoQuorum, NotLeader
+from cluster_actors.lock import Lock
+from cluster_actors.runtime.leases import LeaseManager
+
+HANG = 30.0  # seconds; only catches hangs
+
+
+def wait_until(condition: Any, timeout: float = HANG) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.005)
+    raise AssertionError("condition not reached")
+
+
+class LeaderStandIn:
+    """What the lease manager needs of a consensus core, on one node that
+    always leads and applies each command when it is submitted."""
+
+    def __init__(self) -> None:
+        self.node_id = "n1"
+        self.raft = SimpleNamespace(role=Role.LEADER, lead="n1")
+        self.sm = ClusterStateMachine()
+        self.index = 0
+        self.leases = LeaseManager(self)
+
+    def require_started(self) -> None:
+        pass
+
+    async def submit(self, commands: list[Command], timeout: float = 5.0) -> list[Any]:
+        if self.raft.role is not Role.LEADER:
+            raise NotLeader(self.node_id, None)
+        results = []
+        for command in commands:
+            self.index += 1
+            result, _ = self.sm.apply(Entry(self.index, 1, EntryKind.NORMAL, command))
+            results.append(result)
+        self.leases.after_apply()
+        return results
+
+    async def read(self, keys: list[str], timeout: float = 5.0) -> list[Any]:
+        if self.raft.role is not Role.LEADER:
+            raise NotLeader(self.node_id, None)
+        return [self.sm.get(key) for key in keys]
+
+
+class FakeKV:
+    """The two calls the election client makes on ``cluster.kv``."""
+
+    timeout = 5.0
+
+    def __init__(self, cluster: FakeCluster) -> None:
+        self._cluster = cluster
+        self._seq = itertools.count(1)
+        self.client_id = f"kv-{uuid.uuid4().hex[:6]}"
+
+    def submit(self, op: tuple[Any, ...]) -> Future[Any]:
+        if not self._cluster._running:
+            raise NoQuorum()  # closed: lease threads left over from a test give up
+        command = Command(self.client_id, next(self._seq), op)
+        inner = self._cluster.run(self._cluster.core.submit([command]))
+        outer: Future[Any] = Future()
+        inner.add_done_callback(lambda f: outer.set_result(
+            f.exception() if f.exception() else f.result()[0]))
+        return outer
+
+    def _leader_call(self, method: str, *args: Any, timeout: float) -> Any:
+        if not self._cluster._running:
+            raise NoQuorum()
+        if method == "lease_keepalive" and set(args[0]) & self._cluster.partitioned:
+            raise NoQuorum()
+        manager = self._cluster.core.leases
+        call = {"lease_keepalive": manager.keepalive, "lease_watch": manager.watch}[method]
+        return self._cluster.run(call(*args)).result(timeout)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        kv = self._cluster.core.sm.get(key)
+        return default if kv is None else kv.value
+
+
+class FakeCluster:
+    """A loop thread running the stand-in leader and its lease clock."""
+
+    def __init__(self) -> None:
+        self.name = "inprocess"
+        self.core = LeaderStandIn()
+        self.partitioned: set[int] = set()  # lease ids whose keepalives cannot get through
+        self.kv = FakeKV(self)
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self._running = True
+        self._ticker = self.run(self._tick())
+
+    async def _tick(self) -> None:
+        while self._running:
+            self.core.leases.tick(time.monotonic())
+            await asyncio.sleep(0.01)
+
+    def run(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+    def close(self) -> None:
+        self._running = False
+        self._ticker.result(HANG)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+
+
+@pytest.fixture
+def cluster() -> Iterator[FakeCluster]:
+    c = FakeCluster()
+    yield c
+    c.close()
+
+
+def test_contenders_lead_one_at_a_time_with_increasing_tokens(cluster: FakeCluster) -> None:
+    intervals: list[tuple[float, float, int]] = []
+    lock = threading.Lock()
+
+    def contender(name: str) -> None:
+        election = LeaderElection(cluster, "e")  # type: ignore[arg-type]
+        for round_ in range(3):
+            leadership = election.campaign(name, ttl=0.3, timeout=HANG)
+            start = time.monotonic()
+            leadership.guarded_put("owner", name)
+            end = min(time.monotonic(), leadership.lease.deadline)
+            with lock:
+                intervals.append((start, end, leadership.token))
+            if round_ % 2:
+                leadership.lease.let_expire()
+            else:
+                leadership.resign()
+
+    threads = [threading.Thread(target=contender, args=(f"c{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(HANG)
+    intervals.sort()
+    assert len(intervals) == 12
+    for (_, end, token), (start, _, next_token) in itertools.pairwise(intervals):
+        assert end <= start and token < next_token
+
+
+def test_a_partitioned_leader_loses_after_its_ttl_and_its_writes_are_fenced(
+        cluster: FakeCluster) -> None:
+    election = LeaderElection(cluster, "p")  # type: ignore[arg-type]
+    lost: list[str] = []
+    old = election.campaign("old", ttl=0.3, on_lost=lambda lead: lost.append(lead.lost_reason))
+    waiter: list[Any] = []
+    thread = threading.Thread(target=lambda: waiter.append(
+        LeaderElection(cluster, "p").campaign("new", ttl=0.3)))  # type: ignore[arg-type]
+    thread.start()
+    wait_until(lambda: len(election.candidates()) == 2)
+    assert election.leader().candidate_id == "old"
+    cluster.partitioned.add(old.lease.lease_id)
+    thread.join(HANG)
+    new = waiter[0]
+    assert new.token > old.token and old.lost.is_set() and not old.is_held()
+    assert lost and "no keepalive" in lost[0]
+    new.fenced_put("res", "res", "new")
+    with pytest.raises(StaleToken):
+        old.guarded_put("res", "old")
+    with pytest.raises(StaleToken) as caught:
+        old.fenced_put("res", "res", "old")
+    assert caught.value.newer == new.token
+    with pytest.raises(StaleToken):
+        old.proclaim("still me?")
+    assert cluster.kv.get("res") == "new"
+    new.proclaim("v2")
+    assert election.leader().value == "v2"
+
+
+def test_keepalives_hold_a_lease_well_past_its_ttl(cluster: FakeCluster) -> None:
+    election = LeaderElection(cluster, "k")  # type: ignore[arg-type]
+    leadership = election.campaign("me", ttl=0.2)
+    wait_until(lambda: leadership.lease.keepalives >= 10)  # 10 keepalives: >= 0.6 s
+    assert leadership.is_held() and election.leader().token == leadership.token
+
+
+def test_lock_context_manager_excludes_and_non_blocking_acquire_fails_while_held(
+        cluster: FakeCluster) -> None:
+    holder = Lock(cluster, "m", ttl=0.3)  # type: ignore[arg-type]
+    other = Lock(cluster, "m", ttl=0.3)  # type: ignore[arg-type]
+    with holder:
+        assert holder.locked() and holder.token is not None
+        assert other.acquire(blocking=False) is False
+        assert other.acquire(timeout=0.05) is False
+        assert holder.holder().token == holder.token
+    assert not holder.locked()
+    assert other.acquire(timeout=HANG) and other.token > 0
+    with pytest.raises(Exception, match="not reentrant"):
+        other.acquire()
+    other.release()
+    assert holder.holder() is None
+
+
+def test_cancel_ends_a_campaign_and_leaves_no_key(cluster: FakeCluster) -> None:
+    election = LeaderElection(cluster, "c")  # type: ignore[arg-type]
+    election.campaign("first", ttl=0.3)
+    cancel = threading.Event()
+    errors: list[BaseException] = []
+
+    def campaign() -> None:
+        try:
+            LeaderElection(cluster, "c").campaign(  # type: ignore[arg-type]
+                "second", ttl=0.3, cancel=cancel)
+        except BaseException as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=campaign)
+    thread.start()
+    wait_until(lambda: len(election.candidates()) == 2)
+    cancel.set()
+    thread.join(HANG)
+    assert len(errors) == 1 and isinstance(errors[0], Cancelled)
+    assert [c.candidate_id for c in election.candidates()] == ["first"]
+
+
+def test_observe_yields_each_change_in_order(cluster: FakeCluster) -> None:
+    election = LeaderElection(cluster, "o")  # type: ignore[arg-type]
+    observation = election.observe(poll=0.2)
+    assert next(observation) is None
+    first = election.campaign("a", value=1, ttl=0.3)
+    change = next(observation)
+    assert (change.candidate_id, change.value, change.token) == ("a", 1, first.token)
+    first.proclaim(2)
+    assert next(observation).value == 2
+    first.resign()
+    assert next(observation) is None
+    observation.close()
+    assert list(observation) == []
