@@ -25,26 +25,68 @@ from .errors import (
 
 __version__ = "0.1.0"
 
+# The Ray-backed names load on first use, so that the pure cores, the
+# simulator and the strategies import without starting Ray's machinery.
+_LAZY = {
+    "Cluster": "cluster_actors.cluster",
+    "ClusterStatus": "cluster_actors.cluster",
+    "NodeStatus": "cluster_actors.cluster",
+    "ClusterOptions": "cluster_actors.options",
+    "Coordinator": "cluster_actors.coordinator_client",
+    "DataStore": "cluster_actors.data_client",
+    "KVClient": "cluster_actors.client",
+    "LeaderElection": "cluster_actors.election",
+    "Lock": "cluster_actors.lock",
+    "Leadership": "cluster_actors.election",
+    "StaleToken": "cluster_actors.election",
+    "Lease": "cluster_actors.lease",
+    "LeaderActor": "cluster_actors.leader_actor",
+    "leader_only": "cluster_actors.leader_actor",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 __all__ = [
+    "Cluster",
     "ClusterError",
+    "ClusterOptions",
+    "ClusterStatus",
     "Command",
     "ConfChange",
     "ConfChangeType",
     "ConfState",
     "CoordinationTimeout",
+    "Coordinator",
+    "DataStore",
     "Entry",
+    "KVClient",
     "KVResult",
     "KVStateMachine",
     "KeyValue",
+    "LeaderActor",
+    "LeaderElection",
+    "Leadership",
+    "Lease",
+    "Lock",
     "NoQuorum",
+    "NodeStatus",
     "NotLeader",
     "ProposalDropped",
     "RaftNode",
     "RaftOptions",
     "Ready",
     "Role",
+    "StaleToken",
     "SyncFailed",
     "UnknownStrategy",
     "ValidationFailed",
     "__version__",
+    "leader_only",
 ]

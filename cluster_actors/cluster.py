@@ -17,6 +17,7 @@ import ray
 from pydantic import BaseModel
 
 from .client import DEFAULT_TIMEOUT, ComponentClient, KVClient, unwrap
+from .coordinator_client import Coordinator
 from .core.supervision import Strategy, SupervisorFlags
 from .data_client import DataStore
 from .errors import ClusterError, CoordinationTimeout, ValidationFailed
@@ -53,6 +54,9 @@ class NodeStatus(BaseModel):
     learners: list[str] = []
     state_hash: str | None = None
     ray_node_id: str | None = None
+    state: str | None = None  #: lifecycle state from the node's coordinator
+    phi: float | None = None  #: the highest phi its peers' detectors give it
+    health: float | None = None  #: the lowest health score (0..1) its peers give it
     extra: dict[str, Any] = {}
 
 
@@ -93,6 +97,7 @@ class Cluster:
         self.namespace = namespace(name)
         self._handles: dict[str, Any] = {}
         self._kv: KVClient | None = None
+        self._chaos: Any = None
 
     # ------------------------------------------------------------ lifecycle
     @classmethod
@@ -176,6 +181,9 @@ class Cluster:
         """Stop every actor of the cluster (children in reverse start order)."""
         if self._kv is not None:
             self._kv.close()
+        if self._chaos is not None:
+            with contextlib.suppress(Exception):
+                self._chaos.close()  # resumes paused processes, heals partitions
         ns = self.namespace
         for actor in (root_supervisor_name(self.name),):
             with contextlib.suppress(Exception):
@@ -207,8 +215,22 @@ class Cluster:
                                                 f"{', '.join(self.node_ids)}")])
         return NodeHandle(self.name, node_id, self.timeout)
 
-    def coordinator(self, node_id: str) -> Any:
-        return self.node(node_id).coordinator
+    def coordinator(self, node_id: str) -> Coordinator:
+        """That node's coordinator: the seed's Coordinator API as blocking calls
+        with typed results (``get_quorum()`` -> ``(has_quorum, size, current)``)."""
+        self.node(node_id)
+        return Coordinator(self.name, node_id, self.timeout)
+
+    @property
+    def chaos(self) -> Any:
+        """The cluster's :class:`~cluster_actors.chaos.ChaosMonkey` (created on
+        first use): ``kill_leader()``, ``kill(node, component)``, ``kill_node``,
+        ``partition(groups)``, ``pause``, ``heal()``, a recorded timeline."""
+        if self._chaos is None:
+            from .chaos import ChaosMonkey
+
+            self._chaos = ChaosMonkey(self)
+        return self._chaos
 
     def data(self, node_id: str) -> DataStore:
         """That node's eventually consistent CRDT store."""
@@ -278,19 +300,50 @@ class Cluster:
                                       f"majority of {self.node_ids} is running and connected")
         return leader
 
-    def status(self) -> ClusterStatus:
+    def _gather(self, component: str, method: str, timeout: float) -> dict[str, Any]:
+        """``method()`` of ``component`` on every node, in parallel; nodes that
+        do not answer within ``timeout`` are left out."""
+        refs = {}
+        for node_id in self.node_ids:
+            with contextlib.suppress(Exception):
+                handle = ray.get_actor(actor_name(self.name, node_id, component),
+                                       namespace=self.namespace)
+                refs[getattr(handle, method).remote()] = node_id
+        out: dict[str, Any] = {}
+        if refs:
+            ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
+            for ref in ready:
+                with contextlib.suppress(Exception):
+                    out[refs[ref]] = ray.get(ref)
+        return out
+
+    def status(self, details: bool = True) -> ClusterStatus:
+        """Every node's role, term, leader, commit and applied index; with
+        ``details``, also its lifecycle state and the phi and health score its
+        peers' failure detectors give it (worst over the observers)."""
         statuses = self._statuses()
+        states = self._gather("coordinator", "lifecycle_state", 0.5) if details else {}
+        heartbeats = self._gather("heartbeat", "get_heartbeat_status", 0.5) if details else {}
+        phi: dict[str, float] = {}
+        health: dict[str, float] = {}
+        for report in heartbeats.values():
+            for peer, info in (report.get("peers") or {}).items():
+                phi[peer] = max(phi.get(peer, 0.0), float(info.get("phi") or 0.0))
+                health[peer] = min(health.get(peer, 1.0), float(info.get("score", 1.0)))
         nodes = []
         for node_id in self.node_ids:
             s = statuses.get(node_id)
             if s is None:
-                nodes.append(NodeStatus(node_id=node_id, reachable=False))
+                nodes.append(NodeStatus(node_id=node_id, reachable=False,
+                                        state=states.get(node_id), phi=phi.get(node_id),
+                                        health=health.get(node_id)))
                 continue
             nodes.append(NodeStatus(
                 node_id=node_id, reachable=True, role=s["role"], term=s["term"],
                 leader=s["leader"], commit=s["commit"], applied=s["applied"],
                 last_index=s["last_index"], voters=s["voters"], learners=s["learners"],
                 state_hash=s["state_hash"], ray_node_id=s.get("ray_node_id"),
+                state=states.get(node_id), phi=phi.get(node_id), health=health.get(node_id),
                 extra={"commit_latency_p50_ms": s.get("commit_latency_p50_ms")}))
         leaders = [(n.term or 0, n.node_id) for n in nodes if n.role == "leader"]
         term = max((n.term or 0 for n in nodes), default=0)
@@ -311,9 +364,9 @@ class Cluster:
         return LeaderElection(self, name)
 
     def lock(self, name: str, ttl: float = 2.0, timeout: float | None = None) -> Any:
-        """A :class:`~cluster_actors.election.Lock` named ``name`` (a new
+        """A :class:`~cluster_actors.lock.Lock` named ``name`` (a new
         contender per call), released when its holder's ``ttl`` s lease expires."""
-        from .election import Lock
+        from .lock import Lock
 
         return Lock(self, name, ttl=ttl, timeout=timeout)
 

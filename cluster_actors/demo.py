@@ -21,27 +21,33 @@ from .cluster import Cluster, ClusterStatus
 
 def status_table(status: ClusterStatus, title: str) -> Table:
     table = Table(title=title)
-    for column in ("node", "role", "term", "leader", "commit", "applied", "voters"):
-        table.add_column(column, justify="right" if column in ("term", "commit", "applied")
-                         else "left")
+    for column in ("node", "state", "role", "term", "leader", "commit", "applied", "phi",
+                   "health"):
+        table.add_column(column, justify="right" if column in (
+            "term", "commit", "applied", "phi", "health") else "left")
     for node in status.nodes:
         if not node.reachable:
-            table.add_row(node.node_id, "[red]unreachable", "", "", "", "", "")
+            table.add_row(node.node_id, node.state or "", "[red]unreachable", "", "", "", "",
+                          _number(node.phi), _number(node.health))
             continue
         role = node.role or ""
         style = {"leader": "bold green", "candidate": "yellow", "pre_candidate": "yellow",
                  "starting": "yellow"}.get(role, "")
-        table.add_row(node.node_id, f"[{style}]{role}" if style else role, str(node.term),
-                      node.leader or "-", str(node.commit), str(node.applied),
-                      ",".join(node.voters))
+        table.add_row(node.node_id, node.state or "", f"[{style}]{role}" if style else role,
+                      str(node.term), node.leader or "-", str(node.commit), str(node.applied),
+                      _number(node.phi), _number(node.health))
     return table
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
 
 
 def _watch(cluster: Cluster, live: Live, title: str, until: Any, timeout: float) -> float:
     """Refresh the live table until ``until(status)``; seconds it took."""
     started = time.perf_counter()
     while True:
-        status = cluster.status()
+        status = cluster.status(details=False)
         live.update(status_table(status, title))
         if until(status):
             return time.perf_counter() - started

@@ -263,7 +263,16 @@ class KVStateMachine:
         self.sessions = {c: _Session(f, r, i) for c, (f, r, i) in sessions.items()}
 
     def state_hash(self) -> str:
-        """A digest of the user-visible state, equal on converged replicas."""
+        """A digest of the user-visible state, equal on converged replicas
+        (cached until the next change)."""
+        cached = getattr(self, "_hash_cache", None)
+        if cached is not None and cached[0] == (self.revision, self.applied_index):
+            return cached[1]
+        value = self._compute_state_hash()
+        self._hash_cache = ((self.revision, self.applied_index), value)
+        return value
+
+    def _compute_state_hash(self) -> str:
         digest = hashlib.blake2b(digest_size=16)
         digest.update(str(self.revision).encode())
         for key in sorted(self.data):

@@ -8,6 +8,9 @@ import importlib
 import cluster_actors
 
 EXPECTED_EXPORTS = {
+    "Cluster", "ClusterOptions", "ClusterStatus", "Coordinator", "DataStore",
+    "KVClient", "LeaderElection", "Lock", "NodeStatus", "LeaderActor", "Leadership", "Lease",
+    "StaleToken", "leader_only",
     "ClusterError", "Command", "ConfChange", "ConfChangeType", "ConfState",
     "CoordinationTimeout", "Entry", "KVResult", "KVStateMachine", "KeyValue", "NoQuorum",
     "NotLeader", "ProposalDropped", "RaftNode", "RaftOptions", "Ready", "Role", "SyncFailed",
@@ -24,6 +27,8 @@ def test_all_lists_exactly_the_public_names() -> None:
 
 def test_contract_import_paths() -> None:
     paths = {
+        "cluster_actors": ["Cluster", "ClusterOptions"],
+        "strategies": ["available", "load"],
         "cluster_actors.errors": ["ClusterError", "NotLeader", "NoQuorum",
                                   "CoordinationTimeout", "ValidationFailed", "SyncFailed"],
         "cluster_actors.core.phi": ["PhiAccrualDetector"],

@@ -1,0 +1,993 @@
+"""The coordinator component: the node's 15-state lifecycle and the seed's
+Coordinator API, over the pure :class:`~cluster_actors.core.lifecycle.Lifecycle`.
+
+**What drives the lifecycle.** The coordinator follows its consensus
+sibling's event stream with a long-poll on ``wait_events`` (and the membership
+and heartbeat siblings' streams when those components are installed), and
+runs a health round every ``heartbeat_interval`` (sooner when an event asks
+for one): its consensus ``status()`` plus one ``ping`` per peer's consensus
+actor. From these it keeps a :class:`NodeView` (leader known? which voters
+answer? quorum?) and after every change asks the table which observed event
+applies, checking :meth:`Lifecycle.can_fire` first; the guards then choose
+between stable, degraded, electing and partitioning:
+
+=====================================  =====================================
+observation                            lifecycle
+=====================================  =====================================
+a leader is known, quorum reachable    forming → stable (or degraded/electing)
+leader lost (``leader_changed`` with   → electing; a new leader → stable, or
+no leader, the leader's actor died,    degraded while a voter is unreachable
+or a leader replaced by another)
+a voter unreachable, quorum kept       stable → degraded (and back)
+quorum lost                            → partitioning; when it returns:
+                                       merging → resyncing → resume
+this node's consensus actor died, or   → recovery; when consensus answers
+the coordinator itself was restarted   again: resyncing → resume (once the
+by the node supervisor                 log is applied up to the commit index)
+a config proposal awaits approval      → voting; decided → resume
+=====================================  =====================================
+
+``snapshot``, ``start_upgrade``/``finish_upgrade``, ``split``,
+``report_partition``/``heal_partition`` and ``leave_cluster``/``stop`` enter
+the other states on request. Every transition is published as a
+``state_changed`` event; the siblings' events are republished with a
+``component`` field, so one subscription to the coordinator sees the node.
+
+**Configuration.** ``propose_config`` validates first, against the current
+replicated store (invalid: :class:`ValidationFailed` with field paths, nothing
+is proposed), then replicates the prepared record through consensus. The
+coordinator *forwards* config proposals to the leader's consensus actor when
+this node does not lead; plain key-value writes are not forwarded (a follower
+answers them with :class:`NotLeader`, and the kv client redirects).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import itertools
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+from ray.exceptions import RayActorError
+
+import strategies
+
+from ..core.config import ConfigChange, ConfigStore, ConfigVersion
+from ..core.kv import Command
+from ..core.lifecycle import Lifecycle, LifecycleContext, LifecycleEvent, LifecycleState
+from ..core.membership import quorum_size
+from ..core.monitoring import health_summary
+from ..errors import ClusterError, CoordinationTimeout, NoQuorum, NotLeader, ValidationFailed
+from ..runtime.naming import actor_name, namespace, node_supervisor_name, root_supervisor_name
+from ..telemetry import config_change_span, configure_tracing_from_env, election_span
+from .base import ComponentActor
+from .monitor import NotFound, bounded, phi_from_heartbeat, task_cause
+
+logger = logging.getLogger(__name__)
+
+S = LifecycleState
+E = LifecycleEvent
+
+#: Components whose event streams the coordinator follows when they are installed.
+FOLLOWED = ("membership", "heartbeat")
+#: Seconds a peer's consensus actor gets to answer a reachability ping.
+PING_TIMEOUT = 1.0
+#: Attempts to commit a config change that lost its version to a concurrent one.
+CONFIG_ATTEMPTS = 5
+
+
+@dataclass
+class NodeView:
+    """What the coordinator currently knows about its node and the cluster."""
+
+    leader: str | None = None
+    term: int = 0
+    voters: list[str] = field(default_factory=list)
+    learners: list[str] = field(default_factory=list)
+    reachable: set[str] = field(default_factory=set)
+    quorum: tuple[bool, int, int] = (False, 1, 0)
+    status: dict[str, Any] = field(default_factory=dict)  # the last consensus status
+
+    @property
+    def has_leader(self) -> bool:
+        return self.leader is not None
+
+    @property
+    def unreachable(self) -> list[str]:
+        return sorted(set(self.voters) - self.reachable)
+
+    def context(self) -> LifecycleContext:
+        return LifecycleContext(has_quorum=self.quorum[0], has_leader=self.has_leader,
+                                members_down=len(self.unreachable))
+
+
+def quorum_triple(value: Any) -> tuple[bool, int, int] | None:
+    """``(has_quorum, quorum_size, current)`` from a membership answer (a triple,
+    an ``(ok, triple)`` pair or a dict), or None if it is none of these."""
+    if isinstance(value, Mapping):
+        try:
+            return bool(value["has_quorum"]), int(value["quorum_size"]), int(value["current"])
+        except (KeyError, TypeError, ValueError):
+            return None
+    if isinstance(value, (tuple, list)):
+        if len(value) == 3 and isinstance(value[0], bool):
+            try:
+                return value[0], int(value[1]), int(value[2])
+            except (TypeError, ValueError):
+                return None
+        if len(value) == 2 and value[0] in ("ok", True):
+            return quorum_triple(value[1])
+    return None
+
+
+def _installed(component: str) -> bool:
+    return importlib.util.find_spec(f"cluster_actors.actors.{component}") is not None
+
+
+@ray.remote(num_cpus=0, max_restarts=0)
+class CoordinatorActor(ComponentActor):
+    """The seed's Coordinator API for one node (see the module doc)."""
+
+    component = "coordinator"
+    uses_transport = False
+
+    def __init__(self, cluster: str, node_id: str, voters: list[str],
+                 options: dict[str, Any], initial_config: dict[str, Any] | None = None,
+                 join: bool = False) -> None:
+        super().__init__(cluster, node_id, voters, options, initial_config, join)
+        self.lifecycle = Lifecycle()
+        self.view = NodeView(voters=[] if join else list(voters))
+        self._consensus_up = False
+        self._consensus_id: str | None = None
+        self._peer_handles: dict[str, Any] = {}
+        self._slow: dict[str, int] = {}  # consecutive ping timeouts per peer
+        self._pending: dict[int, dict[str, Any]] = {}
+        self._partition: dict[str, Any] | None = None
+        self._partition_log: deque[dict[str, Any]] = deque(maxlen=50)
+        self._split: dict[str, Any] | None = None
+        self._upgrade: dict[str, Any] | None = None
+        self._client_id = f"coordinator-{node_id}-{uuid.uuid4().hex[:10]}"
+        self._seq = itertools.count(1)
+        self._config_lock = asyncio.Lock()
+        self._refresh_lock = asyncio.Lock()
+        self._kick = asyncio.Event()
+        self._stats = {"config_committed": 0, "config_forwarded": 0, "config_rejected": 0,
+                       "refreshes": 0, "local_failures": 0}
+
+    # ============================================================ running
+    async def on_start(self) -> None:
+        configure_tracing_from_env()
+        restarted = await self._was_restarted()
+        since = await self._consensus_tail()
+        await self._refresh(reconcile=False)
+        if restarted:
+            self._fire(E.FAILURE_DETECTED, reason="the coordinator was restarted by its "
+                                                  "supervisor")
+        self._reconcile()
+        loop = asyncio.get_running_loop()
+        self._timers.append(loop.create_task(self._follow_consensus(since)))
+        self._timers.extend(loop.create_task(self._follow(c)) for c in FOLLOWED if _installed(c))
+        self._timers.append(loop.create_task(self._health_loop()))
+
+    async def _was_restarted(self) -> bool:
+        """True if the node supervisor saw a previous coordinator of this node exit."""
+        try:
+            supervisor = ray.get_actor(node_supervisor_name(self.cluster, self.node_id),
+                                       namespace=namespace(self.cluster))
+            events = await bounded(supervisor.events.remote(0))
+        except Exception:
+            return False
+        return any(e.get("type") == "child_exited" and e.get("child_id") == self.component
+                   for e in events)
+
+    async def _consensus_tail(self) -> int:
+        """The consensus stream's last seq now (older events are not replayed)."""
+        try:
+            handle = self.sibling("consensus")
+            events = await bounded(handle.events.remote(0))
+        except Exception:
+            return 0
+        self._consensus_id = handle._actor_id.hex()
+        return events[-1]["seq"] if events else 0
+
+    async def _follow_consensus(self, since: int) -> None:
+        """Long-poll the consensus events; a dead consensus actor is a local failure."""
+        while True:
+            try:
+                handle = self.sibling("consensus")
+            except ClusterError:
+                if self._consensus_up:
+                    self._local_failure("consensus is not running")
+                await asyncio.sleep(0.05)
+                continue
+            if handle._actor_id.hex() != self._consensus_id:
+                self._consensus_id, since = handle._actor_id.hex(), 0
+            try:
+                events = await handle.wait_events.remote(since, 5.0)
+            except RayActorError:
+                self.forget_sibling("consensus")
+                self._local_failure("the consensus actor died")
+                await asyncio.sleep(0.02)
+                continue
+            except Exception as error:
+                logger.warning("coordinator of %s: consensus events: %s", self.node_id,
+                               task_cause(error))
+                await asyncio.sleep(0.2)
+                continue
+            for event in events:
+                since = event["seq"]
+                self._on_consensus_event(event)
+
+    async def _follow(self, component: str) -> None:
+        """Republish a sibling's events and re-check the view after each batch."""
+        since, actor_id = 0, None
+        while True:
+            try:
+                handle = self.sibling(component)
+            except ClusterError:
+                await asyncio.sleep(2.0)
+                continue
+            if handle._actor_id.hex() != actor_id:
+                actor_id = handle._actor_id.hex()
+                try:
+                    tail = await bounded(handle.events_since.remote(0))
+                    since = tail[-1]["seq"] if tail else 0
+                except Exception:
+                    since = 0
+            try:
+                events = await handle.wait_events.remote(since, 5.0)
+            except RayActorError:
+                self.forget_sibling(component)
+                await asyncio.sleep(0.05)
+                continue
+            except Exception:
+                await asyncio.sleep(1.0)
+                continue
+            for event in events:
+                since = event["seq"]
+                self._republish(component, event)
+            if events:
+                self._kick.set()
+
+    async def _health_loop(self) -> None:
+        interval = self.options.heartbeat_interval / 1000
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), interval)
+            self._kick.clear()
+            try:
+                await self._refresh()
+            except Exception:
+                logger.exception("coordinator of %s: health round failed", self.node_id)
+            await asyncio.sleep(0.02)  # at most ~50 rounds per second however often kicked
+
+    # ---------------------------------------------------------- observing
+    def _republish(self, component: str, event: dict[str, Any]) -> None:
+        fields = {k: v for k, v in event.items() if k not in ("seq", "time", "type", "source")}
+        self.events.publish(event["type"], component=component, **fields)
+
+    def _on_consensus_event(self, event: dict[str, Any]) -> None:
+        self._republish("consensus", event)
+        kind = event["type"]
+        if kind == "leader_changed":
+            self._on_leader(event.get("leader"), event.get("term"))
+        elif kind == "peer_died":
+            self.view.reachable.discard(event["peer"])
+            if event["peer"] == self.view.leader:
+                self._on_leader(None, None)
+            self._kick.set()
+        elif kind == "started":
+            self._consensus_up = True
+            self._kick.set()
+        elif kind == "membership_changed":
+            self.view.voters = list(event["voters"])
+            self.view.learners = list(event["learners"])
+            self._kick.set()
+        self._reconcile()
+
+    def _on_leader(self, leader: str | None, term: int | None) -> None:
+        """Leader knowledge comes from the ordered event stream only (a status
+        snapshot may be older than the events already seen)."""
+        if leader is not None and self.view.leader is not None and leader != self.view.leader:
+            self.view.leader = None  # replaced: an election happened in between
+            self._reconcile()
+        self.view.leader = leader
+        if term is not None:
+            self.view.term = term
+        self._reconcile()
+
+    def _local_failure(self, reason: str) -> None:
+        self._consensus_up = False
+        self.view.leader = None
+        self._stats["local_failures"] += 1
+        self.events.publish("component_failed", component="consensus", reason=reason)
+        if self.lifecycle.can_fire(E.FAILURE_DETECTED, self.view.context()):
+            self._fire(E.FAILURE_DETECTED, reason=reason)
+
+    async def _refresh(self, reconcile: bool = True) -> None:
+        """One health round: consensus status, peer pings, heartbeat phi, quorum."""
+        async with self._refresh_lock:
+            self._stats["refreshes"] += 1
+            status = await self._ask("consensus", "status")
+            if status is not None and status.get("role") not in (None, "starting"):
+                self._consensus_up = True
+                await self._update_view(status)
+        if reconcile:
+            self._reconcile()
+
+    async def _update_view(self, status: dict[str, Any]) -> None:
+        view = self.view
+        view.status = status
+        view.voters, view.learners = list(status["voters"]), list(status["learners"])
+        if self.view.leader is None and not self.started and status.get("leader"):
+            view.leader = status["leader"]  # the first snapshot, before any event
+        view.term = max(view.term, status.get("term") or 0)
+        blocked = set((status.get("faults") or {}).get("blocked") or ())
+        peers = sorted((set(view.voters) | set(view.learners)) - {self.node_id})
+        answers = await asyncio.gather(*(self._ping(p) for p in peers))
+        reachable = {self.node_id} | {p for p, ok in zip(peers, answers, strict=True)
+                                      if ok and p not in blocked}
+        phi = phi_from_heartbeat(await self._ask("heartbeat", "get_heartbeat_status"))
+        for peer, value in (phi or {}).items():
+            if value >= self.options.phi_threshold:
+                reachable.discard(peer)
+        view.reachable = reachable
+        current = len(reachable & set(view.voters))
+        size = quorum_size(len(view.voters), self.options.quorum)
+        view.quorum = (current >= size, size, current)
+        reported = quorum_triple(await self._ask("membership", "get_quorum"))
+        if reported is not None:
+            view.quorum = reported
+
+    async def _ping(self, peer: str) -> bool:
+        """Whether ``peer``'s consensus actor answers. A dead or missing actor
+        counts at once; a slow one only on its second timeout in a row (one
+        late answer on a loaded machine is no failure)."""
+        handle = self._peer_handles.get(peer) or self._resolve_peer(peer)
+        if handle is None:
+            return False
+        try:
+            await bounded(handle.ping.remote(), PING_TIMEOUT)
+        except asyncio.TimeoutError:
+            self._slow[peer] = self._slow.get(peer, 0) + 1
+            return self._slow[peer] < 2
+        except Exception:
+            self._peer_handles.pop(peer, None)
+            return False
+        self._slow.pop(peer, None)
+        return True
+
+    def _resolve_peer(self, peer: str) -> Any | None:
+        try:
+            handle = ray.get_actor(actor_name(self.cluster, peer, "consensus"),
+                                   namespace=namespace(self.cluster))
+        except ValueError:
+            return None
+        self._peer_handles[peer] = handle
+        return handle
+
+    async def _ask(self, component: str, method: str, *args: Any,
+                   timeout: float = 2.0) -> Any:
+        """``method`` of a running sibling; None if it is absent, dead or slow."""
+        try:
+            handle = self.sibling(component)
+        except ClusterError:
+            return None
+        if not hasattr(handle, method):
+            return None
+        try:
+            return await bounded(getattr(handle, method).remote(*args), timeout)
+        except RayActorError:
+            self.forget_sibling(component)
+        except Exception as error:
+            logger.debug("coordinator of %s: %s.%s: %s", self.node_id, component, method,
+                         task_cause(error))
+        return None
+
+    # ---------------------------------------------------------- lifecycle
+    def _is_member(self) -> bool:
+        return self.node_id in self.view.voters or self.node_id in self.view.learners
+
+    def _caught_up(self) -> bool:
+        status = self.view.status
+        return (self._consensus_up and status.get("leader") is not None
+                and status.get("applied", 0) >= status.get("commit", 0))
+
+    def _candidates(self) -> list[LifecycleEvent]:
+        """Observed events that apply now, most urgent first (see the module doc)."""
+        state, view = self.lifecycle.state, self.view
+        if state is S.RECOVERY:
+            return [E.RECOVERED] if self._consensus_up else []
+        if state is S.FORMING:
+            return [E.QUORUM_ESTABLISHED] if self._consensus_up and self._is_member() else []
+        if state is S.JOINING:
+            return [E.JOINED] if self._is_member() else []
+        down = len(view.unreachable)
+        rules = [
+            (not view.quorum[0], E.QUORUM_LOST),
+            (self._partition is not None, E.PARTITION_DETECTED),
+            (state is S.PARTITIONING and view.quorum[0] and self._partition is None,
+             E.PARTITION_HEALED),
+            (state is S.MERGING and view.has_leader, E.MERGE_COMPLETE),
+            (state is S.RESYNCING and self._caught_up(), E.RESYNC_COMPLETE),
+            (not view.has_leader, E.LEADER_LOST),
+            (state is S.ELECTING and view.has_leader, E.LEADER_ELECTED),
+            (state is S.STABLE and down > 0, E.MEMBER_DOWN),
+            (state is S.DEGRADED and down == 0, E.MEMBER_UP),
+            (bool(self._pending), E.CONFIG_PROPOSED),
+            (state is S.VOTING and not self._pending, E.CONFIG_DECIDED),
+        ]
+        return [event for applies, event in rules if applies]
+
+    def _reconcile(self) -> None:
+        """Fire observed events until the lifecycle agrees with the view."""
+        for _ in range(16):
+            context = self.view.context()
+            event = next((e for e in self._candidates()
+                          if self.lifecycle.can_fire(e, context)), None)
+            if event is None:
+                return
+            self._fire(event)
+            if self.lifecycle.state in (S.RESYNCING, S.MERGING):
+                self._kick.set()  # the next step needs a fresh status
+
+    def _fire(self, event: LifecycleEvent, reason: str | None = None) -> dict[str, Any]:
+        """Take ``event`` now (raises IllegalTransition if the table forbids it)."""
+        transition = self.lifecycle.fire(event, self.view.context(), at=time.time())
+        record = self._transition_dict(transition)
+        self.events.publish("state_changed", reason=reason, **record)
+        return record
+
+    @staticmethod
+    def _transition_dict(transition: Any) -> dict[str, Any]:
+        return {"sequence": transition.sequence, "from": transition.source.value,
+                "event": transition.event.value, "to": transition.target.value,
+                "guard": transition.guard, "at": transition.at}
+
+    async def lifecycle_state(self) -> str:
+        return self.lifecycle.state.value
+
+    async def lifecycle_history(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Transitions taken, oldest first: ``sequence, from, event, to, guard, at``."""
+        history = [self._transition_dict(t) for t in self.lifecycle.history]
+        return history[-limit:] if limit else history
+
+    async def local_view(self) -> dict[str, Any]:
+        """Cheap, no remote calls: lifecycle state, leader, quorum, reachability."""
+        return {"node": self.node_id, "lifecycle_state": self.lifecycle.state.value,
+                "leader": self.view.leader, "term": self.view.term,
+                "has_quorum": self.view.quorum[0] if self.started else None,
+                "quorum": list(self.view.quorum), "unreachable": self.view.unreachable}
+
+    async def latest_event_seq(self) -> int:
+        """The seq of the newest event (subscribe from here to skip older ones)."""
+        return self.events.seq
+
+    # ============================================================ the API
+    async def stop(self) -> None:
+        """The seed's ``stop``: end this node without changing the membership.
+
+        Lifecycle leave_requested → draining; a leader hands its leadership
+        off first; drain_complete → shutdown; then the root supervisor is asked
+        to terminate this node's subtree (so nothing restarts it). The call
+        returns before the actors are gone. Use :meth:`leave_cluster` to also
+        remove the node from the voters.
+        """
+        self._fire(E.LEAVE_REQUESTED, reason="stop")
+        await self._hand_off_leadership()
+        self._fire(E.DRAIN_COMPLETE, reason="stop")
+        root = ray.get_actor(root_supervisor_name(self.cluster), namespace=namespace(self.cluster))
+        root.terminate_child.remote(self.node_id)
+
+    async def join_cluster(self, seed_nodes: list[str], timeout: float = 30.0) -> dict[str, Any]:
+        """Join the cluster the ``seed_nodes`` belong to (a node started with ``join``).
+
+        The leader (found through the seeds' consensus actors) adds this node
+        as a learner, then promotes it to voter once it has caught up. When
+        the membership component runs, the join is also requested there and
+        approved on the leader's node (best effort: the Raft configuration is
+        the authority on who is a member). Lifecycle forming → joining → stable/degraded; a failure fires
+        join_rejected (→ forming) and re-raises. A node that already is a
+        member returns at once with nothing changed.
+        """
+        await self._refresh()
+        if self._is_member():
+            return {"joined": False, "member": True, "voters": self.view.voters}
+        if not seed_nodes:
+            raise ValidationFailed([("seed_nodes", "name at least one node of the cluster")])
+        deadline = time.monotonic() + timeout
+        self._fire(E.SEED_CONNECTED)
+        await self._ask("membership", "join_cluster", seed_nodes[0])
+        try:
+            leader, handle = await self._leader_among(list(seed_nodes), deadline)
+            await bounded(handle.change_membership.remote([("add_learner", self.node_id)]),
+                          timeout)
+            await self._wait_caught_up(leader, handle, deadline)
+            result = await bounded(handle.change_membership.remote(
+                [("add_voter", self.node_id)]), max(0.1, deadline - time.monotonic()))
+        except BaseException as error:
+            if self.lifecycle.can_fire(E.JOIN_REJECTED):
+                self._fire(E.JOIN_REJECTED, reason=str(task_cause(error)))
+            raise task_cause(error) from None
+        await self._approve_membership(leader)
+        await self._refresh()
+        return {"joined": True, "member": True, "voters": result["voters"]}
+
+    async def _approve_membership(self, leader: str) -> None:
+        """Best effort: mark the join approved in the membership view (when the
+        membership component runs; its gossip carries it everywhere)."""
+        try:
+            handle = ray.get_actor(actor_name(self.cluster, leader, "membership"),
+                                   namespace=namespace(self.cluster))
+            await bounded(handle.approve_join.remote(self.node_id))
+        except Exception as error:
+            logger.info("coordinator of %s: membership approval skipped: %s", self.node_id,
+                        task_cause(error))
+
+    async def leave_cluster(self, reason: str = "", timeout: float = 30.0) -> None:
+        """Leave the cluster: draining (the membership view marks the node
+        leaving; a leader hands off first), the leader removes this node from
+        the voters, then shutdown. The actors keep
+        running (shut the node down separately). Needs a leader and quorum:
+        raises :class:`NoQuorum` before changing anything otherwise."""
+        await self._refresh()
+        if not self.view.quorum[0] or not self.view.has_leader:
+            raise NoQuorum("cannot leave now: no leader or no quorum to approve the removal; "
+                           "restore the cluster first")
+        self._fire(E.LEAVE_REQUESTED, reason=reason or "leave_cluster")
+        await self._ask("membership", "leave_cluster", reason)
+        await self._hand_off_leadership()
+        deadline = time.monotonic() + timeout
+        _, handle = await self._leader_handle(deadline)
+        await bounded(handle.change_membership.remote([("remove", self.node_id)]), timeout)
+        self._fire(E.DRAIN_COMPLETE, reason=reason or "leave_cluster")
+
+    async def get_members(self) -> list[str]:
+        """Voters and learners of the Raft configuration (the authority on who is in)."""
+        return sorted(set(self.view.voters) | set(self.view.learners))
+
+    async def get_member_info(self, node: str) -> dict[str, Any]:
+        """Role, reachability, leadership and replication progress of ``node``;
+        raises :class:`NotFound` (``not_found``) for a node that is not a member."""
+        await self._refresh()
+        view = self.view
+        if node not in view.voters and node not in view.learners:
+            raise NotFound(f"{node!r} is not a member; members: "
+                           f"{', '.join(await self.get_members())}")
+        info: dict[str, Any] = {
+            "node": node, "role": "voter" if node in view.voters else "learner",
+            "is_leader": node == view.leader, "reachable": node in view.reachable,
+            "progress": (view.status.get("progress") or {}).get(node)}
+        membership = await self._ask("membership", "get_member_info", node)
+        if membership is not None:
+            info["membership"] = membership
+        return info
+
+    async def get_leader(self) -> str | None:
+        """The leader this node's consensus follows (None during an election)."""
+        return await self._consensus_call("get_leader")
+
+    async def become_leader(self, timeout: float = 5.0) -> None:
+        """Force an election on this node and wait until it leads; raises
+        :class:`CoordinationTimeout` if another node won."""
+        with election_span(self.node_id, self.view.term + 1, forced=True):
+            await self._consensus_call("force_election")
+            deadline = time.monotonic() + timeout
+            while await self._consensus_call("get_leader") != self.node_id:
+                if time.monotonic() > deadline:
+                    raise CoordinationTimeout(f"{self.node_id} did not win the election within "
+                                              f"{timeout} s (its log may be behind); retry")
+                await asyncio.sleep(0.02)
+
+    async def step_down(self, successor: str | None = None) -> str | None:
+        """Hand leadership to ``successor`` (default: the most caught-up voter);
+        returns it. Raises :class:`NotLeader` on a follower."""
+        return await self._consensus_call("step_down", successor)
+
+    async def force_election(self) -> None:
+        """Start an election on this node now (it may lose)."""
+        with election_span(self.node_id, self.view.term + 1, forced=True):
+            await self._consensus_call("force_election")
+
+    # --------------------------------------------------------- configuration
+    async def get_config(self) -> dict[str, Any]:
+        """This node's replicated configuration (as applied locally)."""
+        return (await self._local_store()).config.model_dump(mode="json")
+
+    async def get_config_history(self) -> list[dict[str, Any]]:
+        return [r.model_dump(mode="json") for r in (await self._local_store()).history()]
+
+    async def export_config(self) -> str:
+        return (await self._local_store()).export_config()
+
+    async def propose_config(self, new_config: dict[str, Any], require_approval: bool = False,
+                             timeout: float = 10.0) -> int:
+        """Validate, then replicate a config change; returns its version.
+
+        ``new_config`` holds the keys to change. It is validated first against
+        the replicated store (:class:`ValidationFailed` with field paths;
+        nothing is proposed, nothing changes on any node). The prepared
+        record is then committed through consensus; on a follower the
+        coordinator forwards it to the leader's consensus actor (plain kv
+        writes are not forwarded: they raise :class:`NotLeader`).
+
+        With ``require_approval`` the change waits on this coordinator
+        (lifecycle ``voting``) until :meth:`approve_config` decides it; the
+        returned version is the one it gets if approved before any other
+        change. Pending proposals are not replicated: approve them on the same
+        node; a restarted coordinator forgets them.
+        """
+        (await self._local_store()).prepare(new_config)  # validate first, locally
+        if not require_approval:
+            return await self._commit_config(lambda store: store.prepare(new_config), timeout)
+        _, handle = await self._leader_handle(time.monotonic() + timeout)
+        store = await bounded(handle.config_store.remote(), timeout)
+        record = store.prepare(new_config)
+        version = max(store.version, *self._pending) + 1 if self._pending else record.version
+        self._pending[version] = {"version": version, "changes": dict(new_config),
+                                  "proposed_at": time.time(),
+                                  "changed_keys": list(record.changed_keys)}
+        self.events.publish("config_proposed", version=version, changes=dict(new_config))
+        self._reconcile()
+        return version
+
+    async def approve_config(self, version: int, approve: bool = True,
+                             timeout: float = 10.0) -> int | None:
+        """Decide a pending proposal: approve commits it (returns the version it
+        got), reject discards it (returns None). A proposal that became invalid
+        meanwhile raises :class:`ValidationFailed` and is discarded; one that
+        could not be committed (no quorum, timeout) stays pending."""
+        proposal = self._pending.get(version)
+        if proposal is None or proposal.get("deciding"):
+            raise NotFound(f"no pending config proposal {version} (or it is being decided); "
+                           f"pending: {sorted(self._pending) or 'none'}")
+        committed: int | None = None
+        if approve:
+            proposal["deciding"] = True
+            try:
+                committed = await self._commit_config(
+                    lambda store: store.prepare(proposal["changes"]), timeout)
+            except ValidationFailed:
+                self._pending.pop(version, None)
+                self._reconcile()
+                raise
+            finally:
+                proposal["deciding"] = False
+        self._pending.pop(version, None)
+        self.events.publish("config_decided", version=version, approved=approve,
+                            committed_version=committed)
+        self._reconcile()
+        return committed
+
+    async def pending_proposals(self) -> list[dict[str, Any]]:
+        return [dict(p) for _, p in sorted(self._pending.items())]
+
+    async def rollback_config(self, version: int, timeout: float = 10.0) -> int:
+        """Restore kept version ``version`` as a new version (returned);
+        raises ConfigNotFound (``not_found``) if it is not kept."""
+        (await self._local_store()).record(version)
+        return await self._commit_config(lambda store: store.prepare_rollback(version), timeout)
+
+    async def import_config(self, text: str, timeout: float = 10.0) -> int:
+        """Replicate a config exported as JSON as the next version (returned)."""
+        (await self._local_store()).prepare_import(text)
+        return await self._commit_config(lambda store: store.prepare_import(text), timeout)
+
+    async def _local_store(self) -> ConfigStore:
+        return await self._consensus_call("config_store")
+
+    async def _commit_config(self, prepare: Callable[[ConfigStore], ConfigVersion],
+                             timeout: float) -> int:
+        """Prepare on the leader's store and commit through its consensus actor;
+        re-prepare when a concurrent change took the version."""
+        deadline = time.monotonic() + timeout
+        async with self._config_lock:
+            for _ in range(CONFIG_ATTEMPTS):
+                leader, handle = await self._leader_handle(deadline)
+                store = await bounded(handle.config_store.remote(), timeout)
+                record = prepare(store)
+                seq = next(self._seq)
+                command = Command(self._client_id, seq, ("config", record.model_dump(mode="json")),
+                                  seq)
+                with config_change_span(self.node_id, record.version, self.view.term,
+                                        leader=leader, forwarded=leader != self.node_id):
+                    result = await self._submit(command, leader, handle, deadline)
+                if isinstance(result, ConfigChange):
+                    self._stats["config_committed"] += 1
+                    self._stats["config_forwarded"] += leader != self.node_id
+                    return result.version
+                if result is None:  # the same record was already applied: a replay
+                    return record.version
+                self._stats["config_rejected"] += 1
+            raise result if isinstance(result, Exception) else ClusterError(
+                f"config change not committed after {CONFIG_ATTEMPTS} attempts: {result!r}")
+
+    async def _submit(self, command: Command, leader: str, handle: Any,
+                      deadline: float) -> Any:
+        """Submit ``command`` (same session seq on every retry, so it applies at
+        most once) to the leader, following leader changes until ``deadline``."""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise CoordinationTimeout("the config change was not acknowledged in time; "
+                                          "its outcome is unknown: check get_config")
+            try:
+                [result] = await bounded(handle.submit.remote([command], remaining),
+                                         remaining + 1.0)
+                return result
+            except asyncio.TimeoutError:
+                continue
+            except Exception as error:
+                cause = task_cause(error)
+                if not isinstance(cause, (NotLeader, CoordinationTimeout, RayActorError)):
+                    raise cause from None
+                self._peer_handles.pop(leader, None)
+                await asyncio.sleep(0.02)
+                leader, handle = await self._leader_handle(deadline)
+
+    async def _leader_handle(self, deadline: float) -> tuple[str, Any]:
+        """The leader's id and consensus handle, waiting for an election if needed."""
+        while True:
+            leader = await self._consensus_call("get_leader")
+            if leader is not None:
+                handle = (self.sibling("consensus") if leader == self.node_id
+                          else self._peer_handles.get(leader) or self._resolve_peer(leader))
+                if handle is not None:
+                    return leader, handle
+            if time.monotonic() > deadline:
+                raise NoQuorum("no leader known: the cluster may have lost its quorum; "
+                               "restore nodes or heal the partition, then retry")
+            await asyncio.sleep(0.05)
+
+    async def _leader_among(self, nodes: list[str], deadline: float) -> tuple[str, Any]:
+        while True:
+            for node in nodes:
+                handle = self._peer_handles.get(node) or self._resolve_peer(node)
+                if handle is None:
+                    continue
+                try:
+                    leader = await bounded(handle.get_leader.remote(), PING_TIMEOUT)
+                except Exception:
+                    continue
+                target = leader and (self._peer_handles.get(leader)
+                                     or self._resolve_peer(leader))
+                if target is not None:
+                    return leader, target
+            if time.monotonic() > deadline:
+                raise NoQuorum(f"none of {nodes} knows a leader; check the seed nodes")
+            await asyncio.sleep(0.05)
+
+    async def _wait_caught_up(self, leader: str, handle: Any, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            status = await bounded(handle.status.remote())
+            progress = (status.get("progress") or {}).get(self.node_id)
+            if progress and progress["match"] >= status["commit"]:
+                return
+            await asyncio.sleep(0.05)
+        raise CoordinationTimeout(f"{self.node_id} did not catch up with {leader} in time")
+
+    async def _hand_off_leadership(self, timeout: float = 5.0) -> None:
+        if await self._consensus_call("get_leader") != self.node_id:
+            return
+        if len(self.view.voters) > 1:
+            await self._consensus_call("step_down")
+            deadline = time.monotonic() + timeout
+            while await self._consensus_call("get_leader") in (self.node_id, None):
+                if time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.02)
+
+    async def _consensus_call(self, method: str, *args: Any) -> Any:
+        """Call this node's consensus actor; its own errors are re-raised as is."""
+        try:
+            return await bounded(getattr(self.sibling("consensus"), method).remote(*args), 10.0)
+        except RayActorError:
+            self.forget_sibling("consensus")
+            raise ClusterError(f"the consensus actor of {self.node_id} is restarting; "
+                               "retry in a moment") from None
+        except asyncio.TimeoutError:
+            raise CoordinationTimeout(f"consensus of {self.node_id} did not answer "
+                                      f"{method}") from None
+        except Exception as error:
+            raise task_cause(error) from None
+
+    # ------------------------------------------------------------ monitoring
+    async def get_cluster_status(self) -> tuple[str, dict[str, Any]]:
+        """``(lifecycle state, status)`` after a fresh health round."""
+        await self._refresh()
+        view, status = self.view, self.view.status
+        components = {c: self._running(c) for c in
+                      ("consensus", "membership", "heartbeat", "sync", "monitor")}
+        return self.lifecycle.state.value, {
+            "node_id": self.node_id, "cluster": self.cluster,
+            "state": self.lifecycle.state.value, "leader": view.leader, "term": view.term,
+            "role": status.get("role"), "members": await self.get_members(),
+            "voters": list(view.voters), "learners": list(view.learners),
+            "reachable": sorted(view.reachable), "unreachable": view.unreachable,
+            "quorum": list(view.quorum), "commit": status.get("commit"),
+            "applied": status.get("applied"), "config_version": status.get("config_version"),
+            "components": components, "pending_proposals": sorted(self._pending),
+            "partition": self._partition, "lifecycle_sequence": self.lifecycle.sequence}
+
+    def _running(self, component: str) -> bool:
+        try:
+            self.sibling(component)
+        except ClusterError:
+            return False
+        return True
+
+    async def get_metrics(self) -> dict[str, Any]:
+        """Lifecycle counts, the coordinator's own counters and the consensus figures."""
+        status = self.view.status
+        transitions: dict[str, int] = {}
+        for t in self.lifecycle.history:
+            transitions[t.target.value] = transitions.get(t.target.value, 0) + 1
+        return {"node": self.node_id, "state": self.lifecycle.state.value,
+                "transitions": self.lifecycle.sequence, "entered": transitions,
+                "events_published": self.events.seq, **self._stats,
+                "consensus": {k: status.get(k) for k in (
+                    "term", "commit", "applied", "last_index", "snapshot_index",
+                    "leader_changes", "commit_latency_p50_ms", "commit_latency_p99_ms")}}
+
+    async def subscribe_events(self, handle: Any) -> None:
+        """Push every event to ``handle.on_event(event)`` (a Ray actor handle)."""
+        self.events.subscribe(handle)
+
+    async def unsubscribe_events(self, handle: Any) -> bool:
+        return self.events.unsubscribe(handle)
+
+    async def health_check(self) -> tuple[str, dict[str, Any]]:
+        """``(health, details)``: the monitor's verdict, or (no monitor) one from
+        this coordinator's view."""
+        health = await self._ask("monitor", "get_health")
+        if health is not None:
+            return tuple(health)  # type: ignore[return-value]
+        view = self.view
+        return health_summary({"node_id": self.node_id, "leader": view.leader,
+                               "has_leader": view.has_leader, "term": view.term,
+                               "has_quorum": view.quorum[0], "members": len(view.voters),
+                               "lifecycle_state": self.lifecycle.state.value})
+
+    async def force_health_check(self) -> tuple[str, dict[str, Any]]:
+        """Run a health round and the monitor's check now; returns :meth:`health_check`."""
+        await self._refresh()
+        await self._ask("monitor", "force_check")
+        return await self.health_check()
+
+    async def get_quorum(self) -> tuple[bool, int, int]:
+        """``(has_quorum, quorum_size, current)`` after a fresh health round: from
+        the membership component when it runs, else voters answering pings."""
+        await self._refresh()
+        return self.view.quorum
+
+    # ------------------------------------------------------------ partitions
+    async def report_partition(self, nodes: list[str], reason: str = "") -> None:
+        """Record that ``nodes`` are cut off from this node: lifecycle
+        partitioning until :meth:`heal_partition`."""
+        if not isinstance(nodes, (list, tuple)) or not all(isinstance(n, str) for n in nodes):
+            raise ValidationFailed([("nodes", "give a list of node ids")])
+        self._partition = {"nodes": sorted(nodes), "reason": reason, "at": time.time(),
+                           "reported_by": self.node_id}
+        self._partition_log.append({"kind": "reported", **self._partition})
+        self.events.publish("partition_reported", nodes=sorted(nodes), reason=reason)
+        self._reconcile()
+
+    async def heal_partition(self, strategy: str | None = None) -> dict[str, Any]:
+        """Declare the partition healed, resolved by partition ``strategy``
+        (default the configured one; an unknown name raises UnknownStrategy):
+        partitioning → merging → resyncing → resume. Raises :class:`NoQuorum`,
+        changing nothing, while this node still cannot reach a quorum."""
+        strategy = strategy or self.options.partition_strategy
+        strategies.check_name("partition", strategy)
+        await self._refresh()
+        if not self.view.quorum[0]:
+            raise NoQuorum(f"the partition is not healed: {self.view.quorum[2]} of "
+                           f"{len(self.view.voters)} voters reachable, "
+                           f"{self.view.quorum[1]} needed")
+        self._partition_log.append({"kind": "healed", "strategy": strategy, "at": time.time(),
+                                    "nodes": (self._partition or {}).get("nodes", [])})
+        self._partition = None
+        self.events.publish("partition_healed", strategy=strategy)
+        self._reconcile()
+        return await self.get_partition_info()
+
+    async def get_partition_info(self) -> dict[str, Any]:
+        view = self.view
+        return {"state": self.lifecycle.state.value, "reported": self._partition,
+                "unreachable": view.unreachable, "has_quorum": view.quorum[0],
+                "quorum": list(view.quorum), "strategy": self.options.partition_strategy,
+                "split": self._split, "history": list(self._partition_log)}
+
+    # ----------------------------------------------------------------- sync
+    async def trigger_sync(self, sync_type: str = "full_sync") -> Any:
+        return await self._sync_call(("trigger_sync",), sync_type)
+
+    async def sync_status(self) -> Any:
+        return await self._sync_call(("get_sync_status", "sync_status"))
+
+    async def resolve_conflict(self, key: str, resolution: str, value: Any = None) -> Any:
+        return await self._sync_call(("resolve_conflict",), key, resolution, value)
+
+    async def _sync_call(self, methods: tuple[str, ...], *args: Any) -> Any:
+        """Delegate to the sync component; ClusterError when it is not running."""
+        try:
+            handle = self.sibling("sync")
+        except ClusterError:
+            raise ClusterError(f"the sync component is not running on {self.node_id}; "
+                               "data sync is unavailable") from None
+        method = next((m for m in methods if hasattr(handle, m)), None)
+        if method is None:
+            raise ClusterError(f"the sync component of {self.node_id} has no {methods[0]}")
+        try:
+            return await getattr(handle, method).remote(*args)
+        except RayActorError:
+            self.forget_sibling("sync")
+            raise ClusterError(f"the sync component of {self.node_id} is restarting; "
+                               "retry in a moment") from None
+        except Exception as error:
+            raise task_cause(error) from None
+
+    # ------------------------------------------------------------ activities
+    async def snapshot(self) -> int:
+        """Compact the log now (snapshotting → resume); returns the snapshot index."""
+        self._fire(E.SNAPSHOT_REQUESTED)
+        try:
+            return await self._consensus_call("snapshot_now")
+        finally:
+            if self.lifecycle.can_fire(E.SNAPSHOT_COMPLETE, self.view.context()):
+                self._fire(E.SNAPSHOT_COMPLETE)
+            self._reconcile()
+
+    async def start_upgrade(self, version: str | None = None) -> str:
+        """Mark a rolling upgrade of this node as started (stable → upgrading)."""
+        self._fire(E.UPGRADE_STARTED)
+        self._upgrade = {"version": version, "started_at": time.time()}
+        return self.lifecycle.state.value
+
+    async def finish_upgrade(self) -> str:
+        """The upgrade is done: upgrading → resume (stable/degraded/...)."""
+        self._fire(E.UPGRADE_COMPLETE)
+        self._upgrade = None
+        self._reconcile()
+        return self.lifecycle.state.value
+
+    async def split(self, groups: list[list[str]]) -> dict[str, Any]:
+        """Record a controlled split of the members into ``groups``.
+
+        The split is a decision recorded (and published as ``split``) for
+        operators and partition strategies; it does not change the Raft
+        membership — carry it out with ``leave_cluster``/``join_cluster``.
+        Lifecycle stable → splitting → resume. ``groups`` must be at least two
+        disjoint, non-empty lists of members, one of them holding this node.
+        """
+        members = set(await self.get_members())
+        well_formed = isinstance(groups, (list, tuple)) and all(
+            isinstance(g, (list, tuple)) and g and all(isinstance(n, str) for n in g)
+            for g in groups)
+        flat = [n for g in groups for n in g] if well_formed else []
+        errors = []
+        if not well_formed or len(groups) < 2:
+            errors.append(("groups", "give at least two non-empty groups of node ids"))
+        elif len(flat) != len(set(flat)):
+            errors.append(("groups", "a node appears in more than one group"))
+        elif set(flat) - members:
+            errors.append(("groups", f"not members: {sorted(set(flat) - members)}"))
+        elif self.node_id not in flat:
+            errors.append(("groups", f"{self.node_id} is in no group"))
+        if errors:
+            raise ValidationFailed(errors)
+        self._fire(E.SPLIT_REQUESTED)
+        part = next(sorted(g) for g in groups if self.node_id in g)
+        self._split = {"groups": [sorted(g) for g in groups], "part": part, "at": time.time()}
+        self.events.publish("split", **self._split)
+        self._fire(E.SPLIT_COMPLETE)
+        self._reconcile()
+        return dict(self._split)
