@@ -276,17 +276,38 @@ class Cluster:
         return out
 
     def find_leader(self, timeout: float = 2.0) -> str | None:
-        """The node that leads in the highest term any node reports, or None."""
+        """The node that leads in the highest term any node reports, or None.
+
+        Answers as soon as the nodes that replied name a leader; a node that
+        is dead or restarting never holds the answer up.
+        """
         deadline = time.monotonic() + timeout
         while True:
-            statuses = self._statuses(timeout=min(0.5, max(0.05, deadline - time.monotonic())))
-            leaders = [(s["term"], node) for node, s in statuses.items()
-                       if s and s["role"] == "leader"]
+            refs: dict[Any, str] = {}
+            for node_id in self.node_ids:
+                with contextlib.suppress(ValueError):
+                    refs[self._consensus_handle(node_id).status.remote()] = node_id
+            pending = list(refs)
+            leaders: list[tuple[int, str]] = []
+            round_deadline = time.monotonic() + min(0.5, max(0.05, deadline - time.monotonic()))
+            while pending and not leaders:
+                ready, pending = ray.wait(pending, num_returns=1,
+                                          timeout=max(0.0, round_deadline - time.monotonic()))
+                if not ready:
+                    break
+                for ref in ready:
+                    try:
+                        status = ray.get(ref)
+                    except Exception:
+                        self._forget_handle(refs[ref])
+                        continue
+                    if status["role"] == "leader":
+                        leaders.append((status["term"], refs[ref]))
             if leaders:
                 return max(leaders)[1]
             if time.monotonic() >= deadline:
                 return None
-            time.sleep(0.01)
+            time.sleep(0.005)
 
     def leader(self) -> str | None:
         """The current leader's node id, or None (no waiting)."""

@@ -1,7 +1,7 @@
 """``ClusterOptions``: every knob of a running cluster, validated up front.
 
 Times are milliseconds, as in the seed's configuration. The defaults suit a
-laptop: a 20 ms Raft tick, elections after 200-400 ms of silence (a dead
+laptop: a 10 ms Raft tick, elections after 200-400 ms of silence (a dead
 leader's actor is noticed within milliseconds anyway), failure-detector
 heartbeats every second.
 """
@@ -23,7 +23,7 @@ class ClusterOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    tick_ms: int = Field(20, ge=1, le=10_000, description="Raft logical tick")
+    tick_ms: int = Field(10, ge=1, le=10_000, description="Raft logical tick")
     election_timeout: int = Field(
         200, ge=10, description="ms without a leader before a pre-vote (randomized up to 2x)")
     raft_heartbeat_ms: int = Field(40, ge=1, description="leader heartbeat period")

@@ -29,7 +29,9 @@ DATA_DIR = _SHARED_DATA if _SHARED_DATA.is_dir() else PROJECT_ROOT / "tests" / "
 _VERDICTS = {"linearizable": Verdict.LINEARIZABLE, "not-linearizable": Verdict.NOT_LINEARIZABLE}
 EXPECTED = {row["file"]: _VERDICTS[row["expected"]]
             for row in csv.DictReader((DATA_DIR / "expected.tsv").open(), delimiter="\t")}
-HANG_GUARD_SECONDS = 5.0
+# A hang guard only: the 5 s target of the slowest history is a figure measured
+# by benchmarks/check_jepsen.py (about 0.4 s on an idle machine), not a timed assertion.
+HANG_GUARD_SECONDS = 60.0
 
 REGISTER = RegisterModel()
 KV = KVModel()
