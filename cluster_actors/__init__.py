@@ -33,6 +33,7 @@ _LAZY = {
     "NodeStatus": "cluster_actors.cluster",
     "ClusterOptions": "cluster_actors.options",
     "Coordinator": "cluster_actors.coordinator_client",
+    "ChaosMonkey": "cluster_actors.chaos",
     "DataStore": "cluster_actors.data_client",
     "KVClient": "cluster_actors.client",
     "LeaderElection": "cluster_actors.election",
@@ -54,6 +55,7 @@ def __getattr__(name: str) -> object:
     return getattr(importlib.import_module(module), name)
 
 __all__ = [
+    "ChaosMonkey",
     "Cluster",
     "ClusterError",
     "ClusterOptions",

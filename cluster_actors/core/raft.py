@@ -276,7 +276,7 @@ class RaftNode:
         if rank is None:
             survivors = sorted(self.conf.all_voters - {dead})
             rank = survivors.index(self.id) if self.id in survivors else len(survivors)
-        delay = 1 + 2 * max(0, rank)
+        delay = 1 + 4 * max(0, rank)
         self.election_elapsed = max(self.election_elapsed, self.randomized_timeout - delay)
         # Peers that have not yet seen the death would ignore our (pre-)votes
         # while they believe in the leader's lease and leave us waiting a whole
@@ -592,9 +592,12 @@ class RaftNode:
         response = MT.PRE_VOTE_RESP if pre else MT.VOTE_RESP
         if can_vote and self.log.is_up_to_date(msg.index, msg.log_term):
             self._outbox.append(Message(response, self.id, msg.src, msg.term))
+            # Having backed a candidate, hold off our own campaign for a full
+            # timeout: two survivors campaigning at once would split the vote.
+            self.election_elapsed = 0
+            self._next_campaign_forced = False
             if not pre:
                 self.vote = msg.src
-                self.election_elapsed = 0
         else:
             self._send(response, msg.src, reject=True)
 

@@ -8,6 +8,7 @@ import importlib
 import cluster_actors
 
 EXPECTED_EXPORTS = {
+    "ChaosMonkey",
     "Cluster", "ClusterOptions", "ClusterStatus", "Coordinator", "DataStore",
     "KVClient", "LeaderElection", "Lock", "NodeStatus", "LeaderActor", "Leadership", "Lease",
     "StaleToken", "leader_only",
