@@ -230,11 +230,11 @@ class KVClient:
             leader = self._leader or self._cluster.find_leader(timeout=deadline - time.monotonic())
             if leader is None:
                 break
-            handle = self._cluster._consensus_handle(leader)
             try:
+                handle = self._cluster._consensus_handle(leader)
                 return ray.get(getattr(handle, method).remote(*args),
                                timeout=max(0.1, deadline - time.monotonic()))
-            except (RayActorError, GetTimeoutError) as error:
+            except (RayActorError, GetTimeoutError, ValueError) as error:
                 last_error = error
                 self._leader = None
                 self._cluster._forget_handle(leader)
@@ -288,7 +288,12 @@ class KVClient:
             self._requeue(batch, delay=0.02)
             return
         self._leader = leader
-        handle = self._cluster._consensus_handle(leader)
+        try:
+            handle = self._cluster._consensus_handle(leader)
+        except ValueError:  # its actor is being restarted: ask again shortly
+            self._leader = None
+            self._requeue(batch, delay=0.01)
+            return
         ref = handle.submit.remote([c for c, _, _ in batch], self.timeout)
         self._in_flight[ref] = (leader, batch)
 

@@ -289,7 +289,7 @@ class Cluster:
                     refs[self._consensus_handle(node_id).status.remote()] = node_id
             pending = list(refs)
             leaders: list[tuple[int, str]] = []
-            round_deadline = time.monotonic() + min(0.5, max(0.05, deadline - time.monotonic()))
+            round_deadline = time.monotonic() + min(0.05, max(0.01, deadline - time.monotonic()))
             while pending and not leaders:
                 ready, pending = ray.wait(pending, num_returns=1,
                                           timeout=max(0.0, round_deadline - time.monotonic()))
