@@ -102,12 +102,11 @@ def run(nodes: int = 5, writes: int = 2000, console: Console | None = None) -> d
                 cluster, live, f"killed {leader}'s consensus actor: electing",
                 lambda s: s.leader not in (None, leader) and s.term > old_term, timeout=30)
             figures["failover_ms"] = new_leader_s * 1000
-            rejoin_s = _watch(
+            _watch(
                 cluster, live, f"supervisor restarting {leader}'s consensus actor",
                 lambda s: next(n for n in s.nodes if n.node_id == leader).role == "follower",
                 timeout=60)
             figures["restart_rejoin_s"] = time.perf_counter() - killed_at
-            del rejoin_s
         new_leader = cluster.wait_for_leader()
         restart_events = [e for e in cluster.supervisor(leader).events()
                           if e["type"] == "child_restarted"]

@@ -50,15 +50,9 @@ COMPONENT_CLASSES: dict[str, str] = {
 }
 
 
-def _actor_class(path: str) -> Any | None:
+def _actor_class(path: str) -> Any:
     module_name, _, class_name = path.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        if error.name != module_name:
-            raise
-        return None
-    return getattr(module, class_name)
+    return getattr(importlib.import_module(module_name), class_name)
 
 
 def component_specs(plan: NodePlan) -> list[ChildSpec]:
@@ -68,8 +62,6 @@ def component_specs(plan: NodePlan) -> list[ChildSpec]:
     specs = []
     for component, path in COMPONENT_CLASSES.items():
         actor_class = _actor_class(path)
-        if actor_class is None:
-            continue
         specs.append(ChildSpec(
             id=component,
             start=ActorFactory(actor_class,

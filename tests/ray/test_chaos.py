@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -43,19 +42,12 @@ from cluster_actors.core.kv import Command
 from cluster_actors.errors import ValidationFailed
 from cluster_actors.testing.faulty import DOUBLE_APPLY, FORGETFUL, component_overrides
 from cluster_actors.workload import HistoryOp, StatusSample
+from tests.ray.waiting import wait_until
 
 HANG_GUARD = 60.0
 DONE_FAULTS = ("kill_leader", "kill_component", "majority_minority", "isolate_leader", "pause")
 
 
-def wait_until(condition, timeout: float = HANG_GUARD, interval: float = 0.02):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not reached within {timeout} s")
 
 
 # --------------------------------------------------------------- no Ray needed

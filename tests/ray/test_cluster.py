@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -11,18 +10,11 @@ import ray
 from cluster_actors.cluster import Cluster
 from cluster_actors.core.kv import Command
 from cluster_actors.errors import NotLeader, UnknownStrategy, ValidationFailed
+from tests.ray.waiting import wait_until
 
 HANG_GUARD = 60.0
 
 
-def wait_until(condition, timeout: float = HANG_GUARD, interval: float = 0.02):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not reached within {timeout} s")
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ from cluster_actors.cluster import Cluster
 from cluster_actors.election import Leadership, StaleToken
 from cluster_actors.lease import Lease
 from cluster_actors.lock import Lock
+from tests.ray.waiting import wait_until
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 
@@ -37,14 +38,6 @@ HANG = 60.0  # seconds; only catches hangs, asserts nothing about speed
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "leader_scheduler.py"
 
 
-def wait_until(condition: Any, timeout: float = HANG, interval: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not reached within {timeout} s")
 
 
 def wall_deadline(lease: Lease) -> float:
