@@ -23,6 +23,12 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check cluster_actors strategies tests benchmarks
 
+# Benchmarks side by side with the seed's table and PySyncObj (installed here);
+# writes benchmarks/results/latest.md and .json. `make bench QUICK=1` for a smoke run.
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python benchmarks/run.py $(if $(QUICK),--quick)
+
 # Long simulator sweep: override with e.g. `make sweep SEEDS=100000`.
 SEEDS ?= 10000
 sweep: $(STAMP)

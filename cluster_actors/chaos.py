@@ -43,6 +43,12 @@ leader (kill, isolation, pause) also measure the failover:
 ``details["time_to_commit"]`` (that leader committed past the last index
 committed before the fault).
 
+Every fault is also an OpenTelemetry span ``cluster_actors.chaos_fault`` in
+the process that injects it (attributes ``fault``, ``target``, ``node`` and
+the event's details), ending when the fault ends (at once for a kill); it
+records only where tracing is configured
+(:func:`~cluster_actors.telemetry.configure_tracing`).
+
 Schedules name fault families -- ``kill`` (kill_leader, kill_component),
 ``partition`` (majority_minority, isolate_leader, majorities_ring, bridge,
 one), ``pause``, ``network``, ``crash`` (kill_all), ``remove_node`` -- or
@@ -65,7 +71,9 @@ from typing import Any
 import ray
 
 from .errors import ClusterError, ValidationFailed
-from .runtime.naming import COMPONENTS, actor_name, node_supervisor_name
+from .runtime.hosting import actor_of, find_component
+from .runtime.naming import COMPONENTS, node_supervisor_name
+from .telemetry import SPAN_CHAOS_FAULT, start_span
 from .testing.sim_network import PARTITION_SHAPES, partition_groups
 
 #: Every action a schedule can hold.
@@ -213,10 +221,11 @@ class ClusterProbe:
         self.node_ids: list[str] = list(cluster.node_ids)
 
     def actor(self, node_id: str, component: str) -> Any | None:
-        name = (node_supervisor_name(self.name, node_id) if component == "supervisor"
-                else actor_name(self.name, node_id, component))
         try:
-            return ray.get_actor(name, namespace=self.namespace)
+            if component == "supervisor":
+                return ray.get_actor(node_supervisor_name(self.name, node_id),
+                                     namespace=self.namespace)
+            return find_component(self.name, node_id, component)
         except ValueError:
             return None
 
@@ -288,6 +297,7 @@ class ChaosMonkey:
         self._thread: threading.Thread | None = None
         self._measurers: list[threading.Thread] = []
         self.errors: list[str] = []
+        self._spans: dict[int, Any] = {}  # id(open event) -> its span
 
     def now(self) -> float:
         """Seconds since the monkey's epoch (the timeline's clock)."""
@@ -302,7 +312,7 @@ class ChaosMonkey:
         before = self._before_failover(node_id) if component == "consensus" else None
         event = self._record("kill_component", f"{node_id}:{component}", node=node_id,
                              component=component)
-        ray.kill(handle, no_restart=True)
+        ray.kill(actor_of(handle), no_restart=True)
         if before is not None:
             self._measure(event, *before)
         return event
@@ -314,7 +324,7 @@ class ChaosMonkey:
         event = self._record("kill_leader", f"{leader}:consensus", node=leader)
         handle = self.probe.actor(leader, "consensus")
         if handle is not None:
-            ray.kill(handle, no_restart=True)
+            ray.kill(actor_of(handle), no_restart=True)
         if before is not None:
             self._measure(event, *before)
         return event
@@ -328,7 +338,7 @@ class ChaosMonkey:
             handle = self.probe.actor(node_id, component)
             if handle is not None:
                 with contextlib.suppress(Exception):
-                    ray.kill(handle, no_restart=True)
+                    ray.kill(actor_of(handle), no_restart=True)
         if before is not None:
             self._measure(event, *before)
         return event
@@ -341,7 +351,7 @@ class ChaosMonkey:
         for handle in handles:
             if handle is not None:
                 with contextlib.suppress(Exception):
-                    ray.kill(handle, no_restart=True)
+                    ray.kill(actor_of(handle), no_restart=True)
         return event
 
     def remove_ray_node(self, node_id: str | None = None) -> FaultEvent:
@@ -464,7 +474,7 @@ class ChaosMonkey:
         handle = self.probe.actor(node_id, component)
         if handle is None:
             raise ClusterError(f"no {component} actor runs on node {node_id!r} right now")
-        pid, host = ray.get(handle.__ray_call__.remote(
+        pid, host = ray.get(actor_of(handle).__ray_call__.remote(
             lambda actor: (os.getpid(), socket.gethostname())), timeout=5.0)
         if host != socket.gethostname():
             raise ClusterError(f"{node_id}:{component} runs on {host}; pauses reach processes "
@@ -630,10 +640,14 @@ class ChaosMonkey:
 
     def _record(self, kind: str, target: str, open: bool = False, **details: Any) -> FaultEvent:
         event = FaultEvent(self.now(), None, kind, target, details)
+        span = start_span(SPAN_CHAOS_FAULT, fault=kind, target=target, **details)
         with self._lock:
             self.timeline.append(event)
             if open:
                 self._open.append(event)
+                self._spans[id(event)] = span
+        if not open:
+            span.end()
         self._notify(event)
         return event
 
@@ -642,6 +656,9 @@ class ChaosMonkey:
         for event in [e for e in self._open if which(e)]:
             event.t_end = now
             self._open.remove(event)
+            span = self._spans.pop(id(event), None)
+            if span is not None:
+                span.end()
             self._notify(event)
 
     def _require_leader(self) -> str:

@@ -6,13 +6,16 @@
     cluster-actors down [--name NAME]        # stop every actor of the cluster
     cluster-actors chaos ...                 # a seeded chaos run with a checked history
     cluster-actors sim ...                   # simulator sweeps of the pure Raft core
+    cluster-actors bench [--quick] [--only kv,...]   # benchmarks (needs a source checkout)
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.console import Console
 
@@ -115,6 +118,32 @@ def _chaos(args: argparse.Namespace) -> int:
     return int(main(args.rest) or 0)
 
 
+def bench_runner(package_dir: Path | None = None) -> Path:
+    """``benchmarks/run.py`` of the source checkout holding the package (its
+    parent directory); ClusterError saying so when the package was installed
+    without the checkout."""
+    if package_dir is None:
+        package_dir = Path(__file__).resolve().parent
+    runner = package_dir.parent / "benchmarks" / "run.py"
+    if not runner.is_file():
+        raise ClusterError(f"the benchmarks need a source checkout: {runner} does not exist "
+                           f"(this cluster_actors is installed from {package_dir}); clone the "
+                           "repository, `pip install -e .` there and run `make bench` or "
+                           "`cluster-actors bench` from it")
+    return runner
+
+
+def _bench(args: argparse.Namespace) -> int:
+    command = [sys.executable, str(bench_runner())]
+    if args.quick:
+        command.append("--quick")
+    if args.only:
+        command += ["--only", args.only]
+    if args.repeats:
+        command += ["--repeats", str(args.repeats)]
+    return subprocess.run(command, check=False).returncode
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cluster-actors", description="OTP-style cluster coordination for Ray.")
@@ -143,6 +172,17 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--address", default="auto")
         sub.add_argument("--name", default=DEFAULT_NAME)
         sub.set_defaults(run=run)
+
+    bench = commands.add_parser(
+        "bench", help="run the benchmarks against the seed's targets (needs a source "
+                      "checkout); writes benchmarks/results/latest.md and .json")
+    bench.add_argument("--quick", action="store_true", help="a smoke run of a few minutes")
+    bench.add_argument("--only", default=None,
+                       help="comma-separated benchmarks: kv, config, elections, sync, "
+                            "failover, heartbeats, supervisor, merkle, scaling")
+    bench.add_argument("--repeats", type=int, default=None,
+                       help="repetitions per figure (default 3, --quick 2)")
+    bench.set_defaults(run=_bench)
 
     for name, run, text in (("chaos", _chaos, "a seeded chaos run (see `chaos --help`)"),
                             ("sim", _sim, "simulator sweeps (see `sim --help`)")):

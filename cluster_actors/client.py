@@ -31,7 +31,8 @@ from ray.exceptions import GetTimeoutError, RayActorError
 from .core.kv import Command, KeyValue, KVResult
 from .core.raft import ProposalDropped
 from .errors import ClusterError, CoordinationTimeout, NoQuorum, NotLeader
-from .runtime.naming import actor_name, namespace
+from .runtime.hosting import find_component
+from .runtime.naming import actor_name
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -78,7 +79,7 @@ class ComponentClient:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                return ray.get_actor(name, namespace=namespace(self._cluster))
+                return find_component(self._cluster, self._node_id, self._component)
             except ValueError:
                 if time.monotonic() > deadline:
                     raise ClusterError(

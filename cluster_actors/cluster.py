@@ -23,6 +23,7 @@ from .data_client import DataStore
 from .errors import ClusterError, CoordinationTimeout, ValidationFailed
 from .node import NodePlan, node_supervisor_spec
 from .options import ClusterOptions
+from .runtime.hosting import find_component, forget_cluster
 from .runtime.naming import (
     COMPONENTS,
     actor_name,
@@ -32,6 +33,7 @@ from .runtime.naming import (
     root_supervisor_name,
 )
 from .runtime.registry import ClusterRegistry
+from .runtime.spans import cluster_actor_handles, collect_spans
 from .runtime.supervisor import Supervisor
 
 # Ray destroys a non-detached actor once every handle to it is gone, so the
@@ -127,6 +129,7 @@ class Cluster:
             ray.get_actor(registry_name(name), namespace=ns)
             raise ClusterError(f"a cluster named {name!r} is already running: attach to it "
                                f"with Cluster.attach({name!r}) or shut it down first")
+        forget_cluster(name)
         if fresh:
             shutil.rmtree(opts.resolved_data_dir(name), ignore_errors=True)
         initial_config = {"members": node_ids, "quorum": opts.quorum,
@@ -145,7 +148,8 @@ class Cluster:
                                 opts.supervisor_period)
         root = Supervisor.options(name=root_supervisor_name(name), namespace=ns, num_cpus=0,
                                   max_restarts=0, **lifetime).remote(
-            flags, [node_supervisor_spec(p) for p in plans], name=root_supervisor_name(name))
+            flags, [node_supervisor_spec(p) for p in plans], name=root_supervisor_name(name),
+            tracing=opts.tracing)
         cluster = cls(name, node_ids, opts)
         _OWNED[name] = (registry, root)
         try:
@@ -193,7 +197,7 @@ class Cluster:
             ray.kill(ray.get_actor(root_supervisor_name(self.name), namespace=ns))
         # anything left behind (a node whose supervisor died mid-stop) is killed
         for node_id in self.node_ids:
-            for component in (*COMPONENTS, "supervisor"):
+            for component in (*COMPONENTS, "supervisor", "host"):
                 with contextlib.suppress(Exception):
                     ray.kill(ray.get_actor(actor_name(self.name, node_id, component),
                                            namespace=ns))
@@ -201,6 +205,12 @@ class Cluster:
             ray.kill(ray.get_actor(registry_name(self.name), namespace=ns))
         _OWNED.pop(self.name, None)
         self._handles.clear()
+        forget_cluster(self.name)
+
+    def spans(self, timeout: float = 10.0, clear: bool = False) -> list[dict[str, Any]]:
+        """Spans the cluster's actors recorded (``ClusterOptions(tracing="memory")``),
+        oldest first, each naming its actor under ``source``; [] with another exporter."""
+        return collect_spans(cluster_actor_handles(self.name, self.node_ids), timeout, clear)
 
     def __enter__(self) -> Cluster:
         return self
@@ -247,8 +257,7 @@ class Cluster:
     def _consensus_handle(self, node_id: str) -> Any:
         handle = self._handles.get(node_id)
         if handle is None:
-            handle = ray.get_actor(actor_name(self.name, node_id, "consensus"),
-                                   namespace=self.namespace)
+            handle = find_component(self.name, node_id, "consensus")
             self._handles[node_id] = handle
         return handle
 
@@ -327,8 +336,7 @@ class Cluster:
         refs = {}
         for node_id in self.node_ids:
             with contextlib.suppress(Exception):
-                handle = ray.get_actor(actor_name(self.name, node_id, component),
-                                       namespace=self.namespace)
+                handle = find_component(self.name, node_id, component)
                 refs[getattr(handle, method).remote()] = node_id
         out: dict[str, Any] = {}
         if refs:

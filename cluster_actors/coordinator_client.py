@@ -196,6 +196,16 @@ class Coordinator(ComponentClient):
         """Force an election here and wait until this node leads."""
         self.call("become_leader", timeout, timeout=timeout + 5.0)
 
+    def request_leadership(self, target: str) -> str:
+        """Ask the failover strategy to move leadership to ``target`` (the one
+        thing ``manual`` waits for); forwarded to the leader."""
+        return str(self.call("request_leadership", target))
+
+    def get_failover_info(self) -> dict[str, Any]:
+        """The failover strategy's ranking, this node's election bias, the last
+        reason, and the partition strategy's decision and data mode here."""
+        return dict(self.call("get_failover_info"))
+
     def lifecycle_state(self) -> str:
         return str(self.call("lifecycle_state"))
 

@@ -13,7 +13,8 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from .core.supervision import Restart, Strategy, SupervisorFlags
 from .options import ClusterOptions
-from .runtime.naming import actor_name, namespace, node_supervisor_name
+from .runtime.hosting import NodeHost
+from .runtime.naming import actor_name, host_name, namespace, node_supervisor_name
 from .runtime.supervisor import ActorFactory, ChildSpec, Supervisor
 
 
@@ -74,11 +75,14 @@ def component_specs(plan: NodePlan) -> list[ChildSpec]:
 
 
 def node_supervisor_spec(plan: NodePlan) -> ChildSpec:
-    """The node's supervisor as a child of the cluster's root supervisor.
+    """The node's child of the cluster's root supervisor: its supervisor
+    (``per_component`` placement) or its host (``per_node``).
 
     one_for_one: a component that dies is restarted alone; it recovers its
     durable state (consensus) or rebuilds from its peers (the others).
     """
+    if plan.options.placement == "per_node":
+        return node_host_spec(plan)
     flags = SupervisorFlags(Strategy.ONE_FOR_ONE, plan.options.supervisor_intensity,
                             plan.options.supervisor_period)
     name = node_supervisor_name(plan.cluster, plan.node_id)
@@ -87,3 +91,18 @@ def node_supervisor_spec(plan: NodePlan) -> ChildSpec:
         start=ActorFactory(Supervisor, args=(flags, component_specs(plan)),
                            kwargs={"name": name}, options=plan.actor_options(name)),
         restart=Restart.PERMANENT, kind="supervisor", shutdown=30.0)
+
+
+def node_host_spec(plan: NodePlan) -> ChildSpec:
+    """The ``per_node`` placement: one :class:`NodeHost` actor runs the node's
+    components (in start order) and is restarted as a whole by the root
+    supervisor; consensus recovers from its SQLite file as after any restart."""
+    options = plan.options.model_dump()
+    components = [(component, _actor_class(path)) for component, path in COMPONENT_CLASSES.items()]
+    args = (plan.cluster, plan.node_id, plan.voters, options, plan.initial_config, plan.join)
+    name = host_name(plan.cluster, plan.node_id)
+    return ChildSpec(
+        id=plan.node_id,
+        start=ActorFactory(NodeHost, args=(plan.cluster, plan.node_id, components, args),
+                           options=plan.actor_options(name)),
+        restart=Restart.PERMANENT, shutdown=30.0)

@@ -8,11 +8,19 @@ heartbeats every second.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tempfile
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .core.raft import RaftOptions
 from .errors import ValidationFailed
@@ -37,6 +45,13 @@ class ClusterOptions(BaseModel):
     partition_strategy: str = "majority_side"
     failover_strategy: str = "automatic"
     sync_interval: int = Field(2000, ge=10, description="ms between anti-entropy rounds")
+    failover_options: dict[str, Any] = Field(
+        default_factory=dict, description="options of the failover strategy, e.g. weights")
+    partition_options: dict[str, Any] = Field(
+        default_factory=dict, description="options of the partition strategy, e.g. stable_after")
+    node_labels: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per node id: labels its heartbeats carry and the "
+                                          "failover strategies read (region, weight)")
     placement: Literal["per_component", "per_node"] = "per_component"
     data_dir: str | None = Field(None, description="where each node keeps its SQLite file")
     fsync: bool = Field(
@@ -48,6 +63,11 @@ class ClusterOptions(BaseModel):
     supervisor_period: float = Field(10.0, gt=0)
     detached: bool = Field(False, description="actors outlive the driver (for `cluster-actors up`)")
     prometheus_port: int | None = Field(None, ge=0, le=65535)
+    tracing: Literal["none", "console", "memory", "otlp"] = Field(
+        "none", description="OpenTelemetry span exporter of every actor process: console, "
+                            "memory (tests: read back with finished_spans), otlp (needs "
+                            "opentelemetry-exporter-otlp; endpoint from the OTEL_EXPORTER_OTLP_* "
+                            "variables) or none")
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -59,6 +79,14 @@ class ClusterOptions(BaseModel):
             raise ValueError(f"raft_heartbeat_ms ({self.raft_heartbeat_ms}) must be >= tick_ms "
                              f"({self.tick_ms})")
         return self
+
+    @field_validator("tracing")
+    @classmethod
+    def _check_tracing(cls, tracing: str) -> str:
+        if tracing == "otlp" and not _otlp_installed():
+            raise ValueError("OTLP export needs the exporter package: "
+                             "pip install opentelemetry-exporter-otlp")
+        return tracing
 
     @classmethod
     def parse(cls, options: ClusterOptions | dict[str, Any] | None = None,
@@ -92,6 +120,9 @@ class ClusterOptions(BaseModel):
             available = strategies.available(kind)
             if name not in available and not strategies.is_import_path(name):
                 raise UnknownStrategy(kind, name, available)
+            options = getattr(self, f"{kind}_options", None)
+            if options:
+                strategies.load(kind, name, **options)  # ValidationFailed names the option
 
     def raft_options(self) -> RaftOptions:
         return RaftOptions(
@@ -104,6 +135,13 @@ class ClusterOptions(BaseModel):
 
     def resolved_data_dir(self, cluster: str) -> str:
         return os.path.join(self.data_root(), cluster)
+
+
+def _otlp_installed() -> bool:
+    try:
+        return importlib.util.find_spec("opentelemetry.exporter.otlp") is not None
+    except ImportError:
+        return False
 
 
 def _message(error: dict[str, Any]) -> str:

@@ -14,7 +14,9 @@ nowhere. :func:`span` and the helpers :func:`election_span`,
 :func:`config_change_span`, :func:`sync_span`, :func:`supervisor_restart_span`
 and :func:`chaos_fault_span` open spans with the attributes ``term``, ``node``,
 ``strategy``, ``bytes`` and friends. Until tracing is configured every span is
-a no-op.
+a no-op. :func:`ensure_tracing` configures a process once (components
+that start in the same process, or again after a restart, keep the spans
+recorded so far); :func:`start_span` opens a span that another call ends.
 """
 
 from __future__ import annotations
@@ -234,6 +236,9 @@ _OTLP_MODULES = {"grpc": "opentelemetry.exporter.otlp.proto.grpc.trace_exporter"
 _lock = threading.Lock()
 _provider: TracerProvider | None = None
 _memory: InMemorySpanExporter | None = None
+#: (exporter, service name, endpoint, protocol) of the current configuration;
+#: None after a configuration :func:`ensure_tracing` cannot compare (an ``out``).
+_settings: tuple[str, str, str | None, str | None] | None = ("none", TRACER_NAME, None, None)
 
 
 def configure_tracing(exporter: str = "console", service_name: str = "cluster_actors", *,
@@ -248,7 +253,7 @@ def configure_tracing(exporter: str = "console", service_name: str = "cluster_ac
     returns None). On error (:class:`ValidationFailed`: unknown exporter, OTLP
     package missing) the previous configuration stays in place.
     """
-    global _provider, _memory
+    global _provider, _memory, _settings
     if exporter not in EXPORTERS:
         raise ValidationFailed([("exporter", f"unknown trace exporter {exporter!r}; "
                                  f"expected one of {', '.join(EXPORTERS)}")])
@@ -268,6 +273,7 @@ def configure_tracing(exporter: str = "console", service_name: str = "cluster_ac
         provider.add_span_processor(processor)
     with _lock:
         previous, _provider, _memory = _provider, provider, memory
+        _settings = None if out is not None else (exporter, service_name, endpoint, protocol)
     if previous is not None:
         previous.shutdown()
     return provider
@@ -278,13 +284,42 @@ def configure_tracing_from_env(environ: Mapping[str, str] | None = None
     """Configure from ``CLUSTER_ACTORS_TRACING`` (an exporter name) if it is set.
 
     For processes (such as actors) that do not share the driver's
-    configuration. Returns the current provider.
+    configuration. Configures as :func:`ensure_tracing` does (the same
+    setting again changes nothing). Returns the current provider.
     """
     environ = os.environ if environ is None else environ
     name = environ.get(TRACING_ENV, "").strip().lower()
     if name:
-        return configure_tracing(name, environ.get("OTEL_SERVICE_NAME", "cluster_actors"))
+        return ensure_tracing(name, environ.get("OTEL_SERVICE_NAME", "cluster_actors"))
     return _provider
+
+
+def ensure_tracing(exporter: str, service_name: str = "cluster_actors", *,
+                   endpoint: str | None = None, protocol: str | None = None
+                   ) -> TracerProvider | None:
+    """:func:`configure_tracing`, unless this process already traces exactly so.
+
+    Then nothing changes and the spans recorded so far stay (the in-memory
+    exporter is kept), so every component starting in a process, and a
+    component restarted in the same process, may call it. Returns the
+    current provider.
+    """
+    with _lock:
+        unchanged = _settings == (exporter, service_name, endpoint, protocol)
+        provider = _provider
+    if unchanged:
+        return provider
+    return configure_tracing(exporter, service_name, endpoint=endpoint, protocol=protocol)
+
+
+def configure_tracing_from_options(options: Any) -> TracerProvider | None:
+    """Trace as ``options.tracing`` (of a ``ClusterOptions``) says, once per process.
+
+    ``"none"`` leaves the process as it is (untraced, or configured from the
+    environment). Returns the current provider.
+    """
+    exporter = getattr(options, "tracing", "none")
+    return _provider if exporter == "none" else ensure_tracing(exporter)
 
 
 def _otlp_exporter(endpoint: str | None, protocol: str | None) -> SpanExporter:
@@ -333,6 +368,10 @@ def _attribute(value: Any) -> Any:
     return str(value)
 
 
+def _attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _attribute(v) for k, v in attributes.items() if v is not None}
+
+
 @contextmanager
 def span(name: str, **attributes: Any) -> Iterator[trace.Span]:
     """A span around the block, current for its duration; None attributes are left out.
@@ -340,9 +379,18 @@ def span(name: str, **attributes: Any) -> Iterator[trace.Span]:
     Other values that OpenTelemetry cannot hold become strings. An exception
     leaving the block is recorded on the span (status ERROR) and re-raised.
     """
-    clean = {k: _attribute(v) for k, v in attributes.items() if v is not None}
-    with tracer().start_as_current_span(name, attributes=clean) as current:
+    with tracer().start_as_current_span(name, attributes=_attributes(attributes)) as current:
         yield current
+
+
+def start_span(name: str, start_ns: int | None = None, **attributes: Any) -> trace.Span:
+    """Open a span that is not made current; the caller ends it (``span.end()``).
+
+    For spans that begin and end in different calls: a fault that holds, an
+    election that began ticks ago (``start_ns``: wall clock, ns since the
+    epoch; default now). Attributes as in :func:`span`.
+    """
+    return tracer().start_span(name, attributes=_attributes(attributes), start_time=start_ns)
 
 
 def election_span(node: str, term: int,
@@ -390,9 +438,12 @@ __all__ = [
     "config_change_span",
     "configure_tracing",
     "configure_tracing_from_env",
+    "configure_tracing_from_options",
     "election_span",
+    "ensure_tracing",
     "memory_exporter",
     "span",
+    "start_span",
     "supervisor_restart_span",
     "sync_span",
     "tracer",

@@ -26,12 +26,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import ray
-
 from ..errors import ClusterError
 from ..options import ClusterOptions
 from ..runtime.events import EventStream
-from ..runtime.naming import actor_name, namespace
+from ..runtime.hosting import find_component, hosted_by
 from ..runtime.supervisor import SupervisedActor
 from ..runtime.transport import FaultFilter, Transport
 
@@ -104,10 +102,11 @@ class ComponentActor(SupervisedActor):
         """The handle of another component of this node (resolved by name)."""
         handle = self._siblings.get(component)
         if handle is None:
+            host = hosted_by(self)
             try:
-                handle = ray.get_actor(actor_name(self.cluster, self.node_id, component),
-                                       namespace=namespace(self.cluster))
-            except ValueError:
+                handle = (host.sibling(component) if host is not None
+                          else find_component(self.cluster, self.node_id, component))
+            except (ValueError, ClusterError):
                 raise ClusterError(f"{component} of node {self.node_id} is not running") from None
             self._siblings[component] = handle
         return handle

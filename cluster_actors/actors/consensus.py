@@ -30,6 +30,8 @@ from typing import Any
 
 import ray
 
+import strategies
+
 from ..core.cluster_state import ClusterStateMachine
 from ..core.kv import Command
 from ..core.raft import ProposalDropped, RaftNode
@@ -41,13 +43,14 @@ from ..core.raft_types import (
     Role,
     validate_message,
 )
-from ..errors import CoordinationTimeout, NotLeader
+from ..errors import CoordinationTimeout, NotLeader, ValidationFailed
 from ..options import ClusterOptions
 from ..runtime.events import EventStream
 from ..runtime.leases import LeaseManager
 from ..runtime.storage import RaftStorage, node_database_path
 from ..runtime.supervisor import SupervisedActor
 from ..runtime.transport import FaultFilter, Transport
+from ..telemetry import SPAN_ELECTION, configure_tracing_from_options, start_span
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +80,7 @@ class ConsensusCore:
         self._commit_latencies: list[float] = []
         self._propose_times: dict[tuple[str, int], float] = {}
         self.leader_changes = 0
+        self._campaign_started_ns: int | None = None  # this node campaigns since then
         self.started_at = time.time()
         self.raft: RaftNode | None = None  # type: ignore[assignment]
         self.leases = LeaseManager(self)  # leases: the leader's expiry clock, keepalives
@@ -92,13 +96,16 @@ class ConsensusCore:
 
     # ------------------------------------------------------------- lifecycle
     async def start(self) -> None:
+        configure_tracing_from_options(self.options)
         self.storage = RaftStorage(
             node_database_path(self.options.data_root(), self.cluster, self.node_id),
             synchronous="FULL" if self.options.fsync else "NORMAL",
             cluster_id=self.cluster, node_id=self.node_id)
         rng = random.Random(hash((self.node_id, time.time_ns())))
         raft_options = self.options.raft_options()
-        self.sm = ClusterStateMachine(self.initial_config)
+        # installed plug-ins count as known strategy names (the same on every node)
+        self.sm = ClusterStateMachine(self.initial_config,
+                                      known_strategies=strategies.known_strategies())
         if self.storage.is_empty():
             voters = [] if self.join else self.initial_voters
             self.raft = RaftNode.bootstrap(self.node_id, voters, options=raft_options, rng=rng)
@@ -305,8 +312,25 @@ class ConsensusCore:
         self.leader_changes += 1
         self.events.publish("leader_changed", leader=soft.leader, role=soft.role.value,
                             term=self.raft.term)
+        self._trace_campaign(soft.role, soft.leader)
         if soft.role is not Role.LEADER:
             self._fail_waiters(NotLeader(self.node_id, soft.leader))
+
+    def _trace_campaign(self, role: Role, leader: str | None) -> None:
+        """One election span per campaign of this node: from the first (pre-)vote
+        request to winning (``outcome="won"``) or following another leader
+        (``"lost"``); a leadership taken without a campaign seen here (a single
+        voter, a transfer) is a span of its own moment."""
+        now = time.time_ns()
+        if role in (Role.PRE_CANDIDATE, Role.CANDIDATE):
+            if self._campaign_started_ns is None:
+                self._campaign_started_ns = now
+            return
+        started, self._campaign_started_ns = self._campaign_started_ns, None
+        if role is Role.LEADER or started is not None:
+            start_span(SPAN_ELECTION, started or now, node=self.node_id, term=self.raft.term,
+                       outcome="won" if role is Role.LEADER else "lost",
+                       leader=leader).end(now)
 
     def _fail_waiters(self, error: Exception) -> None:
         for future in self._waiters.values():
@@ -331,6 +355,7 @@ class ConsensusCore:
             "cluster": self.cluster, "revision": self.sm.revision,
             "state_hash": self.sm.state_hash(), "config_version": self.sm.config.version,
             "transport": dict(self.transport.stats), "faults": self.transport.faults.describe(),
+            "peers_down": sorted(self.transport.peers - set(self.transport.handles)),
             "stats": dict(self.stats), "leader_changes": self.leader_changes,
             "timings": dict(self.timings),
             "commit_latency_p50_ms": latencies[len(latencies) // 2] * 1000 if latencies else None,
@@ -453,6 +478,16 @@ class ConsensusActor(SupervisedActor):
 
     async def transfer_leadership(self, target: str) -> None:
         self.core.transfer_leadership(target)
+
+    async def set_election_bias(self, factor: float) -> float:
+        """Scale this node's randomized election timeout by ``factor`` in (0, 1]
+        (the failover strategy's bias: a preferred node campaigns sooner)."""
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or \
+                not 0.0 < factor <= 1.0:
+            raise ValidationFailed([("factor", f"must be in (0, 1], got {factor!r}")])
+        self.core.require_started()
+        self.core.raft.timeout_scale = float(factor)
+        return float(factor)
 
     async def change_membership(self, changes: list[tuple[str, str]],
                                 timeout: float = 10.0) -> dict[str, Any]:

@@ -66,9 +66,16 @@ from ..core.lifecycle import Lifecycle, LifecycleContext, LifecycleEvent, Lifecy
 from ..core.membership import quorum_size
 from ..core.monitoring import health_summary
 from ..errors import ClusterError, CoordinationTimeout, NoQuorum, NotLeader, ValidationFailed
-from ..runtime.naming import actor_name, namespace, node_supervisor_name, root_supervisor_name
-from ..telemetry import config_change_span, configure_tracing_from_env, election_span
+from ..runtime.hosting import find_component, hosted_by
+from ..runtime.naming import namespace, node_supervisor_name, root_supervisor_name
+from ..telemetry import (
+    config_change_span,
+    configure_tracing_from_env,
+    configure_tracing_from_options,
+    election_span,
+)
 from .base import ComponentActor
+from .coordinator_strategies import StrategyRunner
 from .monitor import NotFound, bounded, phi_from_heartbeat, task_cause
 
 logger = logging.getLogger(__name__)
@@ -82,6 +89,8 @@ FOLLOWED = ("membership", "heartbeat")
 PING_TIMEOUT = 1.0
 #: Attempts to commit a config change that lost its version to a concurrent one.
 CONFIG_ATTEMPTS = 5
+#: Config keys whose change switches a strategy the coordinator runs.
+STRATEGY_KEYS = {"failover_strategy", "partition_strategy"}
 
 
 @dataclass
@@ -133,7 +142,7 @@ def _installed(component: str) -> bool:
 
 
 @ray.remote(num_cpus=0, max_restarts=0)
-class CoordinatorActor(ComponentActor):
+class CoordinatorActor(StrategyRunner, ComponentActor):
     """The seed's Coordinator API for one node (see the module doc)."""
 
     component = "coordinator"
@@ -165,6 +174,9 @@ class CoordinatorActor(ComponentActor):
     # ============================================================ running
     async def on_start(self) -> None:
         configure_tracing_from_env()
+        configure_tracing_from_options(self.options)
+        self._start_strategies()
+        self._heartbeat_status: dict[str, Any] | None = None
         restarted = await self._was_restarted()
         since = await self._consensus_tail()
         await self._refresh(reconcile=False)
@@ -178,14 +190,18 @@ class CoordinatorActor(ComponentActor):
         self._timers.append(loop.create_task(self._health_loop()))
 
     async def _was_restarted(self) -> bool:
-        """True if the node supervisor saw a previous coordinator of this node exit."""
+        """True if the node supervisor saw a previous coordinator of this node
+        exit (or, in the ``per_node`` placement, the root supervisor this node's host)."""
+        hosted = hosted_by(self) is not None
+        child = self.node_id if hosted else self.component
+        name = (root_supervisor_name(self.cluster) if hosted
+                else node_supervisor_name(self.cluster, self.node_id))
         try:
-            supervisor = ray.get_actor(node_supervisor_name(self.cluster, self.node_id),
-                                       namespace=namespace(self.cluster))
+            supervisor = ray.get_actor(name, namespace=namespace(self.cluster))
             events = await bounded(supervisor.events.remote(0))
         except Exception:
             return False
-        return any(e.get("type") == "child_exited" and e.get("child_id") == self.component
+        return any(e.get("type") == "child_exited" and e.get("child_id") == child
                    for e in events)
 
     async def _consensus_tail(self) -> int:
@@ -287,6 +303,8 @@ class CoordinatorActor(ComponentActor):
         elif kind == "started":
             self._consensus_up = True
             self._kick.set()
+        elif kind == "config_changed" and STRATEGY_KEYS & set(event.get("changed_keys") or ()):
+            self._spawn_strategy_adoption()
         elif kind == "membership_changed":
             self.view.voters = list(event["voters"])
             self.view.learners = list(event["learners"])
@@ -322,6 +340,10 @@ class CoordinatorActor(ComponentActor):
                 await self._update_view(status)
         if reconcile:
             self._reconcile()
+            try:
+                await self._run_strategies(self._heartbeat_status)
+            except Exception:
+                logger.exception("coordinator of %s: strategy round failed", self.node_id)
 
     async def _update_view(self, status: dict[str, Any]) -> None:
         view = self.view
@@ -332,10 +354,20 @@ class CoordinatorActor(ComponentActor):
         view.term = max(view.term, status.get("term") or 0)
         blocked = set((status.get("faults") or {}).get("blocked") or ())
         peers = sorted((set(view.voters) | set(view.learners)) - {self.node_id})
-        answers = await asyncio.gather(*(self._ping(p) for p in peers))
-        reachable = {self.node_id} | {p for p, ok in zip(peers, answers, strict=True)
-                                      if ok and p not in blocked}
-        phi = phi_from_heartbeat(await self._ask("heartbeat", "get_heartbeat_status"))
+        heartbeat = self._heartbeat_status = await self._ask("heartbeat", "get_heartbeat_status")
+        # Ping the peers this node's failure detector watches (k of them, as
+        # the heartbeats go): the cost grows as N*k, not N^2. The others count
+        # as reachable unless their actors died (consensus reports it).
+        watched = {p for p, info in ((heartbeat or {}).get("peers") or {}).items()
+                   if isinstance(info, Mapping) and info.get("watched")}
+        pinged = peers if len(peers) <= self.options.monitors_per_node else sorted(
+            p for p in peers if p in watched)
+        answers = dict(zip(pinged, await asyncio.gather(*(self._ping(p) for p in pinged)),
+                           strict=True))
+        dead = set(status.get("peers_down") or ())
+        reachable = {self.node_id} | {p for p in peers if answers.get(p, p not in dead)
+                                      and p not in blocked}
+        phi = phi_from_heartbeat(heartbeat)
         for peer, value in (phi or {}).items():
             if value >= self.options.phi_threshold:
                 reachable.discard(peer)
@@ -367,8 +399,7 @@ class CoordinatorActor(ComponentActor):
 
     def _resolve_peer(self, peer: str) -> Any | None:
         try:
-            handle = ray.get_actor(actor_name(self.cluster, peer, "consensus"),
-                                   namespace=namespace(self.cluster))
+            handle = find_component(self.cluster, peer, "consensus")
         except ValueError:
             return None
         self._peer_handles[peer] = handle
@@ -525,8 +556,7 @@ class CoordinatorActor(ComponentActor):
         """Best effort: mark the join approved in the membership view (when the
         membership component runs; its gossip carries it everywhere)."""
         try:
-            handle = ray.get_actor(actor_name(self.cluster, leader, "membership"),
-                                   namespace=namespace(self.cluster))
+            handle = find_component(self.cluster, leader, "membership")
             await bounded(handle.approve_join.remote(self.node_id))
         except Exception as error:
             logger.info("coordinator of %s: membership approval skipped: %s", self.node_id,
@@ -778,7 +808,7 @@ class CoordinatorActor(ComponentActor):
         if await self._consensus_call("get_leader") != self.node_id:
             return
         if len(self.view.voters) > 1:
-            await self._consensus_call("step_down")
+            await self._consensus_call("step_down", self._successor())
             deadline = time.monotonic() + timeout
             while await self._consensus_call("get_leader") in (self.node_id, None):
                 if time.monotonic() > deadline:
@@ -892,18 +922,29 @@ class CoordinatorActor(ComponentActor):
             raise NoQuorum(f"the partition is not healed: {self.view.quorum[2]} of "
                            f"{len(self.view.voters)} voters reachable, "
                            f"{self.view.quorum[1]} needed")
+        self.driver.operator_heal()
+        await self._ask("sync", "set_mode", "serve", f"healed by an operator ({strategy})")
+        self._declare_healed(strategy)
+        await self._ask("sync", "sync_all")
+        return await self.get_partition_info()
+
+    def _declare_healed(self, strategy: str) -> None:
+        """partitioning → merging → resyncing → resume (the lifecycle's part of a heal)."""
         self._partition_log.append({"kind": "healed", "strategy": strategy, "at": time.time(),
                                     "nodes": (self._partition or {}).get("nodes", [])})
         self._partition = None
         self.events.publish("partition_healed", strategy=strategy)
         self._reconcile()
-        return await self.get_partition_info()
 
     async def get_partition_info(self) -> dict[str, Any]:
         view = self.view
         return {"state": self.lifecycle.state.value, "reported": self._partition,
                 "unreachable": view.unreachable, "has_quorum": view.quorum[0],
-                "quorum": list(view.quorum), "strategy": self.options.partition_strategy,
+                "quorum": list(view.quorum), "strategy": self.driver.partition.strategy_name,
+                "action": self.driver.last.partition.this_side_action.value
+                if self.driver.last else None,
+                "data_mode": self.driver.data_mode,
+                "awaiting_operator": self.driver.awaiting_operator,
                 "split": self._split, "history": list(self._partition_log)}
 
     # ----------------------------------------------------------------- sync

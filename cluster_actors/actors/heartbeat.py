@@ -131,7 +131,7 @@ class HeartbeatActor(ComponentActor):
             first_heartbeat_estimate=self.base_interval)
         self.policy = self._policy()
         self.registry = FailureDetectorRegistry(self.config)
-        self.own_metadata: dict[str, Any] = {}
+        self.own_metadata: dict[str, Any] = dict(opts.node_labels.get(self.node_id, {}))
         self.peer_metadata: dict[str, dict[str, Any]] = {}
         self.received_at: dict[str, float] = {}  # wall-clock time of the last heartbeat
         self.received: dict[str, int] = {}

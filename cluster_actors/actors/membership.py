@@ -50,7 +50,7 @@ from ..core.membership import (
     QuorumStatus,
 )
 from ..errors import ClusterError, ValidationFailed
-from ..runtime.naming import actor_name, namespace
+from ..runtime.hosting import find_component
 from .base import ComponentActor
 
 logger = logging.getLogger(__name__)
@@ -230,8 +230,7 @@ class MembershipActor(ComponentActor):
             raise ValidationFailed([("seed_node", f"must be another node's id, "
                                                   f"got {seed_node!r}")])
         try:
-            seed = ray.get_actor(actor_name(self.cluster, seed_node, self.component),
-                                 namespace=namespace(self.cluster))
+            seed = find_component(self.cluster, seed_node, self.component)
         except ValueError:
             raise ClusterError(f"no membership component on seed node {seed_node!r}: "
                                "give a running member") from None

@@ -40,7 +40,8 @@ from ray.exceptions import RayActorError
 
 from ..core.monitoring import MonitorCore, NodeObservation
 from ..errors import ClusterError
-from ..runtime.naming import actor_name, namespace, node_supervisor_name
+from ..runtime.hosting import find_component
+from ..runtime.naming import namespace, node_supervisor_name
 from ..telemetry import PrometheusExporter, configure_tracing_from_env
 from .base import ComponentActor
 
@@ -345,8 +346,7 @@ class MonitorActor(ComponentActor):
 
         async def ask(peer: str) -> dict[str, Any] | None:
             try:
-                handle = ray.get_actor(actor_name(self.cluster, peer, "monitor"),
-                                       namespace=namespace(self.cluster))
+                handle = find_component(self.cluster, peer, "monitor")
                 return await bounded(handle.latest_observation.remote())
             except Exception:
                 return None

@@ -59,10 +59,14 @@ from ..core.merkle import (
 )
 from ..core.store import ReplicaStore
 from ..core.vclock import VectorClock, merge_vector_clocks
-from ..errors import ClusterError, SyncFailed, ValidationFailed
+from ..errors import ClusterError, NoQuorum, SyncFailed, ValidationFailed
+from ..telemetry import configure_tracing_from_options, sync_span
 from .base import ComponentActor
 
 logger = logging.getLogger(__name__)
+
+#: The CRDT store's modes, set from the partition strategy's decisions.
+DATA_MODES = ("serve", "read_only", "down")
 
 SYNC_TYPES = ("full_sync", "incremental")
 """``trigger_sync`` types: a full anti-entropy exchange with every reachable
@@ -232,6 +236,8 @@ class SyncActor(ComponentActor):
 
     # ------------------------------------------------------------ lifecycle
     async def on_start(self) -> None:
+        configure_tracing_from_options(self.options)
+        self.mode, self.mode_reason = "serve", ""  # see set_mode
         self.incarnation = uuid.uuid4().hex[:12]
         depth = self.options.metadata.get("sync_merkle_depth", DEFAULT_DEPTH)
         self.store = ReplicaStore(f"{self.node_id}@{self.incarnation}", merkle_depth=depth,
@@ -297,9 +303,22 @@ class SyncActor(ComponentActor):
         if messages:
             self.transport.send(messages, dst_of=lambda m: m.dst)
 
-    def _open(self, strategy: SyncStrategy, peers: list[str]) -> list[SyncMessage]:
-        self._stats(strategy.name).rounds += 1
-        return self._prepare(strategy.name, strategy.start_round(self.store, peers, self.rng))
+    def _open(self, strategy: SyncStrategy, peers: list[str],
+              trigger: str = "periodic") -> list[SyncMessage]:
+        """Open a round of ``strategy`` with ``peers``: its messages. Traced as one
+        span (``strategy``, ``trigger``, ``bytes``, ``messages`` and the peers
+        it contacts: ``peer`` when one, ``peers`` always)."""
+        with sync_span(self.node_id, strategy.name, trigger=trigger) as span:
+            self._stats(strategy.name).rounds += 1
+            messages = self._prepare(strategy.name,
+                                     strategy.start_round(self.store, peers, self.rng))
+            if span.is_recording():
+                contacted = sorted({m.dst for m in messages})
+                span.set_attributes({"bytes": sum(m.size_bytes for m in messages),
+                                     "messages": len(messages), "peers": contacted})
+                if len(contacted) == 1:
+                    span.set_attribute("peer", contacted[0])
+        return messages
 
     async def _periodic_round(self) -> None:
         self.periodic_rounds += 1
@@ -418,12 +437,12 @@ class SyncActor(ComponentActor):
                              "partition or retry later")
         if sync_type == "full_sync":
             pusher = strategies.load("sync", "anti_entropy", fanout=len(reachable))
-            messages = self._open(pusher, reachable)
+            messages = self._open(pusher, reachable, sync_type)
             sync_round.outcome = "in_progress"
             sync_round.awaiting = set(reachable)
             self._pending[sync_round.id] = sync_round
         else:
-            messages = self._open(self.strategy, reachable)
+            messages = self._open(self.strategy, reachable, sync_type)
             sync_round.finish("sent" if messages else "idle")
         sync_round.messages = len(messages)
         sync_round.bytes = sum(m.size_bytes for m in messages)
@@ -486,6 +505,7 @@ class SyncActor(ComponentActor):
             "strategy": self.strategy.describe(), "strategy_status": self.strategy.status(),
             "strategy_source": self.strategy_source, "config_version": self.config_version,
             "interval_ms": self.options.sync_interval,
+            "mode": self.mode, "mode_reason": self.mode_reason,
             "stats": {name: stats.to_dict() for name, stats in sorted(self.stats.items())},
             "sync_bytes_total": sum(stats.bytes_sent for stats in self.stats.values()),
             "sync_messages_total": sum(stats.messages for stats in self.stats.values()),
@@ -659,8 +679,31 @@ class SyncActor(ComponentActor):
         self._switch(strategy, "config", config.version)
 
     # ------------------------------------------------------------- data API
+    async def set_mode(self, mode: str, reason: str = "") -> str:
+        """Serve (``serve``), refuse writes (``read_only``) or refuse reads and
+        writes (``down``): the partition strategy's decision for this node's
+        side, set by the coordinator."""
+        if mode not in DATA_MODES:
+            raise ValidationFailed([("mode", f"must be one of {', '.join(DATA_MODES)}, "
+                                             f"got {mode!r}")])
+        self.mode, self.mode_reason = mode, reason
+        self.events.publish("data_mode", mode=mode, reason=reason)
+        return mode
+
+    def _require_mode(self, write: bool) -> None:
+        mode = getattr(self, "mode", "serve")
+        if mode == "down" or (write and mode == "read_only"):
+            what = "writes" if mode == "read_only" else "reads and writes"
+            raise NoQuorum(f"node {self.node_id} is on a side of a network partition that its "
+                           f"partition strategy set to {mode} ({self.mode_reason}); its CRDT "
+                           f"store refuses {what} until the partition heals: use a node on "
+                           "the serving side")
+
     async def data_update(self, op: Any) -> Any:
-        """Apply one local write (see :data:`DATA_OPS`); the key's value after it."""
+        """Apply one local write (see :data:`DATA_OPS`); the key's value after it.
+        Raises :class:`NoQuorum` while the partition strategy keeps this side
+        read-only or down."""
+        self._require_mode(write=True)
         store = self._require_store()
         op = check_data_op(op)
         before = store.change_seq
@@ -673,11 +716,13 @@ class SyncActor(ComponentActor):
     async def data_get(self, key: str, default: Any = None) -> Any:
         """The value of ``key`` (a counter's int, a set's frozenset, a register's value,
         an MV register's tuple, a map's dict), ``default`` if absent or deleted."""
+        self._require_mode(write=False)
         value = self._require_store().value(key)
         return default if value is None else value
 
     async def data_items(self) -> dict[str, Any]:
         """Every ``key: value`` (deleted registers left out)."""
+        self._require_mode(write=False)
         store = self._require_store()
         keys = store.keys()
         values = {key: store.value(key) for key in keys}

@@ -23,10 +23,14 @@ class ClusterStateMachine(LeasedKV):
     EXTRA_OPS: ClassVar[dict[str, int]] = {**LeasedKV.EXTRA_OPS, "config": 2}
 
     def __init__(self, initial_config: dict[str, Any] | None = None,
-                 max_sessions: int = 10_000) -> None:
+                 max_sessions: int = 10_000,
+                 known_strategies: dict[str, list[str]] | None = None) -> None:
+        """``known_strategies``: the strategy names config entries may use, per
+        kind (default: the built-ins); every replica must be given the same."""
         super().__init__(max_sessions)
         self.initial_config = initial_config
-        self.config = ConfigStore(initial_config)
+        self.known_strategies = known_strategies
+        self.config = ConfigStore(initial_config, known_strategies=known_strategies)
         self.config_changes: list[ConfigChange] = []
 
     def execute_extra(self, op: tuple[Any, ...]) -> Any:
@@ -50,7 +54,8 @@ class ClusterStateMachine(LeasedKV):
 
     def restore(self, blob: bytes | None) -> None:
         if blob is None:
-            self.__init__(self.initial_config, self.max_sessions)  # type: ignore[misc]
+            self.__init__(self.initial_config, self.max_sessions,  # type: ignore[misc]
+                          known_strategies=self.known_strategies)
             return
         kv_blob, self.config = pickle.loads(blob)
         super().restore(kv_blob)

@@ -35,3 +35,8 @@ def root_supervisor_name(cluster: str) -> str:
 
 def registry_name(cluster: str) -> str:
     return f"{cluster}:registry"
+
+
+def host_name(cluster: str, node: str) -> str:
+    """The actor that hosts all of a node's components (``per_node`` placement)."""
+    return f"{cluster}:{node}:host"

@@ -51,6 +51,16 @@ and keep their names from its replacement.
 
 Chaos and tests kill children with ``ray.kill(handle, no_restart=True)`` so that
 this supervisor, not Ray's ``max_restarts``, brings them back.
+
+**Tracing.** Every supervised actor offers ``configure_tracing`` (an
+exporter name, see :mod:`cluster_actors.telemetry`; once per process) and
+``finished_spans`` (what its process recorded with the ``memory`` exporter).
+A supervisor given ``tracing`` (or told later through ``configure_tracing``)
+configures each child it starts the same way before activating it, so
+configuring the root supervisor traces the whole tree; each restart becomes a
+``cluster_actors.supervisor_restart`` span from the death notice to the new
+child's ``activate`` answer (attributes ``child``, ``node``, ``reason``,
+``cause``, ``warm``, ``supervisor``).
 """
 
 from __future__ import annotations
@@ -81,6 +91,9 @@ from cluster_actors.core.supervision import (
     SupervisorFlags,
 )
 from cluster_actors.errors import ClusterError, CoordinationTimeout, ValidationFailed
+from cluster_actors.runtime.naming import node_supervisor_name
+from cluster_actors.runtime.spans import recorded_spans
+from cluster_actors.telemetry import SPAN_SUPERVISOR_RESTART, ensure_tracing, start_span
 
 logger = logging.getLogger(__name__)
 
@@ -242,6 +255,19 @@ class SupervisedActor:
     async def on_stop(self) -> None:
         """Hook: release resources before a graceful stop (flush, close files)."""
 
+    async def configure_tracing(self, exporter: str) -> None:
+        """Trace this actor's process with ``exporter`` (``console``, ``memory``,
+        ``otlp`` or ``none``); the same exporter again keeps the spans recorded
+        so far. Raises ``ValidationFailed`` for an unknown or missing exporter."""
+        ensure_tracing(exporter)
+
+    async def finished_spans(self, clear: bool = False) -> list[dict[str, Any]]:
+        """The spans this actor's process recorded in the in-memory exporter, as
+        plain dicts (``name``, ``attributes``, ``start_ns``, ``end_ns``,
+        ``status``, ids; see :mod:`cluster_actors.runtime.spans`), oldest
+        first; [] unless it traces to memory. ``clear`` forgets them once read."""
+        return recorded_spans(clear)
+
     # -- helpers for subclasses -------------------------------------------
 
     def _supervised_stop_event(self) -> asyncio.Event:
@@ -254,6 +280,8 @@ class SupervisedActor:
         """Wake ``until_stopped`` callers (``"normal"`` or an escalation) and exit."""
         self._supervised_exit_reason = reason
         self._supervised_stop_event().set()
+        if getattr(self, "_supervised_host", None) is not None:
+            return  # a component inside a NodeHost: the host's process lives on
         # A termination task runs after the calls in progress, so the
         # until_stopped replies are delivered before the process goes away.
         ray.get_runtime_context().current_actor.__ray_terminate__.remote()
@@ -278,6 +306,14 @@ def _actor_id(handle: ActorHandle) -> str:
     return handle._actor_id.hex()
 
 
+def _node_of(name: str) -> str | None:
+    """The node of a node supervisor (named as ``naming.node_supervisor_name``), else None."""
+    parts = name.split(":")
+    if len(parts) == 3 and node_supervisor_name(parts[0], parts[1]) == name:
+        return parts[1]
+    return None
+
+
 def _percentile(values: Sequence[float], q: float) -> float | None:
     if not values:
         return None
@@ -292,11 +328,14 @@ class Supervisor(SupervisedActor):
 
     ``Supervisor.options(name=..., namespace=...).remote(flags, children, name=...)``;
     children start on :meth:`start_children` or on ``activate`` (which is how
-    a parent supervisor starts it).
+    a parent supervisor starts it). ``tracing``: an exporter name for this
+    process and every child it starts (None or ``"none"``: untraced until
+    :meth:`configure_tracing`; see the module doc).
     """
 
     def __init__(self, flags: SupervisorFlags, children: Sequence[ChildSpec] = (),
-                 name: str = "supervisor", max_events: int = 10_000) -> None:
+                 name: str = "supervisor", max_events: int = 10_000,
+                 tracing: str | None = None) -> None:
         ids = [spec.id for spec in children]
         if len(set(ids)) != len(ids):
             raise ValidationFailed([("children", f"child ids must be unique, got {ids}")])
@@ -316,6 +355,11 @@ class Supervisor(SupervisedActor):
         self._background: set[asyncio.Task[Any]] = set()
         self._deliveries: set[asyncio.Task[Any]] = set()
         self._spares: dict[str, asyncio.Task[ActorHandle]] = {}
+        self._node = _node_of(name)
+        self._tracing: str | None = None
+        if tracing is not None and tracing != "none":
+            ensure_tracing(tracing)
+            self._tracing = tracing
 
     # -- protocol ------------------------------------------------------------
 
@@ -486,17 +530,27 @@ class Supervisor(SupervisedActor):
                 "p50_ms": _percentile(durations, 50), "p99_ms": _percentile(durations, 99),
                 "max_ms": max(durations, default=None), "escalated": self._core.escalated}
 
+    async def configure_tracing(self, exporter: str) -> None:
+        """Trace this process with ``exporter`` and configure each child started
+        from now on the same way, before it is activated (``"none"``: children
+        are left as they are)."""
+        ensure_tracing(exporter)
+        self._tracing = None if exporter == "none" else exporter
+
     # -- internals: starting and stopping ---------------------------------
 
     async def _start_child(self, child_id: str, noticed_at: float | None = None,
-                           cause: str | None = None) -> ActorHandle:
+                           cause: str | None = None, reason: str | None = None) -> ActorHandle:
         """Activate a warm spare, or create the child and await its ``ping``; then
-        await ``activate`` and watch it. Caller holds the lock."""
+        await ``activate`` and watch it. A restart (``noticed_at`` given: when
+        the exit of child ``cause`` for ``reason`` was noticed) is recorded and
+        traced. Caller holds the lock."""
         spec = self._specs[child_id]
         handle = await self._take_spare(child_id)
         warm = handle is not None
         if handle is not None:
             try:
+                await self._trace_child(handle, spec)
                 await asyncio.wait_for(self._ref(handle.activate.remote()), spec.start_timeout)
             except Exception as error:
                 logger.warning("supervisor %s: spare of %s failed to activate (%s); "
@@ -506,8 +560,9 @@ class Supervisor(SupervisedActor):
         if handle is None:
             handle = await self._create(spec)
             try:
-                for method in (handle.ping, handle.activate):
-                    await asyncio.wait_for(self._ref(method.remote()), spec.start_timeout)
+                await asyncio.wait_for(self._ref(handle.ping.remote()), spec.start_timeout)
+                await self._trace_child(handle, spec)
+                await asyncio.wait_for(self._ref(handle.activate.remote()), spec.start_timeout)
             except BaseException:
                 ray.kill(handle, no_restart=True)
                 raise
@@ -524,9 +579,33 @@ class Supervisor(SupervisedActor):
             self._restart_ms.append({"child_id": child_id, "ms": ms, "warm": warm})
             self._record("child_restarted", child_id=child_id, actor_id=_actor_id(handle),
                          restart_ms=ms, cause=cause, warm=warm)
+            self._trace_restart(child_id, noticed_at, answered, cause, reason, warm)
         if spec.warm_spare:
             self._spares[child_id] = self._spawn(self._make_spare(child_id, spec))
         return handle
+
+    async def _trace_child(self, handle: ActorHandle, spec: ChildSpec) -> None:
+        """Configure the child's tracing as this supervisor's (before ``activate``).
+        A child that cannot trace so is started anyway."""
+        if self._tracing is None:
+            return
+        try:
+            await asyncio.wait_for(self._ref(handle.configure_tracing.remote(self._tracing)),
+                                   spec.start_timeout)
+        except (asyncio.TimeoutError, RayActorError):
+            raise
+        except Exception as error:
+            logger.warning("supervisor %s: child %s does not trace (%s)", self._name, spec.id,
+                           error)
+
+    def _trace_restart(self, child_id: str, noticed_at: float, answered: float,
+                       cause: str | None, reason: str | None, warm: bool) -> None:
+        """A span from the death notice to the new child's ``activate`` answer."""
+        now_ns, now = time.time_ns(), time.monotonic()
+        span = start_span(SPAN_SUPERVISOR_RESTART, now_ns - int((now - noticed_at) * 1e9),
+                          node=self._node, child=child_id, reason=reason, cause=cause,
+                          warm=warm, supervisor=self._name)
+        span.end(now_ns - int((now - answered) * 1e9))
 
     # -- internals: warm spares -----------------------------------------------
 
@@ -651,20 +730,24 @@ class Supervisor(SupervisedActor):
                 if isinstance(decision, Escalate):
                     await self._escalate(decision)
                     return
-                failed = await self._carry_out(decision, noticed_at)
+                failed = await self._carry_out(decision, noticed_at, reason)
                 if failed is None:
                     return
-                decision = self._core.child_exited(failed, "start_failed", time.monotonic())
+                reason = "start_failed"
+                decision = self._core.child_exited(failed, reason, time.monotonic())
 
-    async def _carry_out(self, plan: RestartPlan, noticed_at: float) -> str | None:
-        """Stop then start per ``plan``; return the id of a child that failed to start."""
+    async def _carry_out(self, plan: RestartPlan, noticed_at: float,
+                         reason: str | None = None) -> str | None:
+        """Stop then start per ``plan`` (``reason``: why ``plan.child_id`` exited);
+        return the id of a child that failed to start."""
         for child_id in plan.stop:
             await self._stop_child(child_id)
         for child_id in plan.removed:
             self._drop_spec(child_id)
         for child_id in plan.restart:
             try:
-                await self._start_child(child_id, noticed_at=noticed_at, cause=plan.child_id)
+                await self._start_child(child_id, noticed_at=noticed_at, cause=plan.child_id,
+                                        reason=reason)
             except Exception as error:
                 logger.warning("supervisor %s: restart of %s failed: %s", self._name,
                                child_id, error)

@@ -21,6 +21,7 @@ One :class:`Transport` lives inside each component actor. It
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections import Counter
@@ -28,13 +29,17 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import ray
-
-from .naming import actor_name, namespace
+from .hosting import find_component
+from .naming import namespace
 
 logger = logging.getLogger(__name__)
 
+#: Waits between lookups of a peer not running (yet); then every 2 s. A
+#: resolved peer is sent an empty batch (a hello), which wakes the lookup of
+#: us it may be waiting in, so nodes starting one after another find each
+#: other at once without polling the GCS often.
 RESOLVE_RETRY_SECONDS = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+RESOLVE_STEADY_SECONDS = 2.0
 
 
 @dataclass
@@ -85,6 +90,7 @@ class Transport:
         self.peers: set[str] = set()
         self._watch_tasks: dict[str, asyncio.Task[None]] = {}
         self._resolving: set[str] = set()
+        self._wake: dict[str, asyncio.Event] = {}  # peer -> set when it said hello
         self._dead: dict[str, str] = {}  # peer -> actor id of its last dead incarnation
         self.stats: Counter[str] = Counter()
         self._closed = False
@@ -113,23 +119,31 @@ class Transport:
         try:
             if delay:
                 await asyncio.sleep(delay)
-            for backoff in (*RESOLVE_RETRY_SECONDS, *[1.0] * 1000):
+            for backoff in (*RESOLVE_RETRY_SECONDS, *[RESOLVE_STEADY_SECONDS] * 10_000):
                 if peer not in self.peers or self._closed:
                     return
                 try:
-                    handle = ray.get_actor(actor_name(self.cluster, peer, self.component),
-                                           namespace=self.namespace)
+                    handle = find_component(self.cluster, peer, self.component)
                 except ValueError:
-                    await asyncio.sleep(backoff)
+                    await self._pause(peer, backoff)
                     continue
                 if handle._actor_id.hex() == self._dead.get(peer):
-                    await asyncio.sleep(backoff)  # the name still points at the dead actor
+                    await self._pause(peer, backoff)  # the name still points at the dead actor
                     continue
                 self.handles[peer] = handle
                 self._watch(peer, handle)
+                if self.faults.passes(peer):
+                    self._call(handle, [])  # hello: the peer may be looking for us
                 return
         finally:
             self._resolving.discard(peer)
+
+    async def _pause(self, peer: str, seconds: float) -> None:
+        """Wait ``seconds`` before looking ``peer`` up again, or less if it says hello."""
+        wake = self._wake.setdefault(peer, asyncio.Event())
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(wake.wait(), seconds)
+        wake.clear()
 
     def _watch(self, peer: str, handle: Any) -> None:
         old = self._watch_tasks.pop(peer, None)
@@ -202,6 +216,8 @@ class Transport:
         if not isinstance(src, str) or src in self.faults.blocked:
             self.stats["dropped_in"] += len(messages)
             return []
+        if src not in self.handles and src in self._wake:
+            self._wake[src].set()  # a peer we are looking for is up
         accepted = []
         for message in messages:
             reason = validate(message)
