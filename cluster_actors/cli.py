@@ -100,7 +100,9 @@ def _down(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .demo import main
 
-    main([*(["--simulated"] if args.simulated else []), "--nodes", str(args.nodes)])
+    main([*(["--simulated"] if args.simulated else []), *(["--shutdown"] if args.shutdown else []),
+          *(["--address", args.address] if args.address else []),
+          "--nodes", str(args.nodes), "--writes", str(args.writes)])
     return 0
 
 
@@ -151,8 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the demo on a local Ray (the main job)")
     demo.add_argument("--nodes", type=int, default=5)
+    demo.add_argument("--writes", type=int, default=2000, help="pipelined writes to time")
     demo.add_argument("--simulated", action="store_true",
                       help="the pure cores in the deterministic simulator, without Ray")
+    demo.add_argument("--shutdown", action="store_true",
+                      help="stop the cluster at the end (default: it keeps running, named "
+                           "'demo', for `status --name demo` and `down --name demo`)")
+    demo.add_argument("--address", default=None,
+                      help="a running Ray cluster (default: the local head, started if none "
+                           "runs)")
     demo.set_defaults(run=_demo)
 
     up = commands.add_parser("up", help="start the layer on a running Ray cluster, one "
@@ -179,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="a smoke run of a few minutes")
     bench.add_argument("--only", default=None,
                        help="comma-separated benchmarks: kv, config, elections, sync, "
-                            "failover, heartbeats, supervisor, merkle, scaling")
+                            "failover, heartbeats, supervisor, merkle, scale, scaling")
     bench.add_argument("--repeats", type=int, default=None,
                        help="repetitions per figure (default 3, --quick 2)")
     bench.set_defaults(run=_bench)

@@ -1,17 +1,27 @@
 """``make demo``: a 5-node cluster on the local Ray, a leader kill, the
 supervisor's restart, and proof that committed data survived.
 
-Run ``python -m cluster_actors.demo --help`` for options; ``--simulated``
-runs the same story on the pure cores in the deterministic simulator.
+The cluster (named ``demo``) keeps running afterwards, as detached actors on a
+local Ray head that the demo starts (``ray start --head``) if none runs, so
+``cluster-actors status --name demo`` shows it and ``cluster-actors down
+--name demo`` stops it (``ray stop`` then stops Ray). ``--shutdown`` stops it
+at the end instead, on an in-process Ray. Run ``python -m cluster_actors.demo
+--help`` for options; ``--simulated`` runs the same story on the pure cores
+in the deterministic simulator.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
+import ray
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -56,14 +66,48 @@ def _watch(cluster: Cluster, live: Live, title: str, until: Any, timeout: float)
         time.sleep(0.005)
 
 
-def run(nodes: int = 5, writes: int = 2000, console: Console | None = None) -> dict[str, Any]:
+DEMO = "demo"
+
+
+def connect_ray(address: str | None, keep: bool, console: Console) -> None:
+    """Connect to the Ray at ``address``; without one, to the local head, starting
+    one (``ray start --head``) when the cluster is to outlive this process,
+    else an in-process Ray."""
+    if ray.is_initialized():
+        return
+    quiet = {"include_dashboard": False, "log_to_driver": False}
+    if address:
+        ray.init(address=address, **quiet)
+        return
+    with contextlib.suppress(ConnectionError):
+        ray.init(address="auto", **quiet)
+        return
+    if not keep:
+        ray.init(**quiet)
+        return
+    with console.status("starting a local Ray head (`ray start --head`)..."):
+        command = [str(Path(sys.executable).with_name("ray")), "start", "--head",
+                   "--include-dashboard=false", "--disable-usage-stats"]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"`ray start --head` failed: {done.stderr.strip()[-500:]}")
+    ray.init(address="auto", **quiet)
+
+
+def run(nodes: int = 5, writes: int = 2000, console: Console | None = None,
+        keep: bool = True, address: str | None = None) -> dict[str, Any]:
+    """The demo; with ``keep`` the cluster stays up (see the module doc)."""
     console = console or Console()
     figures: dict[str, Any] = {}
+    connect_ray(address, keep, console)
     console.rule(f"[bold]cluster_actors: {nodes} nodes on the local Ray")
-    with console.status("starting Ray and the cluster (one supervisor and its component "
+    with contextlib.suppress(Exception):
+        Cluster.attach(DEMO).shutdown()  # the previous demo's cluster
+        console.print("stopped the cluster a previous demo left running")
+    with console.status("starting the cluster (one supervisor and its component "
                         "actors per node)..."):
         started = time.perf_counter()
-        cluster = Cluster.start("demo", nodes=nodes)
+        cluster = Cluster.start(DEMO, nodes=nodes, options={"detached": keep})
         figures["start_s"] = time.perf_counter() - started
     try:
         leader = cluster.wait_for_leader(timeout=30)
@@ -93,8 +137,6 @@ def run(nodes: int = 5, writes: int = 2000, console: Console | None = None) -> d
                                  if n.reachable), timeout=30)
             old_term = cluster.status().term
             handle = cluster._consensus_handle(leader)
-            import ray
-
             ray.kill(handle, no_restart=True)
             killed_at = time.perf_counter()
             cluster._forget_handle(leader)
@@ -120,7 +162,10 @@ def run(nodes: int = 5, writes: int = 2000, console: Console | None = None) -> d
                       f"{figures['failover_ms']:.0f} ms; {leader} restarted by its supervisor "
                       f"in {figures['supervisor_restart_ms'] or 0:.0f} ms and rejoined as a "
                       f"follower; {survived}/{checked} sampled committed keys read back")
-    finally:
+    except BaseException:
+        cluster.shutdown()
+        raise
+    if not keep:
         with console.status("shutting down"):
             cluster.shutdown()
     summary = Table(title="summary")
@@ -137,6 +182,11 @@ def run(nodes: int = 5, writes: int = 2000, console: Console | None = None) -> d
     for name, value in rows:
         summary.add_row(name, value)
     console.print(summary)
+    if keep:
+        cli = Path(sys.executable).with_name("cluster-actors")
+        console.print(f"The cluster keeps running. Look at it with [bold]{cli} status --name "
+                      f"{DEMO}[/], stop it with [bold]{cli} down --name {DEMO}[/] "
+                      "(and Ray with `ray stop`).")
     return figures
 
 
@@ -147,13 +197,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--writes", type=int, default=2000)
     parser.add_argument("--simulated", action="store_true",
                         help="run the pure cores in the deterministic simulator, no Ray")
+    parser.add_argument("--shutdown", action="store_true",
+                        help="stop the cluster at the end (default: it keeps running for "
+                             "`cluster-actors status` / `down`)")
+    parser.add_argument("--address", default=None,
+                        help="a running Ray cluster (default: the local head, started if "
+                             "none runs)")
     args = parser.parse_args(argv)
     if args.simulated:
         from .sim_demo import main as simulated
 
         simulated()
         return
-    run(args.nodes, args.writes)
+    run(args.nodes, args.writes, keep=not args.shutdown, address=args.address)
 
 
 if __name__ == "__main__":

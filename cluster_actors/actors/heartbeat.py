@@ -33,6 +33,7 @@ import logging
 import math
 import os
 import time
+from collections import deque
 from typing import Any
 
 import ray
@@ -47,6 +48,9 @@ from ..core.phi import (
 )
 from ..errors import ClusterError, ValidationFailed
 from .base import ComponentActor
+
+#: Recent heartbeat delivery times kept per peer (send to receive, ms).
+DELIVERY_SAMPLES = 256
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +139,7 @@ class HeartbeatActor(ComponentActor):
         self.peer_metadata: dict[str, dict[str, Any]] = {}
         self.received_at: dict[str, float] = {}  # wall-clock time of the last heartbeat
         self.received: dict[str, int] = {}
+        self.delivery_ms: dict[str, deque[float]] = {}  # per peer: recent delivery times
         self.bands: dict[str, HealthBand] = {}
         self.watch_since: dict[str, float] = {}
         self.reported: dict[str, bool] = {}  # reachability membership has acknowledged
@@ -279,11 +284,16 @@ class HeartbeatActor(ComponentActor):
             return
         accepted = self.transport.accept(cluster, src, messages, _validate_heartbeat)
         if accepted and src != self.node_id:
-            self._record(src, accepted[-1]["metadata"])
+            self._record(src, accepted[-1]["metadata"], accepted[-1].get("sent_at"))
 
-    def _record(self, peer: str, metadata: dict[str, Any] | None) -> None:
+    def _record(self, peer: str, metadata: dict[str, Any] | None,
+                sent_at: float | None = None) -> None:
         self.registry.heartbeat(peer, time.monotonic())
-        self.received_at[peer] = time.time()
+        now = self.received_at[peer] = time.time()
+        if isinstance(sent_at, (int, float)) and not isinstance(sent_at, bool):
+            # sender's wall clock to ours: one machine, or NTP-synchronised hosts
+            self.delivery_ms.setdefault(peer, deque(maxlen=DELIVERY_SAMPLES)).append(
+                (now - sent_at) * 1000)
         self.received[peer] = self.received.get(peer, 0) + 1
         if metadata is not None:
             self.peer_metadata[peer] = dict(metadata)
@@ -358,6 +368,7 @@ class HeartbeatActor(ComponentActor):
                                    else None),
             "heartbeats": self.received.get(peer, 0),
             "metadata": dict(self.peer_metadata.get(peer, {})),
+            "delivery_ms": list(self.delivery_ms.get(peer, ())),
         })
         return info
 

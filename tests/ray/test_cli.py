@@ -262,3 +262,15 @@ def test_down_stops_the_cluster(ray_head: RayHead,
     after = run_cli("status", "--address", ray_head.address, "--name", CLUSTER)
     assert after.returncode != 0, explain(after)
     assert f"no cluster named '{CLUSTER}'" in after.stderr, explain(after)
+
+
+def test_the_demo_leaves_its_cluster_for_status_and_down(ray_head: RayHead) -> None:
+    demo = run_cli("demo", "--address", ray_head.address, "--nodes", "3", "--writes", "200",
+                   timeout=UP_BOUND_S)
+    assert demo.returncode == 0, explain(demo)
+    assert "summary" in demo.stdout and "keeps running" in demo.stdout, explain(demo)
+    status = run_cli("status", "--address", ray_head.address, "--name", "demo")
+    assert status.returncode == 0, explain(status)
+    assert_cluster_table(status.stdout)
+    down = run_cli("down", "--address", ray_head.address, "--name", "demo")
+    assert down.returncode == 0 and "cluster 'demo' stopped" in down.stdout, explain(down)
