@@ -291,7 +291,7 @@ def step_heartbeats(ctx: Context) -> list[Row]:
     else:
         ctx.close()  # its timers would load the machine under the larger clusters
         # the 50-node figures come from the scale step, on its 50-node cluster
-        for nodes, placement, interval in ((5, "per_component", 10), (20, "per_node", 50)):
+        for nodes, placement, interval in ((5, "per_component", 10), (20, "per_node", 200)):
             ctx.log(f"heartbeats: {nodes} nodes ({placement}), every {interval} ms")
             runs.append(bench_heartbeats.measure(nodes, interval_ms=interval,
                                                  repeats=ctx.repeats, window=window,
@@ -449,10 +449,12 @@ def step_scale(ctx: Context) -> list[Row]:
     import scale
 
     ctx.close()
-    nodes = ctx.size(20, 50)
+    # 50 nodes form on this 2-core machine but cannot elect (see benchmarks/scale.py):
+    # the full run measures 30, the largest size that works here
+    nodes = ctx.size(20, 30)
 
     def heartbeats(cluster: Any) -> dict[str, Any]:
-        return bench_heartbeats.measure(interval_ms=200, repeats=ctx.repeats,
+        return bench_heartbeats.measure(interval_ms=1000, repeats=ctx.repeats,
                                         window=ctx.size(2.0, 3.0), probes=ctx.size(10, 20),
                                         cluster=cluster)
 

@@ -466,6 +466,13 @@ class ConsensusActor(SupervisedActor):
     async def status(self) -> dict[str, Any]:
         return self.core.status()
 
+    async def leadership(self) -> dict[str, Any]:
+        """``role``, ``term`` and ``leader`` only: a cheap call to poll."""
+        raft = self.core.raft
+        if raft is None:
+            return {"role": "starting", "term": 0, "leader": None}
+        return {"role": raft.role.value, "term": raft.term, "leader": raft.lead}
+
     async def events(self, since: int = 0) -> list[dict[str, Any]]:
         return self.core.events.since(since)
 
