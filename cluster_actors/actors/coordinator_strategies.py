@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..core.lifecycle import LifecycleState as State
+from ..errors import ValidationFailed
 from ..runtime.hosting import find_component
 from .strategy_driver import Actions, Observation, StrategyDriver
 
@@ -174,8 +175,6 @@ class StrategyRunner:
         ``manual`` waits for); the leader's next health round carries it out.
         A follower forwards the request to the leader. Returns
         ``"requested"``; raises ``ValidationFailed`` for a non-member."""
-        from ..errors import ValidationFailed
-
         if target not in self.view.voters:  # type: ignore[attr-defined]
             raise ValidationFailed([("target", f"{target!r} is not a voter; voters: "
                                      f"{', '.join(self.view.voters)}")])  # type: ignore[attr-defined]

@@ -92,17 +92,6 @@ class _HostedMethod:
     def remote(self, *args: Any, **kwargs: Any) -> ray.ObjectRef:
         return self._host.invoke.remote(self._component, self._method, *args, **kwargs)
 
-    def options(self, **options: Any) -> Any:
-        invoke = self._host.invoke.options(**options)
-        component, method = self._component, self._method
-
-        class _Bound:
-            @staticmethod
-            def remote(*args: Any, **kwargs: Any) -> ray.ObjectRef:
-                return invoke.remote(component, method, *args, **kwargs)
-
-        return _Bound()
-
 
 class HostedComponent:
     """A component living in a :class:`NodeHost`, used like its actor handle.
