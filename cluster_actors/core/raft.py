@@ -594,8 +594,13 @@ class RaftNode:
             self._outbox.append(Message(response, self.id, msg.src, msg.term))
             # Having backed a candidate, hold off our own campaign for a full
             # timeout: two survivors campaigning at once would split the vote.
+            # Also forget the leader: we only back a candidate once its lease
+            # lapsed (or the campaign is forced), and a remembered leader plus
+            # the timer reset would renew that lease, so we would ignore the
+            # very vote request we just pre-approved (a livelock).
             self.election_elapsed = 0
             self._next_campaign_forced = False
+            self.lead = None
             if not pre:
                 self.vote = msg.src
         else:

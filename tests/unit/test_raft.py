@@ -552,6 +552,24 @@ def test_prevote_rejoining_follower_does_not_bump_the_term() -> None:
     assert net.nodes["n3"].lead == "n1"
 
 
+def test_a_granted_pre_vote_does_not_renew_the_old_leaders_lease() -> None:
+    """Seed 119 of the long sweep: followers that granted a pre-vote reset their
+    timer but kept their leader, so the lease was renewed and the real vote that
+    followed was ignored, round after round (no leader after healing)."""
+    follower = RaftNode.bootstrap("n2", ["n1", "n2", "n3"], options=RaftOptions(),
+                                  rng=random.Random(1))
+    follower.step(Message(MT.HEARTBEAT, "n3", "n2", 1))
+    follower.ready()
+    assert follower.lead == "n3"
+    follower.election_elapsed = E  # nothing heard from n3 for a whole timeout
+    last = follower.log.last_index, follower.log.last_term
+    follower.step(Message(MT.PRE_VOTE, "n1", "n2", 2, index=last[0], log_term=last[1]))
+    follower.step(Message(MT.VOTE, "n1", "n2", 2, index=last[0], log_term=last[1]))
+    replies = [(m.type, m.reject) for m in follower.ready().messages]
+    assert replies == [(MT.PRE_VOTE_RESP, False), (MT.VOTE_RESP, False)]
+    assert follower.vote == "n1" and follower.term == 2
+
+
 def test_without_prevote_rejoining_follower_disrupts_the_term() -> None:
     net = three(RaftOptions(pre_vote=False, check_quorum=False))
     term = net.force_leader("n1").term
