@@ -84,6 +84,7 @@ class ConsensusCore:
         self.started_at = time.time()
         self.raft: RaftNode | None = None  # type: ignore[assignment]
         self.leases = LeaseManager(self)  # leases: the leader's expiry clock, keepalives
+        self._faults_at_start = FaultFilter()
 
     @property
     def started(self) -> bool:
@@ -119,6 +120,7 @@ class ConsensusCore:
             recovered = True
         self.transport = Transport(self.cluster, self.node_id, "consensus",
                                    self._peers(), on_peer_death=self._peer_died)
+        self.transport.faults = self._faults_at_start
         self._process()
         self.events.publish("started", recovered=recovered, term=self.raft.term,
                             commit=self.raft.commit, last_index=self.raft.log.last_index)
@@ -402,9 +404,14 @@ class ConsensusCore:
 
     def set_faults(self, blocked: list[str] | None = None, drop_rate: float = 0.0,
                    delay_ms: float = 0.0) -> dict[str, Any]:
-        self.require_started()
-        self.transport.faults = FaultFilter(set(blocked or ()), drop_rate, delay_ms)
-        return self.transport.faults.describe()
+        """Chaos filter for this node's Raft messages; a node still starting
+        (restarted inside a partition) applies it as soon as it starts."""
+        faults = FaultFilter(set(blocked or ()), drop_rate, delay_ms)
+        if self.raft is None:
+            self._faults_at_start = faults
+        else:
+            self.transport.faults = faults
+        return faults.describe()
 
     def snapshot_now(self) -> int:
         """Compact the log at the applied index now (the seed's snapshotting)."""

@@ -357,11 +357,21 @@ class CoordinatorActor(StrategyRunner, ComponentActor):
         heartbeat = self._heartbeat_status = await self._ask("heartbeat", "get_heartbeat_status")
         # Ping the peers this node's failure detector watches (k of them, as
         # the heartbeats go): the cost grows as N*k, not N^2. The others count
-        # as reachable unless their actors died (consensus reports it).
-        watched = {p for p, info in ((heartbeat or {}).get("peers") or {}).items()
-                   if isinstance(info, Mapping) and info.get("watched")}
-        pinged = peers if len(peers) <= self.options.monitors_per_node else sorted(
-            p for p in peers if p in watched)
+        # as reachable unless their actors died (consensus reports it). A peer
+        # whose heartbeat arrived within the last round and a half evidently
+        # answers, so only silent ones are pinged: in a healthy cluster a
+        # health round makes no remote call at all.
+        peer_infos = {p: info for p, info in ((heartbeat or {}).get("peers") or {}).items()
+                      if isinstance(info, Mapping)}
+        watched = {p for p, info in peer_infos.items() if info.get("watched")}
+        fresh_within = 1.5 * self.options.heartbeat_interval / 1000
+        fresh = {p for p, info in peer_infos.items()
+                 if (age := info.get("last_heartbeat_age")) is not None and age < fresh_within}
+        for peer in fresh:
+            self._slow.pop(peer, None)
+        pinged = [p for p in (peers if len(peers) <= self.options.monitors_per_node
+                              else sorted(p for p in peers if p in watched))
+                  if p not in fresh]
         answers = dict(zip(pinged, await asyncio.gather(*(self._ping(p) for p in pinged)),
                            strict=True))
         dead = set(status.get("peers_down") or ())

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .hosting import find_component
+from .hosting import find_component, tell
 from .naming import namespace
 
 logger = logging.getLogger(__name__)
@@ -199,7 +199,7 @@ class Transport:
             self._call(handle, batch)
 
     def _call(self, handle: Any, batch: list[Any]) -> None:
-        getattr(handle, self.method).remote(self.cluster, self.node_id, batch)
+        tell(handle, self.method, self.cluster, self.node_id, batch)
 
     # ---------------------------------------------------------- receiving
     def accept(self, cluster: Any, src: Any, messages: Any,

@@ -229,7 +229,9 @@ def test_sixty_seconds_of_kills_partitions_and_pauses_break_no_promise(five: Clu
     print(report.summary())
     assert report.ok, report.summary()
     register_ops = sum(sum(by.values()) for f, by in report.ops_by_function.items() if f != "add")
-    assert register_ops >= 2000
+    # enough history for the checks to mean something; not a throughput figure
+    # (about 2,000 on an idle 2-core machine, fewer when it is busy)
+    assert register_ops >= 500
     assert report.ops_by_function["add"]["ok"] > 0
     assert set(report.checks) == set(CHECKS)
     assert all(result.startswith("ok") for result in report.checks.values())
