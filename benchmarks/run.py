@@ -449,9 +449,7 @@ def step_scale(ctx: Context) -> list[Row]:
     import scale
 
     ctx.close()
-    # 50 nodes form on this 2-core machine but cannot elect (see benchmarks/scale.py):
-    # the full run measures 30, the largest size that works here
-    nodes = ctx.size(20, 30)
+    nodes = ctx.size(20, 50)
 
     def heartbeats(cluster: Any) -> dict[str, Any]:
         return bench_heartbeats.measure(interval_ms=1000, repeats=ctx.repeats,

@@ -21,11 +21,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from .pickling import pickled_by_fields
 from .raft_types import Entry, EntryKind
 
 OPS = ("put", "get", "cas", "delete", "txn")
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Command:
     """A client command as carried in a NORMAL log entry.
@@ -49,10 +51,8 @@ class Command:
     op: tuple[Any, ...]
     ack_below: int = 0
 
-    def __reduce__(self) -> tuple[Any, ...]:  # compact and fast to pickle
-        return (Command, (self.client_id, self.seq, self.op, self.ack_below))
 
-
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class KeyValue:
     key: str
@@ -62,6 +62,7 @@ class KeyValue:
     version: int
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class KVResult:
     """The outcome of one command: ``ok`` as documented per op, the store's

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .kv import InvalidCommand, KeyValue, KVResult, KVStateMachine, validate_op
+from .pickling import pickled_by_fields
 
 LEASE_OPS: dict[str, int] = {"lease_grant": 3, "lease_revoke": 2, "put_lease": 4,
                              "guarded": 3, "fence": 4}
@@ -60,6 +61,7 @@ class Lease:
     keys: dict[str, int] = field(default_factory=dict)
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class LeaseResult:
     """The outcome of ``lease_grant`` / ``lease_revoke`` (see the module doc)."""

@@ -11,6 +11,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from .pickling import pickled_by_fields
+
 
 class EntryKind(str, enum.Enum):
     """What a log entry carries."""
@@ -20,6 +22,7 @@ class EntryKind(str, enum.Enum):
     CONFIG = "config"  #: a membership change (data is a :class:`ConfChange`)
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One log entry. ``index`` starts at 1; ``term`` is the leader's term."""
@@ -43,6 +46,7 @@ class MessageType(str, enum.Enum):
     TIMEOUT_NOW = "timeout_now"
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Message:
     """A Raft message between two nodes (one struct for all types, like etcd's).
@@ -78,6 +82,7 @@ class Message:
     snapshot: Snapshot | None = None
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class HardState:
     """What must be durable before any message that depends on it is sent."""
@@ -87,6 +92,7 @@ class HardState:
     commit: int = 0
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class ConfState:
     """A cluster configuration.
@@ -128,6 +134,7 @@ class ConfChangeType(str, enum.Enum):
     REMOVE = "remove"
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class ConfChange:
     """A membership change carried by a CONFIG entry.
@@ -144,6 +151,7 @@ class ConfChange:
         return not self.changes
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """State machine state up to and including ``index``, with the config then."""
@@ -154,6 +162,7 @@ class Snapshot:
     data: Any = None
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class ReadState:
     """A confirmed ReadIndex request: serve ``context`` once applied >= ``index``."""
