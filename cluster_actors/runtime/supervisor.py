@@ -103,6 +103,8 @@ DEFAULT_WORKER_SHUTDOWN = 5.0
 DEFAULT_SUPERVISOR_SHUTDOWN = 60.0
 #: Upper bound on waiting for Ray to confirm a kill (catches hangs only).
 _KILL_CONFIRM_TIMEOUT = 10.0
+#: Children created ahead of their turn while a supervisor starts its children.
+START_AHEAD = 3
 
 
 class SupervisorEscalated(ClusterError):
@@ -396,10 +398,14 @@ class Supervisor(SupervisedActor):
             if self._started:
                 return list(self._core.running())
             started: list[str] = []
-            for child_id in self._core.child_ids:
+            order = list(self._core.child_ids)
+            for position, child_id in enumerate(order):
+                self._create_ahead(order[position:position + START_AHEAD])
                 try:
                     await self._start_child(child_id)
                 except Exception as error:
+                    for later in order[position + 1:]:
+                        self._discard_spare(later)
                     for done in reversed(started):
                         await self._stop_child(done)
                         self._mark_terminated(done)
@@ -409,6 +415,15 @@ class Supervisor(SupervisedActor):
                 started.append(child_id)
             self._started = True
             return started
+
+    def _create_ahead(self, child_ids: list[str]) -> None:
+        """Create (not activate) the next children while earlier ones start:
+        spawning a worker process is most of a start, and Ray spawns several
+        at once. Each is activated in order, as a spare would be."""
+        for child_id in child_ids:
+            if child_id not in self._spares and child_id not in self._running:
+                self._spares[child_id] = self._spawn(
+                    self._make_spare(child_id, self._specs[child_id]))
 
     async def which_children(self) -> list[dict[str, Any]]:
         """Every child in start order: ``id, kind, restart, handle (None if not running),
@@ -617,7 +632,7 @@ class Supervisor(SupervisedActor):
         except BaseException:
             ray.kill(handle, no_restart=True)
             raise
-        if self._spares.get(child_id) is asyncio.current_task():
+        if spec.warm_spare and self._spares.get(child_id) is asyncio.current_task():
             self._record("spare_ready", child_id=child_id, actor_id=_actor_id(handle))
         return handle
 
