@@ -26,6 +26,7 @@ import os
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import ray
@@ -429,6 +430,13 @@ class ConsensusCore:
         self.require_started()
         return self.sm.config
 
+    def query_config(self, query: Callable[[Any], Any]) -> Any:
+        """``query(store)`` on this node's replicated config store: the store,
+        which keeps up to ``max_history`` versions, stays here and only the
+        answer travels. Errors of ``query`` (e.g. ValidationFailed) propagate."""
+        self.require_started()
+        return query(self.sm.config)
+
     def log_entries(self, start: int = 0) -> dict[str, Any]:
         """This node's log (for offline invariant checks in chaos runs)."""
         self.require_started()
@@ -515,6 +523,9 @@ class ConsensusActor(SupervisedActor):
 
     async def config_store(self) -> Any:
         return self.core.config_store()
+
+    async def query_config(self, query: Callable[[Any], Any]) -> Any:
+        return self.core.query_config(query)
 
     async def log_entries(self, start: int = 0) -> dict[str, Any]:
         return self.core.log_entries(start)

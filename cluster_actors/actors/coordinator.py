@@ -640,13 +640,14 @@ class CoordinatorActor(StrategyRunner, ComponentActor):
     # --------------------------------------------------------- configuration
     async def get_config(self) -> dict[str, Any]:
         """This node's replicated configuration (as applied locally)."""
-        return (await self._local_store()).config.model_dump(mode="json")
+        return await self._query_config(lambda store: store.config.model_dump(mode="json"))
 
     async def get_config_history(self) -> list[dict[str, Any]]:
-        return [r.model_dump(mode="json") for r in (await self._local_store()).history()]
+        return await self._query_config(
+            lambda store: [r.model_dump(mode="json") for r in store.history()])
 
     async def export_config(self) -> str:
-        return (await self._local_store()).export_config()
+        return await self._query_config(lambda store: store.export_config())
 
     async def propose_config(self, new_config: dict[str, Any], require_approval: bool = False,
                              timeout: float = 10.0) -> int:
@@ -665,13 +666,15 @@ class CoordinatorActor(StrategyRunner, ComponentActor):
         change. Pending proposals are not replicated: approve them on the same
         node; a restarted coordinator forgets them.
         """
-        (await self._local_store()).prepare(new_config)  # validate first, locally
+        def prepare(store: ConfigStore) -> ConfigVersion:
+            return store.prepare(new_config)
+
+        await self._query_config(prepare)  # validate first, locally
         if not require_approval:
-            return await self._commit_config(lambda store: store.prepare(new_config), timeout)
+            return await self._commit_config(prepare, timeout)
         _, handle = await self._leader_handle(time.monotonic() + timeout)
-        store = await bounded(handle.config_store.remote(), timeout)
-        record = store.prepare(new_config)
-        version = max(store.version, *self._pending) + 1 if self._pending else record.version
+        record = await self._query_config(prepare, handle, timeout)
+        version = max(record.version - 1, *self._pending) + 1 if self._pending else record.version
         self._pending[version] = {"version": version, "changes": dict(new_config),
                                   "proposed_at": time.time(),
                                   "changed_keys": list(record.changed_keys)}
@@ -713,16 +716,27 @@ class CoordinatorActor(StrategyRunner, ComponentActor):
     async def rollback_config(self, version: int, timeout: float = 10.0) -> int:
         """Restore kept version ``version`` as a new version (returned);
         raises ConfigNotFound (``not_found``) if it is not kept."""
-        (await self._local_store()).record(version)
+        await self._query_config(lambda store: store.record(version))
         return await self._commit_config(lambda store: store.prepare_rollback(version), timeout)
 
     async def import_config(self, text: str, timeout: float = 10.0) -> int:
         """Replicate a config exported as JSON as the next version (returned)."""
-        (await self._local_store()).prepare_import(text)
+        await self._query_config(lambda store: store.prepare_import(text))
         return await self._commit_config(lambda store: store.prepare_import(text), timeout)
 
-    async def _local_store(self) -> ConfigStore:
-        return await self._consensus_call("config_store")
+    async def _query_config(self, query: Callable[[ConfigStore], Any], handle: Any = None,
+                            timeout: float = 10.0) -> Any:
+        """``query(store)`` run where the replicated config store lives: this
+        node's consensus actor, or the one behind ``handle`` (e.g. the leader's)."""
+        if handle is None:
+            return await self._consensus_call("query_config", query)
+        try:
+            return await bounded(handle.query_config.remote(query), timeout)
+        except asyncio.TimeoutError:
+            raise CoordinationTimeout("the leader did not answer a config query in time; "
+                                      "retry") from None
+        except Exception as error:
+            raise task_cause(error) from None
 
     async def _commit_config(self, prepare: Callable[[ConfigStore], ConfigVersion],
                              timeout: float) -> int:
@@ -732,8 +746,7 @@ class CoordinatorActor(StrategyRunner, ComponentActor):
         async with self._config_lock:
             for _ in range(CONFIG_ATTEMPTS):
                 leader, handle = await self._leader_handle(deadline)
-                store = await bounded(handle.config_store.remote(), timeout)
-                record = prepare(store)
+                record = await self._query_config(prepare, handle, timeout)
                 seq = next(self._seq)
                 command = Command(self._client_id, seq, ("config", record.model_dump(mode="json")),
                                   seq)

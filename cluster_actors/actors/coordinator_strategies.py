@@ -118,7 +118,8 @@ class StrategyRunner:
 
     async def _adopt_strategies(self) -> None:
         try:
-            config = (await self._local_store()).config  # type: ignore[attr-defined]
+            config = await self._query_config(  # type: ignore[attr-defined]
+                lambda store: store.config)
         except Exception as error:
             logger.warning("coordinator of %s: cannot read the config to switch strategies: %s",
                            self.node_id, error)  # type: ignore[attr-defined]

@@ -660,11 +660,11 @@ class SyncActor(ComponentActor):
     async def _adopt_config(self, consensus: Any, require_change: bool) -> None:
         """Take ``sync_strategy`` from the applied configuration; with
         ``require_change`` only if some applied version ever set it."""
-        config_store = await consensus.config_store.remote()
-        if require_change and not any("sync_strategy" in record.changed_keys
-                                      for record in config_store.history()):
+        ever_set, config = await consensus.query_config.remote(lambda store: (
+            any("sync_strategy" in record.changed_keys for record in store.history()),
+            store.config))
+        if require_change and not ever_set:
             return
-        config = config_store.config
         name = config.sync_strategy
         if name == self.strategy_name:
             self.strategy_source, self.config_version = "config", config.version

@@ -132,7 +132,7 @@ try:
     cluster.chaos.heal()
 finally:
     cluster.shutdown()
-print(json.dumps({"modes": modes, "strategy": strategy}))
+print("RESULT", json.dumps({"modes": modes, "strategy": strategy}))
 """
 
 
@@ -146,7 +146,9 @@ def test_a_third_party_strategy_from_its_own_package_runs_a_cluster(tmp_path: Pa
                          timeout=600, cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": f"{target}{os.pathsep}{ROOT}"})
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    result = json.loads(run.stdout.strip().splitlines()[-1])
+    # Ray's own warnings may be printed to stdout too, even after the result
+    [line] = [line for line in run.stdout.splitlines() if line.startswith("RESULT ")]
+    result = json.loads(line.removeprefix("RESULT "))
     assert result["strategy"] == "down_all"
     # down_all downs every side, the majority too (majority_side would keep n2, n3)
     assert result["modes"] == {"n1": "down", "n2": "down", "n3": "down"}
