@@ -946,7 +946,9 @@ class CoordinatorActor(StrategyRunner, ComponentActor):
                            f"{len(self.view.voters)} voters reachable, "
                            f"{self.view.quorum[1]} needed")
         self.driver.operator_heal()
-        await self._ask("sync", "set_mode", "serve", f"healed by an operator ({strategy})")
+        if await self._ask("sync", "set_mode", "serve",
+                           f"healed by an operator ({strategy})") == "serve":
+            self.data_mode_applied = "serve"
         self._declare_healed(strategy)
         await self._ask("sync", "sync_all")
         return await self.get_partition_info()
@@ -966,7 +968,7 @@ class CoordinatorActor(StrategyRunner, ComponentActor):
                 "quorum": list(view.quorum), "strategy": self.driver.partition.strategy_name,
                 "action": self.driver.last.partition.this_side_action.value
                 if self.driver.last else None,
-                "data_mode": self.driver.data_mode,
+                "data_mode": self.data_mode_applied,
                 "awaiting_operator": self.driver.awaiting_operator,
                 "split": self._split, "history": list(self._partition_log)}
 

@@ -51,6 +51,7 @@ class StrategyRunner:
             time.monotonic(), failover_options=opts.failover_options,
             partition_options=opts.partition_options)
         self._strategy_log: list[dict[str, Any]] = []
+        self.data_mode_applied = "serve"  #: the sync actor's mode, as it confirmed it
 
     def _observation(self, heartbeat: Mapping[str, Any] | None) -> Observation:
         view = self.view  # type: ignore[attr-defined]
@@ -92,9 +93,13 @@ class StrategyRunner:
         decision = actions.partition
         if actions.data_mode is not None:
             self._note("data_mode", mode=actions.data_mode, reason=decision.reason)
-            await ask("sync", "set_mode", actions.data_mode, decision.reason)
             publish("data_mode", mode=actions.data_mode, reason=decision.reason,
                     strategy=decision.strategy)
+        wanted = self.driver.data_mode
+        if wanted != self.data_mode_applied:  # new, or not taken yet: (re)send every round
+            reason = decision.reason if decision else "partition strategy"
+            if await ask("sync", "set_mode", wanted, reason) == wanted:
+                self.data_mode_applied = wanted
         if actions.partitioned is not None and (
                 decision.this_side_action.value in ("down", "read_only")
                 or decision.awaiting_operator):
@@ -166,7 +171,7 @@ class StrategyRunner:
             "partition_strategy": self.driver.partition.strategy_name,
             "partition_action": partition.this_side_action.value if partition else None,
             "partition_reason": partition.reason if partition else None,
-            "data_mode": self.driver.data_mode,
+            "data_mode": self.data_mode_applied,
             "awaiting_operator": self.driver.awaiting_operator,
             "log": list(self._strategy_log),
         }
