@@ -96,7 +96,9 @@ class StrategyRunner:
             publish("data_mode", mode=actions.data_mode, reason=decision.reason,
                     strategy=decision.strategy)
         wanted = self.driver.data_mode
-        if wanted != self.data_mode_applied:  # new, or not taken yet: (re)send every round
+        # (Re)send until taken, and every round while not serving: a sync actor
+        # restarted meanwhile would start serving again on its own.
+        if wanted != self.data_mode_applied or wanted != "serve":
             reason = decision.reason if decision else "partition strategy"
             if await ask("sync", "set_mode", wanted, reason) == wanted:
                 self.data_mode_applied = wanted

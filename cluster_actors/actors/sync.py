@@ -686,8 +686,9 @@ class SyncActor(ComponentActor):
         if mode not in DATA_MODES:
             raise ValidationFailed([("mode", f"must be one of {', '.join(DATA_MODES)}, "
                                              f"got {mode!r}")])
+        if mode != getattr(self, "mode", "serve"):
+            self.events.publish("data_mode", mode=mode, reason=reason)
         self.mode, self.mode_reason = mode, reason
-        self.events.publish("data_mode", mode=mode, reason=reason)
         return mode
 
     def _require_mode(self, write: bool) -> None:

@@ -83,6 +83,9 @@ def test_majority_side_downs_the_minority_store_and_the_heal_resumes_it(
             cluster.data(minority).set("cut", 1)
         with pytest.raises(NoQuorum):
             cluster.data(minority).get("before")
+        # a restarted sync actor starts serving; the coordinator downs it again
+        cluster.chaos.kill(minority, component="sync")
+        wait_until(lambda: _refuses_writes(cluster, minority))
         info = cluster.coordinator(minority).call("get_partition_info")
         assert info["action"] == "down" and info["reported"]["nodes"] == majority
         for node in majority:  # the majority keeps serving
@@ -96,6 +99,16 @@ def test_majority_side_downs_the_minority_store_and_the_heal_resumes_it(
     wait_until(lambda: cluster.data(minority).get("during") == 2)
     history = cluster.coordinator(minority).call("get_partition_info")["history"]
     assert [h["kind"] for h in history][-2:] == ["reported", "healed"]
+
+
+def _refuses_writes(cluster: Cluster, node: str) -> bool:
+    try:
+        cluster.data(node).set("probe", 1)
+    except NoQuorum:
+        return True
+    except Exception:  # the sync actor is still restarting
+        return False
+    return False
 
 
 def test_a_leaving_leader_hands_off_to_the_strategys_top_candidate(cluster: Cluster) -> None:
