@@ -23,18 +23,12 @@ def pickled_by_fields(cls: type[T]) -> type[T]:
     if any(not f.init for f in fields):
         raise TypeError(f"{cls.__name__}: every field must be an __init__ parameter")
     names = tuple(f.name for f in fields)
-    if len(names) == 1:
-        name = names[0]
+    values = operator.attrgetter(*names)  # a bare value, not a tuple, for one field
+    single = len(names) == 1
 
-        def reduce_one(self: Any) -> tuple[Any, ...]:
-            return (cls, (getattr(self, name),))
+    def reduce(self: Any) -> tuple[Any, ...]:
+        found = values(self)
+        return (cls, (found,) if single else found)
 
-        cls.__reduce__ = reduce_one  # type: ignore[assignment, method-assign]
-    else:
-        values = operator.attrgetter(*names)
-
-        def reduce_many(self: Any) -> tuple[Any, ...]:
-            return (cls, values(self))
-
-        cls.__reduce__ = reduce_many  # type: ignore[assignment, method-assign]
+    cls.__reduce__ = reduce  # type: ignore[assignment, method-assign]
     return cls

@@ -51,6 +51,15 @@ def test_pickles_carry_field_values_not_a_state_dict() -> None:
     assert LeaseResult.__reduce__ is not object.__reduce__
 
 
+def test_a_one_field_dataclass_pickles_too() -> None:
+    @pickled_by_fields
+    @dataclasses.dataclass(frozen=True)
+    class One:
+        a: int
+
+    assert One.__reduce__(One(3)) == (One, (3,))
+
+
 def test_a_dataclass_with_a_non_init_field_is_refused() -> None:
     @dataclasses.dataclass
     class Derived:
