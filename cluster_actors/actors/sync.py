@@ -13,9 +13,16 @@ What it carries out, the strategies decide:
 * local writes (:meth:`SyncActor.data_update`) go to the store, then to
   ``on_local_update``, whose messages are sent at once.
 
-The replica id is ``<node>@<incarnation>`` with a fresh incarnation per
-actor start: a restarted sync actor starts empty and must not reuse the CRDT
-dots of its previous life. Messages on the wire carry plain node ids.
+Durability. The store's entries are saved to the node's replica database
+(:mod:`cluster_actors.runtime.replica_storage`): a local write is saved before
+it is acknowledged or shipped, entries merged from peers at the next periodic
+round. A restarted sync actor (or node) reloads them, so an acknowledged write
+survives its node's processes dying before a sync round spread it (not an OS
+crash: the database is not fsynced per write, see that module). The replica id is
+``<node>@<incarnation>`` with a fresh incarnation per actor start: the
+restarted actor continues from the saved state under a new identity, and
+never reuses the CRDT dots of its previous life. Messages on the wire carry
+plain node ids.
 
 Switching strategies. :meth:`SyncActor.set_strategy` switches this node at
 once. For a cluster-wide switch, change ``sync_strategy`` in the replicated
@@ -60,6 +67,7 @@ from ..core.merkle import (
 from ..core.store import ReplicaStore
 from ..core.vclock import VectorClock, merge_vector_clocks
 from ..errors import ClusterError, NoQuorum, SyncFailed, ValidationFailed
+from ..runtime.replica_storage import ReplicaStorage, replica_database_path
 from ..telemetry import configure_tracing_from_options, sync_span
 from .base import ComponentActor
 
@@ -240,8 +248,13 @@ class SyncActor(ComponentActor):
         self.mode, self.mode_reason = "serve", ""  # see set_mode
         self.incarnation = uuid.uuid4().hex[:12]
         depth = self.options.metadata.get("sync_merkle_depth", DEFAULT_DEPTH)
-        self.store = ReplicaStore(f"{self.node_id}@{self.incarnation}", merkle_depth=depth,
-                                  incarnation=self.incarnation)
+        self.storage = ReplicaStorage(
+            replica_database_path(self.options.data_root(), self.cluster, self.node_id))
+        saved = self.storage.load()
+        self.store = ReplicaStore.restore(f"{self.node_id}@{self.incarnation}", saved,
+                                          merkle_depth=depth, incarnation=self.incarnation)
+        self.recovered_keys = len(saved)
+        self._saved_seq = self.store.change_seq
         self.rng = random.Random(f"{self.node_id}/{self.incarnation}")
         self._instances: dict[str, SyncStrategy] = {}
         self.strategy_name = ""
@@ -260,6 +273,19 @@ class SyncActor(ComponentActor):
         self._conflicts: list[str] = []
         self.every(self.options.sync_interval / 1000, self._periodic_round)
         self._timers.append(asyncio.get_running_loop().create_task(self._watch_consensus()))
+
+    async def on_stop(self) -> None:
+        await super().on_stop()
+        storage = getattr(self, "storage", None)  # None when on_start failed before it
+        if storage is not None:
+            storage.close()
+
+    def _save(self) -> None:
+        """Save every entry changed since the last save (one transaction)."""
+        store = self.store
+        if store.change_seq != self._saved_seq:
+            self.storage.save(store.entries(store.changes_since(self._saved_seq)))
+            self._saved_seq = store.change_seq
 
     def _install(self, strategy: SyncStrategy) -> str:
         """Make ``strategy`` current; the previous one stays to answer its protocol."""
@@ -323,6 +349,7 @@ class SyncActor(ComponentActor):
     async def _periodic_round(self) -> None:
         self.periodic_rounds += 1
         self._expire_rounds()
+        self._save()
         peers = self._reachable()
         if not peers:
             return
@@ -335,6 +362,8 @@ class SyncActor(ComponentActor):
         self._send(messages)
 
     def _local_update(self, key: str) -> None:
+        """Save the write, then ship it as the strategy says."""
+        self._save()
         strategy = self.strategy
         self._send(self._prepare(strategy.name,
                                  strategy.on_local_update(self.store, key, self.rng)))
@@ -514,6 +543,8 @@ class SyncActor(ComponentActor):
             "rounds": [r.to_dict() for r in self.rounds],
             "pending_conflicts": store.conflicts(), "state_hash": store.state_hash(),
             "store": store.sync_status(), "peers": sorted(self.transport.peers),
+            "durable": {"path": str(self.storage.path), "recovered_keys": self.recovered_keys,
+                        "saved_entries": self.storage.saved_entries},
             "reachable": self._reachable(), "transport": dict(self.transport.stats),
         }
 

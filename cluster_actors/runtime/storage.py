@@ -116,16 +116,17 @@ class PersistedState:
                 "entries": list(self.entries)}
 
 
-def node_database_path(data_dir: str | Path, cluster_id: str, node_id: str) -> Path:
+def node_database_path(data_dir: str | Path, cluster_id: str, node_id: str,
+                       suffix: str = DATABASE_SUFFIX) -> Path:
     """The conventional database of ``node_id`` of ``cluster_id`` under ``data_dir``:
-    ``<data_dir>/<cluster_id>/<node_id>.raft.sqlite3``."""
+    ``<data_dir>/<cluster_id>/<node_id><suffix>`` (``.raft.sqlite3`` for Raft)."""
     errors = [(name, f"{value!r} cannot be used in a file name: use letters, digits, "
                      "'-', '_' or '.' and no path separators")
               for name, value in (("cluster_id", cluster_id), ("node_id", node_id))
               if not value or value in (".", "..") or any(c in value for c in "/\\\0")]
     if errors:
         raise ValidationFailed(errors)
-    return Path(data_dir) / cluster_id / f"{node_id}{DATABASE_SUFFIX}"
+    return Path(data_dir) / cluster_id / f"{node_id}{suffix}"
 
 
 class RaftStorage:

@@ -314,3 +314,25 @@ def test_a_restarted_replica_gets_a_new_identity_and_rebuilds_from_peers(
     assert fresh.get("hits") == 5 and fresh.get("tags") == frozenset(NODES)
     # the configured strategy survives the restart
     assert fresh.status()["strategy"]["name"] == "last_write_wins"
+
+
+def test_an_acknowledged_write_survives_its_sync_actor_dying_before_any_peer_has_it(
+        cluster: Cluster, data: dict[str, DataStore]) -> None:
+    block(cluster, [["n1", "n2"], ["n3"]])
+    try:
+        assert data["n3"].increment("durable", 42) == 42
+        n3 = sync(cluster, "n3")
+        old = n3.get_sync_status()["replica_id"]
+        ray.kill(n3.handle, no_restart=True)
+        fresh = DataStore(cluster.name, "n3")
+        status = wait_until(lambda: (s := fresh.status())["replica_id"] != old and s,
+                            "the restarted sync actor")
+        # reloaded from the node's replica database, not from a peer: n1 and n2 never had it
+        assert fresh.get("durable") == 42 and status["durable"]["recovered_keys"] > 0
+        assert data["n1"].get("durable") is None and data["n2"].get("durable") is None
+    finally:
+        for node in ("n1", "n2"):
+            sync(cluster, node).set_faults()
+    wait_until(lambda: converged({**data, "n3": DataStore(cluster.name, "n3")}),
+               "convergence after the restart")
+    assert [data[n].get("durable") for n in ("n1", "n2")] == [42, 42]
