@@ -211,6 +211,18 @@ def plan_schedule(seed: int, faults: Iterable[str], duration: float,
     return plan
 
 
+def _get_before(ref: Any, deadline: float) -> Any:
+    """``ray.get(ref)``, waiting until ``deadline`` (``time.monotonic()``) at most.
+
+    On a timeout the late reply is still consumed, so a paused actor that fails
+    later is not reported by Ray as an unhandled error; the timeout is raised."""
+    try:
+        return ray.get(ref, timeout=max(0.01, deadline - time.monotonic()))
+    except ray.exceptions.GetTimeoutError:
+        ref.future()
+        raise
+
+
 class ClusterProbe:
     """Finds a cluster's actors by name and reads their status; every call
     is bounded in time and tolerates dead or paused actors."""
@@ -244,8 +256,7 @@ class ClusterProbe:
         deadline = time.monotonic() + timeout
         for node_id, ref in refs.items():
             try:
-                out[node_id] = (None if ref is None else
-                                ray.get(ref, timeout=max(0.01, deadline - time.monotonic())))
+                out[node_id] = None if ref is None else _get_before(ref, deadline)
             except Exception:
                 out[node_id] = None
         return out
@@ -459,7 +470,7 @@ class ChaosMonkey:
         deadline = time.monotonic() + timeout
         for ref in refs:
             try:
-                ray.get(ref, timeout=max(0.01, deadline - time.monotonic()))
+                _get_before(ref, deadline)
                 done += 1
             except Exception:
                 pass  # dead, restarting or paused: the next re-apply reaches it

@@ -33,12 +33,13 @@ the other states on request. Every transition is published as a
 ``state_changed`` event; the siblings' events are republished with a
 ``component`` field, so one subscription to the coordinator sees the node.
 
-**Configuration.** ``propose_config`` validates first, against the current
-replicated store (invalid: :class:`ValidationFailed` with field paths, nothing
-is proposed), then replicates the prepared record through consensus. The
-coordinator *forwards* config proposals to the leader's consensus actor when
-this node does not lead; plain key-value writes are not forwarded (a follower
-answers them with :class:`NotLeader`, and the kv client redirects).
+**Configuration** (:mod:`~cluster_actors.actors.coordinator_config`):
+``propose_config`` validates first, against the current replicated store
+(invalid: :class:`ValidationFailed` with field paths, nothing is proposed),
+then replicates the prepared record through consensus. The coordinator
+*forwards* config proposals to the leader's consensus actor when this node
+does not lead; plain key-value writes are not forwarded (a follower answers
+them with :class:`NotLeader`, and the kv client redirects).
 """
 
 from __future__ import annotations
@@ -46,12 +47,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
-import itertools
 import logging
 import time
-import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,21 +59,19 @@ from ray.exceptions import RayActorError
 
 import strategies
 
-from ..core.config import ConfigChange, ConfigStore, ConfigVersion
-from ..core.kv import Command
 from ..core.lifecycle import Lifecycle, LifecycleContext, LifecycleEvent, LifecycleState
 from ..core.membership import quorum_size
 from ..core.monitoring import health_summary
-from ..errors import ClusterError, CoordinationTimeout, NoQuorum, NotLeader, ValidationFailed
+from ..errors import ClusterError, CoordinationTimeout, NoQuorum, ValidationFailed
 from ..runtime.hosting import find_component, hosted_by
 from ..runtime.naming import namespace, node_supervisor_name, root_supervisor_name
 from ..telemetry import (
-    config_change_span,
     configure_tracing_from_env,
     configure_tracing_from_options,
     election_span,
 )
 from .base import ComponentActor
+from .coordinator_config import ConfigCommands
 from .coordinator_strategies import StrategyRunner
 from .monitor import NotFound, bounded, phi_from_heartbeat, task_cause
 
@@ -87,8 +84,6 @@ E = LifecycleEvent
 FOLLOWED = ("membership", "heartbeat")
 #: Seconds a peer's consensus actor gets to answer a reachability ping.
 PING_TIMEOUT = 1.0
-#: Attempts to commit a config change that lost its version to a concurrent one.
-CONFIG_ATTEMPTS = 5
 #: Config keys whose change switches a strategy the coordinator runs.
 STRATEGY_KEYS = {"failover_strategy", "partition_strategy"}
 
@@ -142,7 +137,7 @@ def _installed(component: str) -> bool:
 
 
 @ray.remote(num_cpus=0, max_restarts=0)
-class CoordinatorActor(StrategyRunner, ComponentActor):
+class CoordinatorActor(ConfigCommands, StrategyRunner, ComponentActor):
     """The seed's Coordinator API for one node (see the module doc)."""
 
     component = "coordinator"
@@ -152,20 +147,17 @@ class CoordinatorActor(StrategyRunner, ComponentActor):
                  options: dict[str, Any], initial_config: dict[str, Any] | None = None,
                  join: bool = False) -> None:
         super().__init__(cluster, node_id, voters, options, initial_config, join)
+        self._init_config_commands()
         self.lifecycle = Lifecycle()
         self.view = NodeView(voters=[] if join else list(voters))
         self._consensus_up = False
         self._consensus_id: str | None = None
         self._peer_handles: dict[str, Any] = {}
         self._slow: dict[str, int] = {}  # consecutive ping timeouts per peer
-        self._pending: dict[int, dict[str, Any]] = {}
         self._partition: dict[str, Any] | None = None
         self._partition_log: deque[dict[str, Any]] = deque(maxlen=50)
         self._split: dict[str, Any] | None = None
         self._upgrade: dict[str, Any] | None = None
-        self._client_id = f"coordinator-{node_id}-{uuid.uuid4().hex[:10]}"
-        self._seq = itertools.count(1)
-        self._config_lock = asyncio.Lock()
         self._refresh_lock = asyncio.Lock()
         self._kick = asyncio.Event()
         self._stats = {"config_committed": 0, "config_forwarded": 0, "config_rejected": 0,
@@ -636,155 +628,6 @@ class CoordinatorActor(StrategyRunner, ComponentActor):
         """Start an election on this node now (it may lose)."""
         with election_span(self.node_id, self.view.term + 1, forced=True):
             await self._consensus_call("force_election")
-
-    # --------------------------------------------------------- configuration
-    async def get_config(self) -> dict[str, Any]:
-        """This node's replicated configuration (as applied locally)."""
-        return await self._query_config(lambda store: store.config.model_dump(mode="json"))
-
-    async def get_config_history(self) -> list[dict[str, Any]]:
-        return await self._query_config(
-            lambda store: [r.model_dump(mode="json") for r in store.history()])
-
-    async def export_config(self) -> str:
-        return await self._query_config(lambda store: store.export_config())
-
-    async def propose_config(self, new_config: dict[str, Any], require_approval: bool = False,
-                             timeout: float = 10.0) -> int:
-        """Validate, then replicate a config change; returns its version.
-
-        ``new_config`` holds the keys to change. It is validated first against
-        the replicated store (:class:`ValidationFailed` with field paths;
-        nothing is proposed, nothing changes on any node). The prepared
-        record is then committed through consensus; on a follower the
-        coordinator forwards it to the leader's consensus actor (plain kv
-        writes are not forwarded: they raise :class:`NotLeader`).
-
-        With ``require_approval`` the change waits on this coordinator
-        (lifecycle ``voting``) until :meth:`approve_config` decides it; the
-        returned version is the one it gets if approved before any other
-        change. Pending proposals are not replicated: approve them on the same
-        node; a restarted coordinator forgets them.
-        """
-        def prepare(store: ConfigStore) -> ConfigVersion:
-            return store.prepare(new_config)
-
-        await self._query_config(prepare)  # validate first, locally
-        if not require_approval:
-            return await self._commit_config(prepare, timeout)
-        _, handle = await self._leader_handle(time.monotonic() + timeout)
-        record = await self._query_config(prepare, handle, timeout)
-        version = max(record.version - 1, *self._pending) + 1 if self._pending else record.version
-        self._pending[version] = {"version": version, "changes": dict(new_config),
-                                  "proposed_at": time.time(),
-                                  "changed_keys": list(record.changed_keys)}
-        self.events.publish("config_proposed", version=version, changes=dict(new_config))
-        self._reconcile()
-        return version
-
-    async def approve_config(self, version: int, approve: bool = True,
-                             timeout: float = 10.0) -> int | None:
-        """Decide a pending proposal: approve commits it (returns the version it
-        got), reject discards it (returns None). A proposal that became invalid
-        meanwhile raises :class:`ValidationFailed` and is discarded; one that
-        could not be committed (no quorum, timeout) stays pending."""
-        proposal = self._pending.get(version)
-        if proposal is None or proposal.get("deciding"):
-            raise NotFound(f"no pending config proposal {version} (or it is being decided); "
-                           f"pending: {sorted(self._pending) or 'none'}")
-        committed: int | None = None
-        if approve:
-            proposal["deciding"] = True
-            try:
-                committed = await self._commit_config(
-                    lambda store: store.prepare(proposal["changes"]), timeout)
-            except ValidationFailed:
-                self._pending.pop(version, None)
-                self._reconcile()
-                raise
-            finally:
-                proposal["deciding"] = False
-        self._pending.pop(version, None)
-        self.events.publish("config_decided", version=version, approved=approve,
-                            committed_version=committed)
-        self._reconcile()
-        return committed
-
-    async def pending_proposals(self) -> list[dict[str, Any]]:
-        return [dict(p) for _, p in sorted(self._pending.items())]
-
-    async def rollback_config(self, version: int, timeout: float = 10.0) -> int:
-        """Restore kept version ``version`` as a new version (returned);
-        raises ConfigNotFound (``not_found``) if it is not kept."""
-        await self._query_config(lambda store: store.record(version))
-        return await self._commit_config(lambda store: store.prepare_rollback(version), timeout)
-
-    async def import_config(self, text: str, timeout: float = 10.0) -> int:
-        """Replicate a config exported as JSON as the next version (returned)."""
-        await self._query_config(lambda store: store.prepare_import(text))
-        return await self._commit_config(lambda store: store.prepare_import(text), timeout)
-
-    async def _query_config(self, query: Callable[[ConfigStore], Any], handle: Any = None,
-                            timeout: float = 10.0) -> Any:
-        """``query(store)`` run where the replicated config store lives: this
-        node's consensus actor, or the one behind ``handle`` (e.g. the leader's)."""
-        if handle is None:
-            return await self._consensus_call("query_config", query)
-        try:
-            return await bounded(handle.query_config.remote(query), timeout)
-        except asyncio.TimeoutError:
-            raise CoordinationTimeout("the leader did not answer a config query in time; "
-                                      "retry") from None
-        except Exception as error:
-            raise task_cause(error) from None
-
-    async def _commit_config(self, prepare: Callable[[ConfigStore], ConfigVersion],
-                             timeout: float) -> int:
-        """Prepare on the leader's store and commit through its consensus actor;
-        re-prepare when a concurrent change took the version."""
-        deadline = time.monotonic() + timeout
-        async with self._config_lock:
-            for _ in range(CONFIG_ATTEMPTS):
-                leader, handle = await self._leader_handle(deadline)
-                record = await self._query_config(prepare, handle, timeout)
-                seq = next(self._seq)
-                command = Command(self._client_id, seq, ("config", record.model_dump(mode="json")),
-                                  seq)
-                with config_change_span(self.node_id, record.version, self.view.term,
-                                        leader=leader, forwarded=leader != self.node_id):
-                    result = await self._submit(command, leader, handle, deadline)
-                if isinstance(result, ConfigChange):
-                    self._stats["config_committed"] += 1
-                    self._stats["config_forwarded"] += leader != self.node_id
-                    return result.version
-                if result is None:  # the same record was already applied: a replay
-                    return record.version
-                self._stats["config_rejected"] += 1
-            raise result if isinstance(result, Exception) else ClusterError(
-                f"config change not committed after {CONFIG_ATTEMPTS} attempts: {result!r}")
-
-    async def _submit(self, command: Command, leader: str, handle: Any,
-                      deadline: float) -> Any:
-        """Submit ``command`` (same session seq on every retry, so it applies at
-        most once) to the leader, following leader changes until ``deadline``."""
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise CoordinationTimeout("the config change was not acknowledged in time; "
-                                          "its outcome is unknown: check get_config")
-            try:
-                [result] = await bounded(handle.submit.remote([command], remaining),
-                                         remaining + 1.0)
-                return result
-            except asyncio.TimeoutError:
-                continue
-            except Exception as error:
-                cause = task_cause(error)
-                if not isinstance(cause, (NotLeader, CoordinationTimeout, RayActorError)):
-                    raise cause from None
-                self._peer_handles.pop(leader, None)
-                await asyncio.sleep(0.02)
-                leader, handle = await self._leader_handle(deadline)
 
     async def _leader_handle(self, deadline: float) -> tuple[str, Any]:
         """The leader's id and consensus handle, waiting for an election if needed."""

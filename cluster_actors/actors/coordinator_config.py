@@ -1,0 +1,202 @@
+"""The coordinator's configuration commands: read, propose (optionally held for
+approval), approve, roll back and import the replicated configuration.
+
+Reads run where the replicated :class:`~cluster_actors.core.config.ConfigStore`
+lives (``consensus.query_config``): the local node's, or the leader's when a
+change is prepared. A change is validated first against the local store
+(invalid: :class:`~cluster_actors.errors.ValidationFailed` with field paths,
+nothing is proposed), prepared on the leader's store, and submitted to the
+leader's consensus actor as one session command (``(client_id, seq)``, the same
+seq on every retry, so it applies at most once). A change that lost its version
+to a concurrent one is prepared again, up to :data:`CONFIG_ATTEMPTS` times.
+Plain kv writes are not forwarded like this: a follower answers them with
+:class:`~cluster_actors.errors.NotLeader`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ray.exceptions import RayActorError
+
+from ..core.config import ConfigChange, ConfigStore, ConfigVersion
+from ..core.kv import Command
+from ..errors import ClusterError, CoordinationTimeout, NotLeader, ValidationFailed
+from ..telemetry import config_change_span
+from .monitor import NotFound, bounded, task_cause
+
+#: Attempts to commit a config change that lost its version to a concurrent one.
+CONFIG_ATTEMPTS = 5
+
+
+class ConfigCommands:
+    """Mixin of :class:`~cluster_actors.actors.coordinator.CoordinatorActor`; it
+    uses the coordinator's leader lookup, consensus calls and lifecycle."""
+
+    # provided by the coordinator
+    node_id: str
+    events: Any
+    view: Any
+    _peer_handles: dict[str, Any]
+    _stats: dict[str, int]
+    _consensus_call: Callable[..., Awaitable[Any]]
+    _leader_handle: Callable[[float], Awaitable[tuple[str, Any]]]
+    _reconcile: Callable[[], None]
+
+    def _init_config_commands(self) -> None:
+        self._pending: dict[int, dict[str, Any]] = {}  #: proposals awaiting approval
+        self._client_id = f"coordinator-{self.node_id}-{uuid.uuid4().hex[:10]}"
+        self._seq = itertools.count(1)
+        self._config_lock = asyncio.Lock()
+    async def get_config(self) -> dict[str, Any]:
+        """This node's replicated configuration (as applied locally)."""
+        return await self._query_config(lambda store: store.config.model_dump(mode="json"))
+
+    async def get_config_history(self) -> list[dict[str, Any]]:
+        return await self._query_config(
+            lambda store: [r.model_dump(mode="json") for r in store.history()])
+
+    async def export_config(self) -> str:
+        return await self._query_config(lambda store: store.export_config())
+
+    async def propose_config(self, new_config: dict[str, Any], require_approval: bool = False,
+                             timeout: float = 10.0) -> int:
+        """Validate, then replicate a config change; returns its version.
+
+        ``new_config`` holds the keys to change. It is validated first against
+        the replicated store (:class:`ValidationFailed` with field paths;
+        nothing is proposed, nothing changes on any node). The prepared
+        record is then committed through consensus; on a follower the
+        coordinator forwards it to the leader's consensus actor (plain kv
+        writes are not forwarded: they raise :class:`NotLeader`).
+
+        With ``require_approval`` the change waits on this coordinator
+        (lifecycle ``voting``) until :meth:`approve_config` decides it; the
+        returned version is the one it gets if approved before any other
+        change. Pending proposals are not replicated: approve them on the same
+        node; a restarted coordinator forgets them.
+        """
+        def prepare(store: ConfigStore) -> ConfigVersion:
+            return store.prepare(new_config)
+
+        await self._query_config(prepare)  # validate first, locally
+        if not require_approval:
+            return await self._commit_config(prepare, timeout)
+        _, handle = await self._leader_handle(time.monotonic() + timeout)
+        record = await self._query_config(prepare, handle, timeout)
+        version = max(record.version - 1, *self._pending) + 1 if self._pending else record.version
+        self._pending[version] = {"version": version, "changes": dict(new_config),
+                                  "proposed_at": time.time(),
+                                  "changed_keys": list(record.changed_keys)}
+        self.events.publish("config_proposed", version=version, changes=dict(new_config))
+        self._reconcile()
+        return version
+
+    async def approve_config(self, version: int, approve: bool = True,
+                             timeout: float = 10.0) -> int | None:
+        """Decide a pending proposal: approve commits it (returns the version it
+        got), reject discards it (returns None). A proposal that became invalid
+        meanwhile raises :class:`ValidationFailed` and is discarded; one that
+        could not be committed (no quorum, timeout) stays pending."""
+        proposal = self._pending.get(version)
+        if proposal is None or proposal.get("deciding"):
+            raise NotFound(f"no pending config proposal {version} (or it is being decided); "
+                           f"pending: {sorted(self._pending) or 'none'}")
+        committed: int | None = None
+        if approve:
+            proposal["deciding"] = True
+            try:
+                committed = await self._commit_config(
+                    lambda store: store.prepare(proposal["changes"]), timeout)
+            except ValidationFailed:
+                self._pending.pop(version, None)
+                self._reconcile()
+                raise
+            finally:
+                proposal["deciding"] = False
+        self._pending.pop(version, None)
+        self.events.publish("config_decided", version=version, approved=approve,
+                            committed_version=committed)
+        self._reconcile()
+        return committed
+
+    async def pending_proposals(self) -> list[dict[str, Any]]:
+        return [dict(p) for _, p in sorted(self._pending.items())]
+
+    async def rollback_config(self, version: int, timeout: float = 10.0) -> int:
+        """Restore kept version ``version`` as a new version (returned);
+        raises ConfigNotFound (``not_found``) if it is not kept."""
+        await self._query_config(lambda store: store.record(version))
+        return await self._commit_config(lambda store: store.prepare_rollback(version), timeout)
+
+    async def import_config(self, text: str, timeout: float = 10.0) -> int:
+        """Replicate a config exported as JSON as the next version (returned)."""
+        await self._query_config(lambda store: store.prepare_import(text))
+        return await self._commit_config(lambda store: store.prepare_import(text), timeout)
+
+    async def _query_config(self, query: Callable[[ConfigStore], Any], handle: Any = None,
+                            timeout: float = 10.0) -> Any:
+        """``query(store)`` run where the replicated config store lives: this
+        node's consensus actor, or the one behind ``handle`` (e.g. the leader's)."""
+        if handle is None:
+            return await self._consensus_call("query_config", query)
+        try:
+            return await bounded(handle.query_config.remote(query), timeout)
+        except asyncio.TimeoutError:
+            raise CoordinationTimeout("the leader did not answer a config query in time; "
+                                      "retry") from None
+        except Exception as error:
+            raise task_cause(error) from None
+
+    async def _commit_config(self, prepare: Callable[[ConfigStore], ConfigVersion],
+                             timeout: float) -> int:
+        """Prepare on the leader's store and commit through its consensus actor;
+        re-prepare when a concurrent change took the version."""
+        deadline = time.monotonic() + timeout
+        async with self._config_lock:
+            for _ in range(CONFIG_ATTEMPTS):
+                leader, handle = await self._leader_handle(deadline)
+                record = await self._query_config(prepare, handle, timeout)
+                seq = next(self._seq)
+                command = Command(self._client_id, seq, ("config", record.model_dump(mode="json")),
+                                  seq)
+                with config_change_span(self.node_id, record.version, self.view.term,
+                                        leader=leader, forwarded=leader != self.node_id):
+                    result = await self._submit(command, leader, handle, deadline)
+                if isinstance(result, ConfigChange):
+                    self._stats["config_committed"] += 1
+                    self._stats["config_forwarded"] += leader != self.node_id
+                    return result.version
+                if result is None:  # the same record was already applied: a replay
+                    return record.version
+                self._stats["config_rejected"] += 1
+            raise result if isinstance(result, Exception) else ClusterError(
+                f"config change not committed after {CONFIG_ATTEMPTS} attempts: {result!r}")
+
+    async def _submit(self, command: Command, leader: str, handle: Any,
+                      deadline: float) -> Any:
+        """Submit ``command`` (same session seq on every retry, so it applies at
+        most once) to the leader, following leader changes until ``deadline``."""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise CoordinationTimeout("the config change was not acknowledged in time; "
+                                          "its outcome is unknown: check get_config")
+            try:
+                [result] = await bounded(handle.submit.remote([command], remaining),
+                                         remaining + 1.0)
+                return result
+            except asyncio.TimeoutError:
+                continue
+            except Exception as error:
+                cause = task_cause(error)
+                if not isinstance(cause, (NotLeader, CoordinationTimeout, RayActorError)):
+                    raise cause from None
+                self._peer_handles.pop(leader, None)
+                await asyncio.sleep(0.02)
+                leader, handle = await self._leader_handle(deadline)
