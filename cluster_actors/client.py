@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 import ray
+from ray.actor import ActorHandle
 from ray.exceptions import GetTimeoutError, RayActorError
 
 from .core.kv import Command, KeyValue, KVResult
@@ -37,7 +39,11 @@ from .runtime.naming import actor_name
 if TYPE_CHECKING:
     from .cluster import Cluster
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_TIMEOUT = 10.0
+
+Event = dict[str, Any]
 
 
 def unwrap(error: BaseException) -> BaseException:
@@ -67,6 +73,7 @@ class ComponentClient:
         self._component = component
         self._timeout = timeout
         self._handle: Any = None
+        self._subscriptions: dict[tuple[str, int], Subscription] = {}
 
     @property
     def handle(self) -> Any:
@@ -107,6 +114,45 @@ class ComponentClient:
                 raise unwrap(error) from None
         raise AssertionError("unreachable")
 
+    def subscribe(self, subscriber: Callable[[Event], Any] | Any,
+                  types: Collection[str] | None = None) -> Subscription | None:
+        """Deliver this component's events (of ``types``, default all).
+
+        A Python callable: from a daemon thread, in order, each once; returns
+        the :class:`Subscription`. A Ray actor handle: the component pushes
+        each event to its ``on_event`` (returns None). Anything else raises
+        TypeError."""
+        return self._subscribe("subscribe", subscriber, types)
+
+    def unsubscribe(self, subscriber: Callable[[Event], Any] | Any) -> bool:
+        """Stop a subscription made with :meth:`subscribe`; False if there was none."""
+        return self._unsubscribe("unsubscribe", subscriber)
+
+    def _subscribe(self, method: str, subscriber: Any, types: Collection[str] | None,
+                   accept: Callable[[Event], bool] | None = None) -> Subscription | None:
+        if isinstance(subscriber, ActorHandle):
+            self.call(method, subscriber, *([sorted(types)] if types else []))
+            return None
+        if not callable(subscriber):
+            raise TypeError(f"{method} takes a callable or a Ray actor handle, "
+                            f"not {type(subscriber).__name__}")
+        if types:
+            wanted = frozenset(types)
+            accept = (lambda event: event["type"] in wanted) if accept is None else accept
+        subscription = Subscription(self, subscriber, accept)
+        self._subscriptions[(method, id(subscriber))] = subscription
+        return subscription
+
+    def _unsubscribe(self, method: str, subscriber: Any) -> bool:
+        if isinstance(subscriber, ActorHandle):
+            return bool(self.call(method, subscriber))
+        subscription = self._subscriptions.pop((method.removeprefix("un"), id(subscriber)),
+                                               None)
+        if subscription is None:
+            return False
+        subscription.cancel()
+        return True
+
     def __getattr__(self, method: str) -> Callable[..., Any]:
         if method.startswith("_"):
             raise AttributeError(method)
@@ -119,6 +165,84 @@ class ComponentClient:
 
     def __repr__(self) -> str:
         return f"<{self._component} client of {self._cluster}:{self._node_id}>"
+
+
+class Subscription:
+    """A local callback fed by a daemon thread that long-polls a component's
+    ``wait_events`` (made by :meth:`ComponentClient.subscribe` and the
+    component-specific ``subscribe_*`` calls).
+
+    Events (those ``accept`` takes, default all) are delivered in order, each
+    once, starting with the first event after the subscription was made. If the
+    component restarts, delivery continues with the new instance's events. An
+    exception in the callback is logged and does not stop delivery.
+    :meth:`cancel` stops the thread.
+    """
+
+    def __init__(self, client: ComponentClient, callback: Callable[[Event], Any],
+                 accept: Callable[[Event], bool] | None = None,
+                 poll_timeout: float = 1.0) -> None:
+        self._client = client
+        self._callback = callback
+        self._accept = accept
+        self._poll_timeout = poll_timeout
+        self._stop = threading.Event()
+        self.since = client.call("latest_event_seq")
+        self.delivered = 0
+        self._thread = threading.Thread(
+            target=self._run, daemon=True,
+            name=f"events-{client._node_id}-{client._component}")
+        self._thread.start()
+
+    def _run(self) -> None:
+        actor_id = self._client.handle._actor_id.hex()
+        while not self._stop.is_set():
+            try:
+                events = self._client.call("wait_events", self.since, self._poll_timeout,
+                                           timeout=self._poll_timeout + 10.0)
+            except Exception as error:  # restarting, died twice in a row, Ray shutting down
+                logger.debug("event subscription: %s", error)
+                self._stop.wait(0.2)
+                continue
+            current = self._client.handle._actor_id.hex()
+            if current != actor_id:  # a restarted actor numbers from 1 again
+                actor_id, self.since = current, 0
+                continue
+            for event in events:
+                if self._stop.is_set():
+                    return
+                self.since = event["seq"]
+                if self._accept is not None and not self._accept(event):
+                    continue
+                try:
+                    self._callback(event)
+                except Exception:
+                    logger.exception("event callback failed on %s", event.get("type"))
+                self.delivered += 1
+
+    def cancel(self, timeout: float | None = None) -> None:
+        """Stop delivering (waits up to ``timeout`` s for the thread to end)."""
+        self._stop.set()
+        self._thread.join(timeout if timeout is not None else self._poll_timeout + 11.0)
+
+    @property
+    def active(self) -> bool:
+        return self._thread.is_alive()
+
+
+class MonitorClient(ComponentClient):
+    """The monitor's client: :meth:`subscribe_alerts` also takes a local callable."""
+
+    def subscribe_alerts(self, subscriber: Callable[[Event], Any] | Any
+                         ) -> Subscription | None:
+        """Deliver each alert transition: to a callable as its ``alert_<kind>``
+        event (returns the :class:`Subscription`), or pushed to a Ray actor
+        handle's ``on_alert(alert)``."""
+        return self._subscribe("subscribe_alerts", subscriber, None,
+                               lambda event: event["type"].startswith("alert_"))
+
+    def unsubscribe_alerts(self, subscriber: Callable[[Event], Any] | Any) -> bool:
+        return self._unsubscribe("unsubscribe_alerts", subscriber)
 
 
 class KVClient:

@@ -16,8 +16,12 @@ from typing import Any
 import ray
 from pydantic import BaseModel
 
-from .client import DEFAULT_TIMEOUT, ComponentClient, KVClient, unwrap
+import strategies
+
+from .client import DEFAULT_TIMEOUT, ComponentClient, KVClient, MonitorClient, unwrap
+from .config_client import ConfigClient
 from .coordinator_client import Coordinator
+from .core.config import parse_config
 from .core.supervision import Strategy, SupervisorFlags
 from .data_client import DataStore
 from .errors import ClusterError, CoordinationTimeout, ValidationFailed
@@ -76,15 +80,49 @@ class ClusterStatus(BaseModel):
 
 
 class NodeHandle:
-    """Blocking clients for each component of one node."""
+    """Blocking clients for each component of one node: ``coordinator`` (a typed
+    :class:`~cluster_actors.coordinator_client.Coordinator`), ``membership``,
+    ``heartbeat``, ``consensus``, ``sync``, ``monitor`` and ``config`` (the
+    seed's Configuration API, :class:`~cluster_actors.config_client.ConfigClient`).
+    Every client has every remote call of its component, and ``subscribe``."""
+
+    coordinator: Coordinator
+    monitor: MonitorClient
+    config: ConfigClient
+    membership: ComponentClient
+    heartbeat: ComponentClient
+    consensus: ComponentClient
+    sync: ComponentClient
 
     def __init__(self, cluster: str, node_id: str, timeout: float) -> None:
         self.node_id = node_id
+        typed: dict[str, type[ComponentClient]] = {"monitor": MonitorClient}
         for component in COMPONENTS:
-            setattr(self, component, ComponentClient(cluster, node_id, component, timeout))
+            if component == "coordinator":
+                client: ComponentClient = Coordinator(cluster, node_id, timeout)
+            else:
+                client = typed.get(component, ComponentClient)(cluster, node_id, component,
+                                                               timeout)
+            setattr(self, component, client)
+        self.config = ConfigClient(cluster, node_id, timeout)
 
     def __repr__(self) -> str:
         return f"<node {self.node_id}>"
+
+
+def initial_config_of(options: ClusterOptions, node_ids: list[str]) -> dict[str, Any]:
+    """Version 1 of the replicated configuration: the members and the options'
+    values of the seed's keys. Checked here, before any actor starts: an invalid
+    one (say, a quorum larger than the node count) raises ValidationFailed."""
+    config = {"members": list(node_ids), "quorum": options.quorum,
+              "heartbeat_interval": options.heartbeat_interval,
+              "election_timeout": options.election_timeout,
+              "sync_strategy": options.sync_strategy,
+              "partition_strategy": options.partition_strategy,
+              "failover_strategy": options.failover_strategy,
+              "metadata": dict(options.metadata)}
+    parse_config(config, strategies.known_strategies())
+    return config
 
 
 class Cluster:
@@ -120,6 +158,7 @@ class Cluster:
                     else [check_name("node", n) for n in nodes])
         if not node_ids or len(set(node_ids)) != len(node_ids):
             raise ValidationFailed([("nodes", "give a positive count or distinct node ids")])
+        initial_config = initial_config_of(opts, node_ids)
         if not ray.is_initialized():
             ray_init.setdefault("include_dashboard", False)
             ray_init.setdefault("log_to_driver", False)
@@ -132,10 +171,6 @@ class Cluster:
         forget_cluster(name)
         if fresh:
             shutil.rmtree(opts.resolved_data_dir(name), ignore_errors=True)
-        initial_config = {"members": node_ids, "quorum": opts.quorum,
-                          "sync_strategy": opts.sync_strategy,
-                          "partition_strategy": opts.partition_strategy,
-                          "failover_strategy": opts.failover_strategy}
         plans = [NodePlan(name, node_id, node_ids, opts,
                           ray_nodes[i % len(ray_nodes)] if ray_nodes else None,
                           initial_config=initial_config)
@@ -219,6 +254,11 @@ class Cluster:
         self.shutdown()
 
     # --------------------------------------------------------------- access
+    def config(self, node_id: str | None = None) -> ConfigClient:
+        """The seed's Configuration API on ``node_id`` (default the first node):
+        shortcut for ``cluster.node(node_id).config``."""
+        return self.node(node_id or self.node_ids[0]).config
+
     def node(self, node_id: str) -> NodeHandle:
         if node_id not in self.node_ids:
             raise ValidationFailed([("node_id", f"unknown node {node_id!r}; nodes are "

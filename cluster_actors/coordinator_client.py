@@ -19,20 +19,12 @@ Errors are the package's own (:class:`~cluster_actors.errors.ValidationFailed`,
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
-from ray.actor import ActorHandle
 
-from .client import DEFAULT_TIMEOUT, ComponentClient
-from .errors import ClusterError
-
-logger = logging.getLogger(__name__)
-
-Event = dict[str, Any]
+from .client import DEFAULT_TIMEOUT, ComponentClient, Event, Subscription
 
 
 class Quorum(NamedTuple):
@@ -82,71 +74,11 @@ class LifecycleTransition(BaseModel):
     at: float | None = None
 
 
-class Subscription:
-    """A local callback fed by a daemon thread that long-polls ``wait_events``.
-
-    Events are delivered in order, each once, starting with the first event
-    after the subscription was made. If the coordinator restarts, delivery
-    continues with the new instance's events. An exception in the callback is
-    logged and does not stop delivery. :meth:`cancel` stops the thread.
-    """
-
-    def __init__(self, client: Coordinator, callback: Callable[[Event], Any],
-                 poll_timeout: float = 1.0) -> None:
-        self._client = client
-        self._callback = callback
-        self._poll_timeout = poll_timeout
-        self._stop = threading.Event()
-        self.since = client.call("latest_event_seq")
-        self.delivered = 0
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name=f"events-{client._node_id}")
-        self._thread.start()
-
-    def _run(self) -> None:
-        actor_id = self._client.handle._actor_id.hex()
-        while not self._stop.is_set():
-            try:
-                events = self._client.call("wait_events", self.since, self._poll_timeout,
-                                           timeout=self._poll_timeout + 10.0)
-            except ClusterError as error:
-                logger.debug("event subscription: %s", error)
-                self._stop.wait(0.2)
-                continue
-            except Exception as error:  # the actor died twice in a row, Ray shutting down
-                logger.debug("event subscription: %s", error)
-                self._stop.wait(0.2)
-                continue
-            current = self._client.handle._actor_id.hex()
-            if current != actor_id:  # a restarted coordinator numbers from 1 again
-                actor_id, self.since = current, 0
-                continue
-            for event in events:
-                if self._stop.is_set():
-                    return
-                self.since = event["seq"]
-                try:
-                    self._callback(event)
-                except Exception:
-                    logger.exception("event callback failed on %s", event.get("type"))
-                self.delivered += 1
-
-    def cancel(self, timeout: float | None = None) -> None:
-        """Stop delivering (waits up to ``timeout`` s for the thread to end)."""
-        self._stop.set()
-        self._thread.join(timeout if timeout is not None else self._poll_timeout + 11.0)
-
-    @property
-    def active(self) -> bool:
-        return self._thread.is_alive()
-
-
 class Coordinator(ComponentClient):
     """Blocking, typed calls on the coordinator of ``node_id`` (see the module doc)."""
 
     def __init__(self, cluster: str, node_id: str, timeout: float = DEFAULT_TIMEOUT) -> None:
         super().__init__(cluster, node_id, "coordinator", timeout)
-        self._subscriptions: dict[int, Subscription] = {}
 
     @property
     def node_id(self) -> str:
@@ -217,36 +149,20 @@ class Coordinator(ComponentClient):
         health, details = self.call("health_check")
         return health, details
 
-    def subscribe_events(self, subscriber: Callable[[Event], Any] | Any
-                         ) -> Subscription | None:
-        """A Python callable: deliver each event to it from a daemon thread and
-        return the :class:`Subscription`. A Ray actor handle: the coordinator
-        pushes to its ``on_event`` (returns None)."""
-        if _is_actor_handle(subscriber):
-            self.call("subscribe_events", subscriber)
-            return None
-        if not callable(subscriber):
-            raise TypeError("subscribe_events takes a callable or a Ray actor handle")
-        subscription = Subscription(self, subscriber)
-        self._subscriptions[id(subscriber)] = subscription
-        return subscription
+    def subscribe_events(self, subscriber: Callable[[Event], Any] | Any,
+                         types: Collection[str] | None = None) -> Subscription | None:
+        """The node's events (of ``types``, default all; the siblings' events
+        carry a ``component`` field). A Python callable: delivered from a daemon
+        thread, returns the :class:`~cluster_actors.client.Subscription`. A Ray
+        actor handle: the coordinator pushes to its ``on_event`` (returns None)."""
+        return self._subscribe("subscribe_events", subscriber, types)
 
     def unsubscribe_events(self, subscriber: Callable[[Event], Any] | Any) -> bool:
-        if _is_actor_handle(subscriber):
-            return bool(self.call("unsubscribe_events", subscriber))
-        subscription = self._subscriptions.pop(id(subscriber), None)
-        if subscription is None:
-            return False
-        subscription.cancel()
-        return True
+        return self._unsubscribe("unsubscribe_events", subscriber)
 
     def __repr__(self) -> str:
         return f"<Coordinator of {self._cluster}:{self._node_id}>"
 
 
-def _is_actor_handle(value: Any) -> bool:
-    return isinstance(value, ActorHandle)
-
-
 __all__ = ["ClusterStatusModel", "Coordinator", "LifecycleTransition", "Quorum",
-           "Subscription"]
+           "Subscription"]  # Subscription: re-exported from cluster_actors.client

@@ -1,7 +1,7 @@
 """Errors raised by cluster_actors.
 
 Every error the seed names (``not_leader``, ``no_quorum``, ``timeout``,
-``validation_failed``, ``sync_failed``) is an exception class with a ``code``
+``validation_failed``, ``sync_failed``, ``not_found``) is an exception class with a ``code``
 attribute equal to the seed's atom, and a message that says what to do next.
 All of them derive from :class:`ClusterError`, so ``except ClusterError``
 catches everything this package raises on purpose.
@@ -91,6 +91,16 @@ class ValidationFailed(ClusterError, ValueError):
             lines = [f"{path}: {msg}" if path else msg for path, msg in self.errors]
             message = "validation failed, nothing was changed: " + "; ".join(lines)
         super().__init__(message)
+
+
+class NotFound(ClusterError, KeyError):
+    """The seed's ``{error, not_found}``: no such node, member, key, config key or
+    version. The components' own not-found errors derive from it."""
+
+    code = "not_found"
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.message
 
 
 class SyncFailed(ClusterError):

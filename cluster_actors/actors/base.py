@@ -127,10 +127,15 @@ class ComponentActor(SupervisedActor):
         """Long-poll: events after ``since``, waiting up to ``timeout`` s for one."""
         return await self.events.wait(since, timeout)
 
-    async def subscribe(self, subscriber: Any) -> None:
-        """Push every event to ``subscriber.on_event(event)`` (a Ray actor handle).
-        Driver-side clients turn local callbacks into a long-poll on ``wait_events``."""
-        self.events.subscribe(subscriber)
+    async def latest_event_seq(self) -> int:
+        """The seq of the newest event (subscribe from here to skip older ones)."""
+        return self.events.seq
+
+    async def subscribe(self, subscriber: Any, types: list[str] | None = None) -> None:
+        """Push every event (of ``types``, default all) to ``subscriber.on_event(event)``
+        (a Ray actor handle; anything else raises ValidationFailed). Driver-side
+        clients turn local callbacks into a long-poll on ``wait_events``."""
+        self.events.subscribe(subscriber, types=types)
 
     async def unsubscribe(self, subscriber: Any) -> bool:
         return self.events.unsubscribe(subscriber)

@@ -20,6 +20,7 @@ the leader; the client library redirects (it does not forward).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import os
@@ -44,9 +45,10 @@ from ..core.raft_types import (
     Role,
     validate_message,
 )
-from ..errors import CoordinationTimeout, NotLeader, ValidationFailed
+from ..errors import ClusterError, CoordinationTimeout, NotLeader, ValidationFailed
 from ..options import ClusterOptions
 from ..runtime.events import EventStream
+from ..runtime.hosting import find_component
 from ..runtime.leases import LeaseManager
 from ..runtime.storage import RaftStorage, node_database_path
 from ..runtime.supervisor import SupervisedActor
@@ -106,8 +108,9 @@ class ConsensusCore:
         rng = random.Random(hash((self.node_id, time.time_ns())))
         raft_options = self.options.raft_options()
         # installed plug-ins count as known strategy names (the same on every node)
-        self.sm = ClusterStateMachine(self.initial_config,
-                                      known_strategies=strategies.known_strategies())
+        self.sm = ClusterStateMachine(
+            self.initial_config, known_strategies=strategies.known_strategies(),
+            min_election_timeout=3 * self.options.raft_heartbeat_ms)
         if self.storage.is_empty():
             voters = [] if self.join else self.initial_voters
             self.raft = RaftNode.bootstrap(self.node_id, voters, options=raft_options, rng=rng)
@@ -119,6 +122,7 @@ class ConsensusCore:
                                  options=raft_options, rng=rng)
             self.sm.restore(state.snapshot.data)
             recovered = True
+        self._adopt_election_timeout()
         self.transport = Transport(self.cluster, self.node_id, "consensus",
                                    self._peers(), on_peer_death=self._peer_died)
         self.transport.faults = self._faults_at_start
@@ -126,6 +130,18 @@ class ConsensusCore:
         self.events.publish("started", recovered=recovered, term=self.raft.term,
                             commit=self.raft.commit, last_index=self.raft.log.last_index)
         self._tick_task = asyncio.get_running_loop().create_task(self._tick_loop())
+
+    def _adopt_election_timeout(self) -> None:
+        """Raft's election timeout follows the replicated config (a hot reload: the
+        next timer reset uses it). Raft's safety does not depend on timeouts, so
+        nodes adopting it at different moments is harmless."""
+        ms = self.sm.config.get("election_timeout")
+        options = self.raft.options
+        ticks = max(options.heartbeat_tick + 1, round(ms / self.options.tick_ms))
+        if ticks != options.election_tick:
+            self.raft.options = dataclasses.replace(options, election_tick=ticks)
+            self.events.publish("election_timeout_changed", election_timeout_ms=ms,
+                                election_tick=ticks)
 
     async def stop(self) -> None:
         if self.raft is None:
@@ -296,6 +312,8 @@ class ConsensusCore:
                     future.set_result(result)
         self.stats["applied"] += len(ready.committed_entries)
         for change in self.sm.take_config_changes():
+            if "election_timeout" in change.changed_keys:
+                self._adopt_election_timeout()
             self.events.publish("config_changed", version=change.version,
                                 kind=change.kind.value, changed_keys=list(change.changed_keys))
         if conf_changed:
@@ -361,6 +379,7 @@ class ConsensusCore:
             "peers_down": sorted(self.transport.peers - set(self.transport.handles)),
             "stats": dict(self.stats), "leader_changes": self.leader_changes,
             "timings": dict(self.timings),
+            "election_timeout_ms": self.raft.options.election_tick * self.options.tick_ms,
             "commit_latency_p50_ms": latencies[len(latencies) // 2] * 1000 if latencies else None,
             "commit_latency_p99_ms": (latencies[int(len(latencies) * 0.99)] * 1000
                                       if latencies else None),
@@ -539,11 +558,23 @@ class ConsensusActor(SupervisedActor):
         [result] = await self.core.submit([command], timeout)
         return {"ref": (command.client_id, command.seq), "result": result}
 
-    async def vote(self, proposal_id: Any, vote: bool, voter: str) -> None:
-        """Raft decides by log replication; explicit proposal votes exist for
-        configuration approval, which the coordinator handles."""
-        raise NotImplementedError("votes on proposals are cast through the coordinator's "
-                                  "approve_config")
+    async def vote(self, proposal_id: int, vote: bool, voter: str | None = None
+                   ) -> int | None:
+        """The seed's vote on a proposal. Raft decides log entries by replication;
+        the proposals that wait for a vote are config changes made with
+        ``require_approval``, which wait on this node's coordinator: the vote is
+        its ``approve_config(proposal_id, vote)`` (the committed version, or None
+        when rejected). ``voter`` is recorded in the decision event."""
+        try:
+            coordinator = find_component(self.core.cluster, self.core.node_id, "coordinator")
+        except ValueError:
+            raise ClusterError(f"the coordinator of {self.core.node_id} is not running; "
+                               "retry in a moment") from None
+        try:
+            return await coordinator.approve_config.remote(proposal_id, bool(vote), voter=voter)
+        except ray.exceptions.RayTaskError as error:
+            cause = getattr(error, "cause", None)
+            raise (cause if isinstance(cause, BaseException) else error) from None
 
     async def get_leader(self) -> str | None:
         return self.core.raft.lead if self.core.started else None
@@ -561,8 +592,13 @@ class ConsensusActor(SupervisedActor):
         self.core.require_started()
         return self.core.raft.term
 
-    async def subscribe(self, subscriber: Any) -> None:
-        self.core.events.subscribe(subscriber)
+    async def latest_event_seq(self) -> int:
+        return self.core.events.seq
+
+    async def subscribe(self, subscriber: Any, types: list[str] | None = None) -> None:
+        """Push events (of ``types``, default all) to ``subscriber.on_event(event)``
+        (a Ray actor handle; anything else raises ValidationFailed)."""
+        self.core.events.subscribe(subscriber, types=types)
 
     async def unsubscribe(self, subscriber: Any) -> bool:
         return self.core.events.unsubscribe(subscriber)

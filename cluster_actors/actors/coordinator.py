@@ -71,7 +71,7 @@ from ..telemetry import (
     election_span,
 )
 from .base import ComponentActor
-from .coordinator_config import ConfigCommands
+from .coordinator_config import HOT_KEYS, ConfigCommands
 from .coordinator_strategies import StrategyRunner
 from .monitor import NotFound, bounded, phi_from_heartbeat, task_cause
 
@@ -84,8 +84,6 @@ E = LifecycleEvent
 FOLLOWED = ("membership", "heartbeat")
 #: Seconds a peer's consensus actor gets to answer a reachability ping.
 PING_TIMEOUT = 1.0
-#: Config keys whose change switches a strategy the coordinator runs.
-STRATEGY_KEYS = {"failover_strategy", "partition_strategy"}
 
 
 @dataclass
@@ -180,6 +178,7 @@ class CoordinatorActor(ConfigCommands, StrategyRunner, ComponentActor):
         self._timers.append(loop.create_task(self._follow_consensus(since)))
         self._timers.extend(loop.create_task(self._follow(c)) for c in FOLLOWED if _installed(c))
         self._timers.append(loop.create_task(self._health_loop()))
+        self._spawn_config_adoption()  # a restarted coordinator: the config may have changed
 
     async def _was_restarted(self) -> bool:
         """True if the node supervisor saw a previous coordinator of this node
@@ -245,6 +244,8 @@ class CoordinatorActor(ConfigCommands, StrategyRunner, ComponentActor):
                 continue
             if handle._actor_id.hex() != actor_id:
                 actor_id = handle._actor_id.hex()
+                if component == "heartbeat":  # a fresh actor runs the options' period
+                    self._spawn_config_adoption()
                 try:
                     tail = await bounded(handle.events_since.remote(0))
                     since = tail[-1]["seq"] if tail else 0
@@ -295,8 +296,8 @@ class CoordinatorActor(ConfigCommands, StrategyRunner, ComponentActor):
         elif kind == "started":
             self._consensus_up = True
             self._kick.set()
-        elif kind == "config_changed" and STRATEGY_KEYS & set(event.get("changed_keys") or ()):
-            self._spawn_strategy_adoption()
+        elif kind == "config_changed" and HOT_KEYS & set(event.get("changed_keys") or ()):
+            self._spawn_config_adoption()
         elif kind == "membership_changed":
             self.view.voters = list(event["voters"])
             self.view.learners = list(event["learners"])
@@ -499,10 +500,6 @@ class CoordinatorActor(ConfigCommands, StrategyRunner, ComponentActor):
                 "leader": self.view.leader, "term": self.view.term,
                 "has_quorum": self.view.quorum[0] if self.started else None,
                 "quorum": list(self.view.quorum), "unreachable": self.view.unreachable}
-
-    async def latest_event_seq(self) -> int:
-        """The seq of the newest event (subscribe from here to skip older ones)."""
-        return self.events.seq
 
     # ============================================================ the API
     async def stop(self) -> None:
@@ -733,9 +730,10 @@ class CoordinatorActor(ConfigCommands, StrategyRunner, ComponentActor):
                     "term", "commit", "applied", "last_index", "snapshot_index",
                     "leader_changes", "commit_latency_p50_ms", "commit_latency_p99_ms")}}
 
-    async def subscribe_events(self, handle: Any) -> None:
-        """Push every event to ``handle.on_event(event)`` (a Ray actor handle)."""
-        self.events.subscribe(handle)
+    async def subscribe_events(self, handle: Any, types: list[str] | None = None) -> None:
+        """Push every event (of ``types``, default all) to ``handle.on_event(event)``
+        (a Ray actor handle; anything else raises ValidationFailed)."""
+        self.events.subscribe(handle, types=types)
 
     async def unsubscribe_events(self, handle: Any) -> bool:
         return self.events.unsubscribe(handle)

@@ -11,12 +11,22 @@ seq on every retry, so it applies at most once). A change that lost its version
 to a concurrent one is prepared again, up to :data:`CONFIG_ATTEMPTS` times.
 Plain kv writes are not forwarded like this: a follower answers them with
 :class:`~cluster_actors.errors.NotLeader`.
+
+**Hot reload.** When this node applies a change to a key in :data:`HOT_KEYS`,
+when the coordinator starts and when its heartbeat sibling restarts, it adopts
+the applied config: the failover and partition strategies switch, and the
+heartbeat actor gets ``heartbeat_interval`` (a fresh one runs the options'
+period). The consensus actor adopts ``election_timeout`` itself, and the sync
+actor ``sync_strategy``. ``members`` and ``quorum`` are recorded, not enacted:
+Raft's membership changes through ``join_cluster``/``leave_cluster``, and
+``quorum`` sets the quorum the coordinator and membership report.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -30,8 +40,14 @@ from ..errors import ClusterError, CoordinationTimeout, NotLeader, ValidationFai
 from ..telemetry import config_change_span
 from .monitor import NotFound, bounded, task_cause
 
+logger = logging.getLogger(__name__)
+
 #: Attempts to commit a config change that lost its version to a concurrent one.
 CONFIG_ATTEMPTS = 5
+#: Config keys whose change the coordinator carries out (see the module doc).
+HOT_KEYS = frozenset({"failover_strategy", "partition_strategy", "heartbeat_interval"})
+#: Seconds before adopting again when a sibling could not take a setting.
+ADOPTION_RETRY_SECONDS = 0.5
 
 
 class ConfigCommands:
@@ -44,22 +60,100 @@ class ConfigCommands:
     view: Any
     _peer_handles: dict[str, Any]
     _stats: dict[str, int]
+    options: Any
     _consensus_call: Callable[..., Awaitable[Any]]
     _leader_handle: Callable[[float], Awaitable[tuple[str, Any]]]
     _reconcile: Callable[[], None]
+    _switch_strategy: Callable[[str, str], None]
+    sibling: Callable[[str], Any]
 
     def _init_config_commands(self) -> None:
         self._pending: dict[int, dict[str, Any]] = {}  #: proposals awaiting approval
         self._client_id = f"coordinator-{self.node_id}-{uuid.uuid4().hex[:10]}"
         self._seq = itertools.count(1)
         self._config_lock = asyncio.Lock()
-    async def get_config(self) -> dict[str, Any]:
-        """This node's replicated configuration (as applied locally)."""
-        return await self._query_config(lambda store: store.config.model_dump(mode="json"))
+        self._interval_pushed: tuple[str, int] | None = None  # (heartbeat actor, ms)
+        self._adoption: asyncio.Future[None] | None = None
+        self._adoption_failures = 0
+
+    # ------------------------------------------------------------ hot reload
+    def _spawn_config_adoption(self) -> None:
+        """Adopt the applied config (in a task: reading it is a call)."""
+        self._adoption = asyncio.ensure_future(self._adopt_config())
+
+    async def _adopt_config(self) -> None:
+        try:
+            config = await self._query_config(lambda store: store.config)
+        except Exception as error:
+            logger.warning("coordinator of %s: cannot read the config to adopt it: %s",
+                           self.node_id, error)
+            return
+        self._switch_strategy("failover", config.failover_strategy)
+        self._switch_strategy("partition", config.partition_strategy)
+        await self._adopt_heartbeat_interval(config.heartbeat_interval)
+
+    async def _adopt_heartbeat_interval(self, ms: int) -> None:
+        try:
+            handle = self.sibling("heartbeat")
+        except ClusterError:
+            return  # not installed, or restarting: adopted when it is followed again
+        actor = handle._actor_id.hex()
+        if self._interval_pushed == (actor, ms):
+            return
+        fresh = self._interval_pushed is None or self._interval_pushed[0] != actor
+        if not (fresh and ms == self.options.heartbeat_interval):
+            try:
+                await bounded(handle.configure.remote("heartbeat_interval", ms))
+            except Exception as error:  # still starting, or restarting: try again soon
+                self._adoption_failures += 1
+                if self._adoption_failures % 10 == 1:
+                    logger.warning("coordinator of %s: cannot set heartbeat_interval %s ms "
+                                   "yet: %s", self.node_id, ms, task_cause(error))
+                asyncio.get_running_loop().call_later(ADOPTION_RETRY_SECONDS,
+                                                      self._spawn_config_adoption)
+                return
+            self.events.publish("config_adopted", key="heartbeat_interval", value=ms)
+        self._interval_pushed = (actor, ms)
+    async def get_config(self, key: str | None = None) -> Any:
+        """This node's replicated configuration (as applied locally), or the value
+        of one ``key``: a field, ``version`` or ``metadata.<path>``; an unknown key
+        raises :class:`~cluster_actors.core.config.ConfigNotFound` (``not_found``)."""
+        if key is None:
+            return await self._query_config(lambda store: store.config.model_dump(mode="json"))
+        return await self._query_config(lambda store: store.get(key))
+
+    async def get_version(self) -> int:
+        """The version of the configuration applied on this node."""
+        return await self._query_config(lambda store: store.version)
+
+    async def validate_config(self, config: dict[str, Any]) -> list[str]:
+        """The warnings of ``config`` (a whole config with ``version``, or the keys
+        to change); raises :class:`ValidationFailed` listing every error. Proposes
+        nothing."""
+        return await self._query_config(lambda store: store.validate(config))
+
+    async def set_config(self, key: str, value: Any,
+                         options: dict[str, Any] | None = None) -> int:
+        """``propose_config({key: value}, **options)``: the version it got.
+        ``options``: ``require_approval`` (bool), ``timeout`` (s)."""
+        options = dict(options or {})
+        unknown = sorted(set(options) - {"require_approval", "timeout"})
+        if unknown:
+            raise ValidationFailed([("options", f"unknown option(s) {', '.join(unknown)}; "
+                                     "valid: require_approval, timeout")])
+        return await self.propose_config({key: value}, **options)
 
     async def get_config_history(self) -> list[dict[str, Any]]:
+        """Kept versions, oldest first (also :meth:`get_history`)."""
         return await self._query_config(
             lambda store: [r.model_dump(mode="json") for r in store.history()])
+
+    async def get_history(self) -> list[dict[str, Any]]:
+        return await self.get_config_history()
+
+    async def rollback(self, version: int, timeout: float = 10.0) -> int:
+        """The seed's name for :meth:`rollback_config`."""
+        return await self.rollback_config(version, timeout)
 
     async def export_config(self) -> str:
         return await self._query_config(lambda store: store.export_config())
@@ -98,7 +192,7 @@ class ConfigCommands:
         return version
 
     async def approve_config(self, version: int, approve: bool = True,
-                             timeout: float = 10.0) -> int | None:
+                             timeout: float = 10.0, voter: str | None = None) -> int | None:
         """Decide a pending proposal: approve commits it (returns the version it
         got), reject discards it (returns None). A proposal that became invalid
         meanwhile raises :class:`ValidationFailed` and is discarded; one that
@@ -121,7 +215,7 @@ class ConfigCommands:
                 proposal["deciding"] = False
         self._pending.pop(version, None)
         self.events.publish("config_decided", version=version, approved=approve,
-                            committed_version=committed)
+                            committed_version=committed, voter=voter)
         self._reconcile()
         return committed
 

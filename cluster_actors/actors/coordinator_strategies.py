@@ -22,7 +22,6 @@ Strategy switches are config entries (``failover_strategy``,
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -118,24 +117,9 @@ class StrategyRunner:
         self._strategy_log.append({"kind": kind, "at": time.time(), **fields})
         del self._strategy_log[:-50]
 
-    def _spawn_strategy_adoption(self) -> None:
-        """A committed config entry changed a strategy: adopt it (in a task, as
-        reading the applied config is a call)."""
-        self._adoption = asyncio.ensure_future(self._adopt_strategies())
-
-    async def _adopt_strategies(self) -> None:
-        try:
-            config = await self._query_config(  # type: ignore[attr-defined]
-                lambda store: store.config)
-        except Exception as error:
-            logger.warning("coordinator of %s: cannot read the config to switch strategies: %s",
-                           self.node_id, error)  # type: ignore[attr-defined]
-            return
-        self._switch_strategy("failover", config.failover_strategy)
-        self._switch_strategy("partition", config.partition_strategy)
-
     def _switch_strategy(self, kind: str, name: str) -> None:
-        """A committed config entry set ``<kind>_strategy`` to ``name``."""
+        """The applied config sets ``<kind>_strategy`` to ``name`` (a no-op if it
+        runs already; see ``ConfigCommands._adopt_config``)."""
         current = getattr(self.driver, kind)
         if current.strategy_name == name:
             return

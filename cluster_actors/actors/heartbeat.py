@@ -46,7 +46,7 @@ from ..core.phi import (
     assign_monitors,
     watched_peers,
 )
-from ..errors import ClusterError, ValidationFailed
+from ..errors import ClusterError, NotFound, ValidationFailed
 from .base import ComponentActor
 
 #: Recent heartbeat delivery times kept per peer (send to receive, ms).
@@ -72,12 +72,6 @@ _PARAMETERS = {
     "normal_cdf": "normal_cdf", "monitors_per_node": "monitors_per_node",
     "adaptive": "adaptive",
 }
-
-
-class NotFound(ClusterError):
-    """The node is unknown to this failure detector (the seed's ``not_found``)."""
-
-    code = "not_found"
 
 
 def _number(name: str, value: Any, minimum: float, inclusive: bool = True) -> float:

@@ -39,7 +39,8 @@ import ray
 from ray.exceptions import RayActorError
 
 from ..core.monitoring import MonitorCore, NodeObservation
-from ..errors import ClusterError
+from ..errors import ClusterError, NotFound
+from ..runtime.events import subscriber_key
 from ..runtime.hosting import find_component
 from ..runtime.naming import namespace, node_supervisor_name
 from ..telemetry import PrometheusExporter, configure_tracing_from_env
@@ -49,12 +50,6 @@ logger = logging.getLogger(__name__)
 
 #: Seconds a sibling gets to answer one gathering call (a hung one is skipped).
 CALL_TIMEOUT = 2.0
-
-
-class NotFound(ClusterError):
-    """The seed's ``{error, not_found}``: no such node, member or record."""
-
-    code = "not_found"
 
 
 async def bounded(awaitable: Awaitable[Any], timeout: float = CALL_TIMEOUT) -> Any:
@@ -365,11 +360,13 @@ class MonitorActor(ComponentActor):
         return observation.to_dict() if observation else None
 
     async def subscribe_alerts(self, handle: Any) -> None:
-        """Push every alert transition to ``handle.on_alert(alert)`` (a Ray actor handle)."""
-        self._alert_subscribers[handle._actor_id.hex()] = handle
+        """Push every alert transition to ``handle.on_alert(alert)`` (a Ray actor
+        handle; anything else raises ValidationFailed). Each is also published as
+        an ``alert_<kind>`` event, which the client's callable subscriptions follow."""
+        self._alert_subscribers[subscriber_key(handle)] = handle
 
     async def unsubscribe_alerts(self, handle: Any) -> bool:
-        return self._alert_subscribers.pop(handle._actor_id.hex(), None) is not None
+        return self._alert_subscribers.pop(subscriber_key(handle), None) is not None
 
     async def get_node_metrics(self, node: str) -> dict[str, Any]:
         """Latest observation, health and alerts of ``node``; raises :class:`NotFound`

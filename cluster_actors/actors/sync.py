@@ -66,7 +66,7 @@ from ..core.merkle import (
 )
 from ..core.store import ReplicaStore
 from ..core.vclock import VectorClock, merge_vector_clocks
-from ..errors import ClusterError, NoQuorum, SyncFailed, ValidationFailed
+from ..errors import NoQuorum, NotFound, SyncFailed, ValidationFailed
 from ..runtime.replica_storage import ReplicaStorage, replica_database_path
 from ..telemetry import configure_tracing_from_options, sync_span
 from .base import ComponentActor
@@ -97,13 +97,8 @@ FULL_SYNC_TIMEOUT = 5.0  # s, at least; a full sync waits for every contacted pe
 CONFIG_POLL_SECONDS = 10.0
 
 
-class KeyNotFound(ClusterError, KeyError):
+class KeyNotFound(NotFound):
     """No such key in this replica's store (the seed's ``{error, not_found}``)."""
-
-    code = "not_found"
-
-    def __str__(self) -> str:
-        return self.message
 
 
 # ---------------------------------------------------------------------------

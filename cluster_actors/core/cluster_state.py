@@ -24,13 +24,17 @@ class ClusterStateMachine(LeasedKV):
 
     def __init__(self, initial_config: dict[str, Any] | None = None,
                  max_sessions: int = 10_000,
-                 known_strategies: dict[str, list[str]] | None = None) -> None:
+                 known_strategies: dict[str, list[str]] | None = None,
+                 min_election_timeout: int = 10) -> None:
         """``known_strategies``: the strategy names config entries may use, per
-        kind (default: the built-ins); every replica must be given the same."""
+        kind (default: the built-ins); every replica must be given the same, as
+        ``min_election_timeout`` (ms, see :class:`~.config.ConfigStore`)."""
         super().__init__(max_sessions)
         self.initial_config = initial_config
         self.known_strategies = known_strategies
-        self.config = ConfigStore(initial_config, known_strategies=known_strategies)
+        self.min_election_timeout = min_election_timeout
+        self.config = ConfigStore(initial_config, known_strategies=known_strategies,
+                                  min_election_timeout=min_election_timeout)
         self.config_changes: list[ConfigChange] = []
 
     def execute_extra(self, op: tuple[Any, ...]) -> Any:
@@ -55,7 +59,8 @@ class ClusterStateMachine(LeasedKV):
     def restore(self, blob: bytes | None) -> None:
         if blob is None:
             self.__init__(self.initial_config, self.max_sessions,  # type: ignore[misc]
-                          known_strategies=self.known_strategies)
+                          known_strategies=self.known_strategies,
+                          min_election_timeout=self.min_election_timeout)
             return
         kv_blob, self.config = pickle.loads(blob)
         super().restore(kv_blob)

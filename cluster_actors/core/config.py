@@ -2,9 +2,13 @@
 
 :class:`ClusterConfig` carries the seed's keys (``version``, ``members``,
 ``quorum``, ``heartbeat_interval``, ``election_timeout``, the three strategy
-names, ``metadata``). Times are integers in **milliseconds**, like the seed;
-the project's defaults (100 ms heartbeats, 1 s election timeout, as etcd)
-suit one machine better than the seed's 5 s / 15 s, which remain valid input.
+names, ``metadata``). Times are integers in **milliseconds**, like the seed,
+and mean what the running cluster does with them: ``heartbeat_interval`` is
+the failure detector's heartbeat period (default 1 s, as Akka's) and
+``election_timeout`` Raft's (default 200 ms; Raft's own leader heartbeat is the
+``raft_heartbeat_ms`` option). They are independent, so no ratio between them
+is required; the seed's 5 s / 15 s are valid input. A cluster records its
+options' values as version 1 and hot-reloads changes to them.
 
 :func:`check_config` returns ``(warnings, errors)``; :func:`validate_config`
 returns the warnings or raises :class:`~cluster_actors.errors.ValidationFailed`
@@ -16,8 +20,9 @@ whose ``errors`` are ``(field_path, message)`` pairs. Rules:
 - ``quorum`` larger than the member count is an error, and so is a quorum that
   is not a strict majority (two disjoint groups could each reach it and elect
   two leaders: split brain); ``quorum`` equal to the member count is a warning;
-- ``election_timeout`` below 2x ``heartbeat_interval`` is an error, below 5x
-  a warning;
+- ``heartbeat_interval`` and ``election_timeout`` below 10 ms are errors (a
+  running cluster also needs ``election_timeout`` at least 3x its
+  ``raft_heartbeat_ms``, which its coordinator checks);
 - an unknown strategy name is an error listing the available ones; a
   ``"package.module:Class"`` path is accepted with a warning (it is checked
   when loaded);
@@ -47,7 +52,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
-from cluster_actors.errors import ClusterError, ValidationFailed
+from cluster_actors.errors import NotFound, ValidationFailed
 
 BUILTIN_STRATEGIES: Mapping[str, tuple[str, ...]] = {
     "sync": ("anti_entropy", "merkle_tree", "vector_clock", "gossip", "last_write_wins",
@@ -59,10 +64,8 @@ BUILTIN_STRATEGIES: Mapping[str, tuple[str, ...]] = {
 
 STRATEGY_FIELDS: Mapping[str, str] = {
     "sync": "sync_strategy", "partition": "partition_strategy", "failover": "failover_strategy"}
-MIN_TIMEOUT_RATIO = 2          # election_timeout / heartbeat_interval below this: error
-RECOMMENDED_TIMEOUT_RATIO = 5  # below this: warning
-
 PositiveInt = Annotated[int, Field(strict=True, ge=1)]
+Milliseconds = Annotated[int, Field(strict=True, ge=10)]
 NodeId = Annotated[str, Field(strict=True, min_length=1)]
 StrategyName = Annotated[str, Field(strict=True, min_length=1)]
 
@@ -106,8 +109,8 @@ class ClusterConfig(BaseModel):
     version: PositiveInt = 1
     members: list[NodeId] = Field(default_factory=list)
     quorum: PositiveInt | None = None          # None: a majority of members
-    heartbeat_interval: PositiveInt = 100      # ms
-    election_timeout: PositiveInt = 1000       # ms
+    heartbeat_interval: Milliseconds = 1000    # the failure detector's period
+    election_timeout: Milliseconds = 200       # Raft's (randomized up to 2x)
     sync_strategy: StrategyName = "anti_entropy"
     partition_strategy: StrategyName = "majority_side"
     failover_strategy: StrategyName = "automatic"
@@ -188,15 +191,6 @@ def _semantic(config: ClusterConfig, known: KnownStrategies,
         elif q == n > 1:
             warnings.append(f"quorum {q} equals the member count: any one member down "
                             "stops progress")
-    hb, et = config.heartbeat_interval, config.election_timeout
-    if et < MIN_TIMEOUT_RATIO * hb:
-        errors.append(("election_timeout", f"election_timeout {et} ms must be at least "
-                       f"{MIN_TIMEOUT_RATIO}x heartbeat_interval ({MIN_TIMEOUT_RATIO * hb} ms), "
-                       "else followers start elections between heartbeats"))
-    elif et < RECOMMENDED_TIMEOUT_RATIO * hb:
-        warnings.append(f"election_timeout {et} ms is only {et / hb:.1f}x heartbeat_interval; "
-                        f"{RECOMMENDED_TIMEOUT_RATIO}x or more avoids elections caused by a "
-                        "late heartbeat")
     for kind, names in _strategy_names(known).items():
         field = STRATEGY_FIELDS[kind]
         name = getattr(config, field)
@@ -323,13 +317,8 @@ class ConfigChange:
     source_version: int | None = None
 
 
-class ConfigNotFound(ClusterError, KeyError):
+class ConfigNotFound(NotFound):
     """No such config key or version (the seed's ``{error, not_found}``)."""
-
-    code = "not_found"
-
-    def __str__(self) -> str:
-        return self.message
 
 
 def _changed(old: ClusterConfig, new: ClusterConfig) -> tuple[str, ...]:
@@ -346,11 +335,15 @@ class ConfigStore:
 
     def __init__(self, initial: ConfigInput | None = None, *,
                  known_strategies: KnownStrategies = None, max_history: int | None = 1000,
-                 at: float | None = None) -> None:
+                 at: float | None = None, min_election_timeout: int = 10) -> None:
+        """``min_election_timeout`` (ms): the running cluster's floor (3x its Raft
+        heartbeat); a change or an import below it is refused like any invalid one."""
         if max_history is not None and max_history < 1:
             raise ValueError("max_history must be at least 1 or None")
         self._known = known_strategies
+        self._min_election_timeout = min_election_timeout
         config, warnings = parse_config(initial if initial is not None else {}, known_strategies)
+        self._check_limits(config)
         self.initial_warnings: tuple[str, ...] = tuple(warnings)
         self._records: deque[ConfigVersion] = deque(maxlen=max_history)
         self._records.append(ConfigVersion(version=config.version, kind=ChangeKind.INITIAL,
@@ -393,6 +386,16 @@ class ConfigStore:
             raise ConfigNotFound(f"config version {version} is not kept; kept versions: "
                                  f"{self._records[0].version}..{self.version}")
         return found.model_copy(deep=True)
+
+    def validate(self, config: Mapping[str, Any]) -> list[str]:
+        """The warnings of ``config``; raises ValidationFailed listing every error.
+        Changes nothing. With a ``version`` key it is a whole config; without, the
+        keys to change in the current one (as :meth:`prepare` takes them)."""
+        if isinstance(config, Mapping) and "version" in config:
+            model, warnings = parse_config(config, self._known)
+            self._check_limits(model)
+            return warnings
+        return validate_config(self.prepare(config).config, self._known)
 
     def export_config(self) -> str:
         """The current config as JSON (see :func:`export_config`)."""
@@ -499,9 +502,17 @@ class ConfigStore:
     def _record(self, data: dict[str, Any], kind: ChangeKind, at: float | None,
                 source_version: int | None = None) -> ConfigVersion:
         config, _ = parse_config(data, self._known)
+        self._check_limits(config)
         return ConfigVersion(version=config.version, kind=kind, config=config,
                              changed_keys=_changed(self._records[-1].config, config),
                              source_version=source_version, at=at)
+
+    def _check_limits(self, config: ClusterConfig) -> None:
+        floor = getattr(self, "_min_election_timeout", 10)  # absent in old snapshots
+        if config.election_timeout < floor:
+            raise ValidationFailed([("election_timeout", f"{config.election_timeout} ms is below "
+                                     f"this cluster's floor of {floor} ms (3x its Raft "
+                                     "heartbeat, raft_heartbeat_ms): use at least that")])
 
     def _find(self, version: int) -> ConfigVersion | None:
         offset = version - self._records[0].version
@@ -525,8 +536,6 @@ class ConfigStore:
 __all__ = [
     "BUILTIN_STRATEGIES",
     "FIELDS",
-    "MIN_TIMEOUT_RATIO",
-    "RECOMMENDED_TIMEOUT_RATIO",
     "STRATEGY_FIELDS",
     "ChangeKind",
     "ClusterConfig",

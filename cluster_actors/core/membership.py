@@ -40,7 +40,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
-from cluster_actors.errors import ValidationFailed
+from cluster_actors.errors import NotFound, ValidationFailed
 
 WIRE_FORMAT = 1
 
@@ -106,8 +106,9 @@ class IllegalTransition(ValidationFailed):
         super().__init__([("status", message)])
 
 
-class MemberNotFound(ValidationFailed):
-    """The node is not (and never was) a member of this view."""
+class MemberNotFound(NotFound, ValidationFailed):
+    """The node is not (and never was) a member of this view (``not_found``; also
+    a ValidationFailed, as it was first)."""
 
     code = "not_found"
 

@@ -22,8 +22,8 @@ from ray.exceptions import RayActorError
 
 from cluster_actors.cluster import Cluster
 from cluster_actors.coordinator_client import ClusterStatusModel, Coordinator, Quorum
-from cluster_actors.errors import ClusterError, UnknownStrategy, ValidationFailed
-from cluster_actors.runtime.naming import actor_name, namespace
+from cluster_actors.errors import ClusterError, NotFound, UnknownStrategy, ValidationFailed
+from cluster_actors.runtime.naming import actor_name, namespace, registry_name
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 
@@ -216,12 +216,24 @@ def test_alerts_reach_subscribers(cluster: Cluster) -> None:
     monitor = cluster.node("n3").monitor
     recorder = Recorder.remote()
     monitor.subscribe_alerts(recorder)
+    local: list[dict[str, Any]] = []
+
+    def on_alert(alert: dict[str, Any]) -> None:  # a local callable, fed by a thread
+        local.append(alert)
+
+    subscription = monitor.subscribe_alerts(on_alert)
+    assert subscription is not None and subscription.active
     monitor.record_event("config_rollback", {"version": 1})
     alerts = wait_for(lambda: [a for a in ray.get(recorder.get.remote())
                                if a.get("rule") == "config_rollback"], "the alert")
     assert alerts[0]["kind"] == "fired" and alerts[0]["node"] == "n3"
+    [seen] = wait_for(lambda: list(local), "the alert at the local callable")
+    assert (seen["type"], seen["rule"], seen["kind"]) == ("alert_fired", "config_rollback",
+                                                          "fired")
     assert [a["rule"] for a in monitor.active_alerts()] == ["config_rollback"]
     assert monitor.unsubscribe_alerts(recorder) is True
+    assert monitor.unsubscribe_alerts(on_alert) is True and not subscription.active
+    assert monitor.unsubscribe_alerts(on_alert) is False
 
 
 # ------------------------------------------------------------ configuration
@@ -325,6 +337,140 @@ def test_approval_puts_the_node_in_voting_until_decided(coords: dict[str, Coordi
     with pytest.raises(ClusterError) as unknown:
         coord.approve_config(12345, True)
     assert unknown.value.code == "not_found"
+
+
+def test_the_seeds_configuration_api_on_every_node(cluster: Cluster,
+                                                  coords: dict[str, Coordinator]) -> None:
+    all_stable(coords)
+    node = cluster.node("n2")
+    assert isinstance(node.coordinator, Coordinator)  # typed, as cluster.coordinator(n)
+    config = node.config
+    first = config.get_history()[0]
+    assert (first["version"], first["kind"]) == (1, "initial")
+    # version 1 holds the values the cluster runs with, not the model's defaults
+    assert first["config"]["heartbeat_interval"] == cluster.options.heartbeat_interval == 200
+    assert first["config"]["election_timeout"] == cluster.options.election_timeout
+    assert config.get_config("quorum") == config.get_config()["quorum"]
+    with pytest.raises(NotFound) as missing:
+        config.get_config("no_such_key")
+    assert missing.value.code == "not_found" and "no_such_key" in str(missing.value)
+    assert any("member count" in w for w in config.validate_config({"quorum": 3}))
+    with pytest.raises(ValidationFailed):
+        config.validate_config({"quorum": 9})
+    with pytest.raises(ValidationFailed, match="floor of 120 ms"):  # 3 x raft_heartbeat_ms
+        config.validate_config({"election_timeout": 50})
+    with pytest.raises(ValidationFailed, match="unknown option"):
+        config.set_config("metadata.team", "infra", {"urgent": True})
+    before = config.get_version()
+    changes: list[dict[str, Any]] = []
+
+    def on_change(event: dict[str, Any]) -> None:
+        changes.append(event)
+
+    subscription = config.subscribe_changes(on_change)
+    assert subscription is not None
+    version = config.set_config("metadata.team", "infra")
+    assert version == before + 1
+    [event] = wait_for(lambda: [e for e in changes if e["version"] == version], "the change")
+    assert event["type"] == "config_changed" and event["changed_keys"] == ["metadata"]
+    assert config.get_config("metadata.team") == "infra" and config.get_version() == version
+    restored = config.rollback(before)
+    wait_for(lambda: all(c.get_config()["version"] == restored for c in coords.values()),
+             "the rollback everywhere")
+    with pytest.raises(NotFound):
+        config.get_config("metadata.team")
+    assert {e["type"] for e in changes} == {"config_changed"}
+    assert config.unsubscribe_changes(on_change) is True and not subscription.active
+
+
+def test_timing_changes_hot_reload_on_every_node_and_survive_a_restart(
+        cluster: Cluster, coords: dict[str, Coordinator]) -> None:
+    all_stable(coords)
+    config = cluster.config("n1")
+    original = config.get_config()
+
+    def everywhere(component: str, key: str, value: int) -> bool:
+        calls = {"heartbeat": "get_heartbeat_status", "consensus": "status"}
+        return all(getattr(getattr(cluster.node(n), component), calls[component])()[key] == value
+                   for n in cluster.node_ids)
+
+    try:
+        config.set_config("heartbeat_interval", 300)
+        config.set_config("election_timeout", 400)
+        wait_for(lambda: everywhere("heartbeat", "heartbeat_interval", 300),
+                 "every failure detector on the new period")
+        wait_for(lambda: everywhere("consensus", "election_timeout_ms", 400),
+                 "every Raft node on the new election timeout")
+        # a restarted heartbeat actor starts from the options' period and is brought back
+        heartbeat = cluster.node("n3").heartbeat
+        old = heartbeat.handle._actor_id
+        ray.kill(heartbeat.handle, no_restart=True)
+
+        def restarted_on_the_configs_period() -> bool:
+            try:
+                fresh = cluster.node("n3").heartbeat
+                return (fresh.handle._actor_id != old
+                        and fresh.get_heartbeat_status()["heartbeat_interval"] == 300)
+            except (ClusterError, RayActorError):  # still restarting
+                return False
+
+        wait_for(restarted_on_the_configs_period,
+                 "the restarted heartbeat actor on the config's period")
+    finally:
+        config.set_config("heartbeat_interval", original["heartbeat_interval"])
+        config.set_config("election_timeout", original["election_timeout"])
+    wait_for(lambda: everywhere("consensus", "election_timeout_ms",
+                                original["election_timeout"]), "the original timeout back")
+
+
+def test_component_clients_subscribe_callables_and_refuse_other_subscribers(
+        cluster: Cluster, coords: dict[str, Coordinator]) -> None:
+    all_stable(coords)
+    node = cluster.node("n1")
+    got: list[dict[str, Any]] = []
+
+    def collect(event: dict[str, Any]) -> None:
+        got.append(event)
+
+    subscription = node.consensus.subscribe(collect, types=["config_changed"])
+    assert subscription is not None
+    version = node.config.set_config("metadata.subscribed", True)
+    wait_for(lambda: [e for e in got if e.get("version") == version], "the consensus event")
+    assert {e["type"] for e in got} == {"config_changed"}
+    assert node.consensus.unsubscribe(collect) is True and not subscription.active
+    with pytest.raises(TypeError, match="callable or a Ray actor handle"):
+        node.membership.subscribe(42)
+    # a function shipped to the actor itself could never be called back: refused
+    with pytest.raises(ValidationFailed, match="actor handle"):
+        node.heartbeat.call("subscribe", collect)
+    with pytest.raises(ValidationFailed, match="actor handle"):
+        node.monitor.call("subscribe_alerts", collect)
+    recorder = Recorder.remote()
+    node.sync.subscribe(recorder, types=["mode_changed"])
+    assert node.sync.unsubscribe(recorder) is True
+
+
+def test_a_consensus_vote_decides_a_pending_proposal(coords: dict[str, Coordinator],
+                                                     cluster: Cluster) -> None:
+    all_stable(coords)
+    coord = coords["n2"]
+    start = coord.get_config()["version"]
+    pending = coord.propose_config({"metadata.voted": True}, require_approval=True)
+    assert coord.lifecycle_state() == "voting"
+    assert cluster.node("n2").consensus.vote(pending, True, "ops") == start + 1
+    assert coord.lifecycle_state() == "stable"
+    wait_for(lambda: coord.get_config()["metadata"].get("voted") is True, "the voted change")
+    with pytest.raises(NotFound):
+        cluster.node("n2").consensus.vote(pending, True, "ops")
+
+
+def test_an_impossible_quorum_is_refused_before_any_actor_starts() -> None:
+    name = f"badquorum-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(ValidationFailed) as error:
+        Cluster.start(name, nodes=3, options={"quorum": 5})
+    assert [path for path, _ in error.value.errors] == ["quorum"]
+    with pytest.raises(ValueError):
+        ray.get_actor(registry_name(name), namespace=namespace(name))
 
 
 # --------------------------------------------------------------- activities

@@ -16,6 +16,8 @@ EXPECTED_EXPORTS = {
     "CoordinationTimeout", "Entry", "KVResult", "KVStateMachine", "KeyValue", "NoQuorum",
     "NotLeader", "ProposalDropped", "RaftNode", "RaftOptions", "Ready", "Role", "SyncFailed",
     "UnknownStrategy", "ValidationFailed", "__version__",
+    "NotFound", "ConfigClient", "Subscription", "Quorum", "ClusterStatusModel",
+    "LifecycleTransition",
 }
 
 
@@ -31,7 +33,8 @@ def test_contract_import_paths() -> None:
         "cluster_actors": ["Cluster", "ClusterOptions"],
         "strategies": ["available", "load"],
         "cluster_actors.errors": ["ClusterError", "NotLeader", "NoQuorum",
-                                  "CoordinationTimeout", "ValidationFailed", "SyncFailed"],
+                                  "CoordinationTimeout", "ValidationFailed", "SyncFailed",
+                                  "NotFound"],
         "cluster_actors.core.phi": ["PhiAccrualDetector"],
         "cluster_actors.core.vclock": ["VectorClock"],
         "cluster_actors.core.merkle": ["MerkleTree", "verify_merkle_proof"],
@@ -50,12 +53,28 @@ def test_error_codes_match_the_seed() -> None:
 
     codes = {errors.NotLeader: "not_leader", errors.NoQuorum: "no_quorum",
              errors.CoordinationTimeout: "timeout", errors.ValidationFailed: "validation_failed",
-             errors.SyncFailed: "sync_failed"}
+             errors.SyncFailed: "sync_failed", errors.NotFound: "not_found"}
     for cls, code in codes.items():
         assert cls.code == code
         assert issubclass(cls, errors.ClusterError)
     error = errors.NotLeader("n2", "n1")
     assert error.leader_id == "n1" and "n1" in str(error)
+
+
+def test_every_not_found_error_is_one_class_with_a_plain_message() -> None:
+    from cluster_actors.actors.heartbeat import NotFound as HeartbeatNotFound
+    from cluster_actors.actors.monitor import NotFound as MonitorNotFound
+    from cluster_actors.actors.sync import KeyNotFound
+    from cluster_actors.core.config import ConfigNotFound
+    from cluster_actors.core.membership import MemberNotFound
+    from cluster_actors.errors import NotFound, ValidationFailed
+
+    assert HeartbeatNotFound is NotFound and MonitorNotFound is NotFound
+    for cls in (KeyNotFound, ConfigNotFound, MemberNotFound):
+        assert issubclass(cls, NotFound) and cls.code == "not_found"
+    assert issubclass(MemberNotFound, ValidationFailed)  # what it was first
+    assert str(ConfigNotFound("no config key 'x'")) == "no config key 'x'"
+    assert isinstance(MemberNotFound("n9"), KeyError)
 
 
 def test_errors_survive_pickling() -> None:
