@@ -244,8 +244,7 @@ class CoordinatorActor(ConfigCommands, StrategyRunner, ComponentActor):
                 continue
             if handle._actor_id.hex() != actor_id:
                 actor_id = handle._actor_id.hex()
-                if component == "heartbeat":  # a fresh actor runs the options' period
-                    self._spawn_config_adoption()
+                self._spawn_config_adoption()  # a fresh actor runs the options' settings
                 try:
                     tail = await bounded(handle.events_since.remote(0))
                     since = tail[-1]["seq"] if tail else 0
@@ -376,7 +375,7 @@ class CoordinatorActor(ConfigCommands, StrategyRunner, ComponentActor):
                 reachable.discard(peer)
         view.reachable = reachable
         current = len(reachable & set(view.voters))
-        size = quorum_size(len(view.voters), self.options.quorum)
+        size = quorum_size(len(view.voters), self.quorum_setting)
         view.quorum = (current >= size, size, current)
         reported = quorum_triple(await self._ask("membership", "get_quorum"))
         if reported is not None:

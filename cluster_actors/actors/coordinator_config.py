@@ -16,10 +16,11 @@ Plain kv writes are not forwarded like this: a follower answers them with
 when the coordinator starts and when its heartbeat sibling restarts, it adopts
 the applied config: the failover and partition strategies switch, and the
 heartbeat actor gets ``heartbeat_interval`` (a fresh one runs the options'
-period). The consensus actor adopts ``election_timeout`` itself, and the sync
-actor ``sync_strategy``. ``members`` and ``quorum`` are recorded, not enacted:
-Raft's membership changes through ``join_cluster``/``leave_cluster``, and
-``quorum`` sets the quorum the coordinator and membership report.
+period), and ``quorum`` becomes the quorum this coordinator and the membership
+actor report (Raft itself commits by majority). The consensus actor adopts
+``election_timeout`` itself, and the sync actor ``sync_strategy``. ``members``
+is recorded, not enacted: Raft's membership changes through
+``join_cluster``/``leave_cluster``.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ logger = logging.getLogger(__name__)
 #: Attempts to commit a config change that lost its version to a concurrent one.
 CONFIG_ATTEMPTS = 5
 #: Config keys whose change the coordinator carries out (see the module doc).
-HOT_KEYS = frozenset({"failover_strategy", "partition_strategy", "heartbeat_interval"})
+HOT_KEYS = frozenset({"failover_strategy", "partition_strategy", "heartbeat_interval",
+                      "quorum"})
 #: Seconds before adopting again when a sibling could not take a setting.
 ADOPTION_RETRY_SECONDS = 0.5
 
@@ -73,6 +75,8 @@ class ConfigCommands:
         self._seq = itertools.count(1)
         self._config_lock = asyncio.Lock()
         self._interval_pushed: tuple[str, int] | None = None  # (heartbeat actor, ms)
+        self.quorum_setting: int | None = self.options.quorum  #: the config's ``quorum``
+        self._quorum_pushed: tuple[str, int | None] | None = None  # (membership actor, q)
         self._adoption: asyncio.Future[None] | None = None
         self._adoption_failures = 0
 
@@ -90,30 +94,45 @@ class ConfigCommands:
             return
         self._switch_strategy("failover", config.failover_strategy)
         self._switch_strategy("partition", config.partition_strategy)
-        await self._adopt_heartbeat_interval(config.heartbeat_interval)
+        self.quorum_setting = config.quorum
+        self._interval_pushed = await self._push(
+            "heartbeat", "heartbeat_interval", config.heartbeat_interval,
+            self._interval_pushed, self.options.heartbeat_interval)
+        self._quorum_pushed = await self._push(
+            "membership", "quorum", config.quorum, self._quorum_pushed, self.options.quorum)
 
-    async def _adopt_heartbeat_interval(self, ms: int) -> None:
+    async def _push(self, component: str, key: str, value: Any,
+                    pushed: tuple[str, Any] | None, start_value: Any
+                    ) -> tuple[str, Any] | None:
+        """Give ``component`` the config's ``key`` (heartbeat: ``configure``,
+        membership: ``set_quorum``) unless that actor has ``value`` already:
+        pushed to it before or, for a fresh actor, the ``start_value`` it starts
+        from. Returns what the actor now has; on a failure (still starting,
+        restarting) adoption is tried again soon."""
+        args = (value,) if key == "quorum" else (key, value)
+        method = "set_quorum" if key == "quorum" else "configure"
         try:
-            handle = self.sibling("heartbeat")
+            handle = self.sibling(component)
         except ClusterError:
-            return  # not installed, or restarting: adopted when it is followed again
+            return pushed  # not installed, or restarting: adopted when it is back
         actor = handle._actor_id.hex()
-        if self._interval_pushed == (actor, ms):
-            return
-        fresh = self._interval_pushed is None or self._interval_pushed[0] != actor
-        if not (fresh and ms == self.options.heartbeat_interval):
-            try:
-                await bounded(handle.configure.remote("heartbeat_interval", ms))
-            except Exception as error:  # still starting, or restarting: try again soon
-                self._adoption_failures += 1
-                if self._adoption_failures % 10 == 1:
-                    logger.warning("coordinator of %s: cannot set heartbeat_interval %s ms "
-                                   "yet: %s", self.node_id, ms, task_cause(error))
-                asyncio.get_running_loop().call_later(ADOPTION_RETRY_SECONDS,
-                                                      self._spawn_config_adoption)
-                return
-            self.events.publish("config_adopted", key="heartbeat_interval", value=ms)
-        self._interval_pushed = (actor, ms)
+        fresh = pushed is None or pushed[0] != actor
+        if pushed == (actor, value) or (fresh and value == start_value):
+            return actor, value
+        try:
+            await bounded(getattr(handle, method).remote(*args))
+        except Exception as error:
+            self._adoption_failures += 1
+            if self._adoption_failures % 10 == 1:
+                logger.warning("coordinator of %s: %s.%s%r failed, retrying: %s",
+                               self.node_id, component, method, args, task_cause(error))
+            asyncio.get_running_loop().call_later(ADOPTION_RETRY_SECONDS,
+                                                  self._spawn_config_adoption)
+            return pushed
+        self.events.publish("config_adopted", component=component, key=key, value=value)
+        return actor, value
+
+    # --------------------------------------------------------------- commands
     async def get_config(self, key: str | None = None) -> Any:
         """This node's replicated configuration (as applied locally), or the value
         of one ``key``: a field, ``version`` or ``metadata.<path>``; an unknown key

@@ -48,6 +48,7 @@ from ..core.membership import (
     MembershipView,
     MemberStatus,
     QuorumStatus,
+    quorum_size,
 )
 from ..errors import ClusterError, ValidationFailed
 from ..runtime.hosting import find_component
@@ -167,14 +168,17 @@ class MembershipActor(ComponentActor):
             if old != new:
                 self._publish(MemberChange(node, old[0], new[0], old[1], new[1]))
         self._sync_peers()
+        self._recheck_quorum()
+        if push:
+            self._gossip_to(self._gossip_targets())
+        return result
+
+    def _recheck_quorum(self) -> None:
         quorum = self._local_quorum()
         if quorum.has_quorum != self._quorum:
             self._quorum = quorum.has_quorum
             self.events.publish("quorum_regained" if quorum.has_quorum else "quorum_lost",
                                 quorum_size=quorum.quorum_size, current=quorum.current)
-        if push:
-            self._gossip_to(self._gossip_targets())
-        return result
 
     def _summaries(self) -> dict[str, tuple[MemberStatus | None, bool]]:
         return {info.node: (info.status, info.unreachable)
@@ -318,6 +322,15 @@ class MembershipActor(ComponentActor):
         if info is None:
             raise MemberNotFound(node)
         return info.to_dict()
+
+    async def set_quorum(self, quorum: int | None) -> int:
+        """Use a static ``quorum`` (None: a majority of the voters), as the
+        replicated config's ``quorum`` says; returns the quorum size now."""
+        self.require_started()
+        quorum_size(0, quorum)  # ValidationFailed for a non-positive quorum; nothing changes
+        self.membership.configured_quorum = quorum
+        self._recheck_quorum()
+        return self.membership.quorum_size()
 
     async def get_quorum_size(self) -> int:
         self.require_started()

@@ -416,9 +416,17 @@ def test_timing_changes_hot_reload_on_every_node_and_survive_a_restart(
 
         wait_for(restarted_on_the_configs_period,
                  "the restarted heartbeat actor on the config's period")
+        # a static quorum is what the coordinators (and membership) report from now on
+        config.set_config("quorum", 3)
+        wait_for(lambda: all(c.get_quorum() == (True, 3, 3) for c in coords.values()),
+                 "every node reporting quorum 3 of 3")
+        assert cluster.node("n2").membership.get_quorum_size() == 3
     finally:
         config.set_config("heartbeat_interval", original["heartbeat_interval"])
         config.set_config("election_timeout", original["election_timeout"])
+        config.set_config("quorum", original["quorum"])
+    wait_for(lambda: all(c.get_quorum() == (True, 2, 3) for c in coords.values()),
+             "the majority quorum back")
     wait_for(lambda: everywhere("consensus", "election_timeout_ms",
                                 original["election_timeout"]), "the original timeout back")
 
