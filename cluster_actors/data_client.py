@@ -30,7 +30,7 @@ from __future__ import annotations
 from typing import Any
 
 from .client import DEFAULT_TIMEOUT, ComponentClient
-from .errors import ValidationFailed
+from .errors import SyncFailed, ValidationFailed
 
 
 class DataStore:
@@ -126,13 +126,24 @@ class DataStore:
 
     # -------------------------------------------------------------- sync
     def sync_now(self, wait: bool = True, timeout: float = 10.0) -> dict[str, Any]:
-        """A full anti-entropy exchange with every reachable peer; with ``wait``,
-        returns once each has answered (``outcome == "completed"``) or ``timeout``
-        passed. Returns the sync record (``id``, ``outcome``, ``peers`` ...)."""
+        """A full anti-entropy exchange with every reachable peer. With ``wait``,
+        returns the sync record (``id``, ``outcome == "completed"``, ``peers`` ...)
+        once each has answered, and raises :class:`~cluster_actors.errors.SyncFailed`
+        (``sync_failed``, its ``record`` attached) if one did not within ``timeout``;
+        no peer reachable raises it at once."""
         sync_id = self._sync.sync_all()
         if not wait:
             return {"id": sync_id, "outcome": "in_progress"}
-        return self._sync.call("wait_sync", sync_id, timeout, timeout=timeout + 5.0)
+        record: dict[str, Any] = self._sync.call("wait_sync", sync_id, timeout,
+                                                 timeout=timeout + 5.0)
+        if record["outcome"] != "completed":
+            error = SyncFailed(
+                f"sync {sync_id} of {self.node_id} is {record['outcome']} after {timeout} s: "
+                f"no answer from {', '.join(record['awaiting']) or 'a peer'}; check that they "
+                "run and are reachable, then retry (or pass a larger timeout)")
+            error.record = record
+            raise error
+        return record
 
     def status(self) -> dict[str, Any]:
         """The node's sync status: strategy, cost per strategy, recent syncs, conflicts."""

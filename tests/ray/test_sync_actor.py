@@ -203,6 +203,15 @@ def test_trigger_sync_returns_an_id_that_status_reports(
         n1.sync_node("n9")
     assert n1.wait_sync(n1.sync_node("n2", "full_sync"), HANG)["peers"] == ["n2"]
     assert data["n2"].sync_now()["outcome"] == "completed"
+    # a peer that never answers: the sync fails with the seed's sync_failed
+    sync(cluster, "n3").set_faults(blocked=["n1"])
+    try:
+        with pytest.raises(SyncFailed) as failed:
+            data["n1"].sync_now(timeout=0.5)
+        assert failed.value.code == "sync_failed" and failed.value.record["awaiting"] == ["n3"]
+        assert "n3" in str(failed.value)
+    finally:
+        sync(cluster, "n3").set_faults()
 
 
 def test_resolve_conflict_collapses_mv_siblings_on_every_node(
