@@ -144,8 +144,18 @@ def _otlp_installed() -> bool:
         return False
 
 
+#: Keys of the seed's config map that are not options, and where they go instead.
+_CONFIG_ONLY = {
+    "members": "the members are the nodes: Cluster.start(name, nodes=[...]) (or a count)",
+    "version": "the configuration's version is assigned by its log, starting at 1",
+}
+
+
 def _message(error: dict[str, Any]) -> str:
     if error.get("type") == "extra_forbidden":
+        key = error["loc"][-1] if error.get("loc") else None
+        if key in _CONFIG_ONLY:
+            return f"not an option: {_CONFIG_ONLY[key]}"
         valid = ", ".join(sorted(ClusterOptions.model_fields))
         return f"unknown option; valid options are: {valid}"
     return str(error.get("msg", "invalid"))
