@@ -138,6 +138,55 @@ class Coordinator(ComponentClient):
         reason, and the partition strategy's decision and data mode here."""
         return dict(self.call("get_failover_info"))
 
+    def get_member_info(self, node: str) -> dict[str, Any]:
+        """Role, reachability, leadership and progress of ``node``; NotFound if it
+        is not a member."""
+        return dict(self.call("get_member_info", node))
+
+    def step_down(self, successor: str | None = None) -> str | None:
+        """Hand leadership to ``successor`` (default: the most caught-up voter);
+        NotLeader on a follower."""
+        return self.call("step_down", successor)
+
+    def force_election(self) -> None:
+        """Start an election on this node now (it may lose)."""
+        self.call("force_election")
+
+    def get_metrics(self) -> dict[str, Any]:
+        return dict(self.call("get_metrics"))
+
+    def force_health_check(self) -> tuple[str, dict[str, Any]]:
+        """A health round now; ``(health, details)``."""
+        health, details = self.call("force_health_check")
+        return health, details
+
+    def report_partition(self, nodes: list[str], reason: str = "") -> None:
+        """Record that ``nodes`` are cut off from this node (lifecycle partitioning)."""
+        self.call("report_partition", list(nodes), reason)
+
+    def heal_partition(self, strategy: str | None = None) -> dict[str, Any]:
+        """Declare the partition healed, resolved by partition ``strategy``."""
+        return dict(self.call("heal_partition", strategy))
+
+    def get_partition_info(self) -> dict[str, Any]:
+        return dict(self.call("get_partition_info"))
+
+    def trigger_sync(self, sync_type: str = "full_sync") -> str:
+        """Start a data sync on this node; its id (``full_sync`` or ``incremental``)."""
+        return str(self.call("trigger_sync", sync_type))
+
+    def sync_status(self) -> dict[str, Any]:
+        return dict(self.call("sync_status"))
+
+    def resolve_conflict(self, key: str, resolution: str, value: Any = None) -> bool:
+        """Settle ``key``'s siblings: ``local_wins``, ``remote_wins``, ``merge`` or
+        ``value`` (with ``value``); True if the store changed."""
+        return bool(self.call("resolve_conflict", key, resolution, value))
+
+    def stop(self) -> None:
+        """End this node without changing the membership (the seed's ``stop``)."""
+        self.call("stop")
+
     def lifecycle_state(self) -> str:
         return str(self.call("lifecycle_state"))
 
