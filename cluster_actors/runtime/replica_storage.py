@@ -30,8 +30,7 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..errors import ValidationFailed
-from .storage import SYNCHRONOUS_MODES, StorageCorrupted, StorageError, node_database_path
+from .storage import StorageError, node_database_path, open_database
 
 REPLICA_DATABASE_SUFFIX = ".crdt.sqlite3"
 REPLICA_SCHEMA_VERSION = "1"
@@ -58,57 +57,12 @@ class ReplicaStorage:
                  lock_timeout: float = 5.0) -> None:
         self.path = Path(path)
         self.synchronous = synchronous.upper()
-        if self.synchronous not in SYNCHRONOUS_MODES:
-            raise ValidationFailed([("synchronous", f"{synchronous!r} is not one of "
-                                     f"{', '.join(SYNCHRONOUS_MODES)}")])
         self._lock = threading.Lock()
         self.saved_entries = 0
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn: sqlite3.Connection | None = sqlite3.connect(
-                str(self.path), isolation_level=None, check_same_thread=False,
-                timeout=lock_timeout)
-        except (OSError, sqlite3.Error) as error:
-            raise StorageError(f"cannot open the replica database {self.path}: {error}") \
-                from error
-        try:
-            self._open()
-        except sqlite3.Error as error:
-            self.close()
-            text = str(error).lower()
-            if "locked" in text or "busy" in text:
-                raise StorageError(f"{self.path} is open in another process (another "
-                                   f"incarnation of this node?); stop it first: {error}") \
-                    from error
-            raise StorageCorrupted(f"{self.path} cannot be read as a replica database "
-                                   f"({error}); {_START_OVER}") from error
-        except BaseException:
-            self.close()
-            raise
-
-    def _open(self) -> None:
-        conn = self._connection()
-        conn.execute("PRAGMA locking_mode=EXCLUSIVE")
-        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        conn.execute(f"PRAGMA synchronous={self.synchronous}")
-        if str(mode).lower() != "wal":
-            raise StorageError(f"{self.path}: SQLite refused WAL mode (journal mode is "
-                               f"{mode!r}); put the data directory on a local file system")
-        tables = {row[0] for row in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if not tables:
-            conn.execute("BEGIN")
-            for statement in _SCHEMA:
-                conn.execute(statement)
-            conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
-                         (REPLICA_SCHEMA_VERSION,))
-            conn.execute("COMMIT")
-            return
-        row = (conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-               if tables == {"meta", "entries"} else None)
-        if row is None or row[0] != REPLICA_SCHEMA_VERSION:
-            raise StorageCorrupted(f"{self.path} is not a replica database of this version "
-                                   f"(tables: {', '.join(sorted(tables))}); {_START_OVER}")
+        self._conn: sqlite3.Connection | None = open_database(
+            self.path, synchronous, lock_timeout, kind="replica", schema=_SCHEMA,
+            schema_version=REPLICA_SCHEMA_VERSION, tables=("meta", "entries"),
+            start_over=_START_OVER)
 
     def load(self) -> dict[str, bytes]:
         """Every saved ``key -> entry``."""

@@ -46,7 +46,7 @@ import os
 import pickle
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -129,6 +129,67 @@ def node_database_path(data_dir: str | Path, cluster_id: str, node_id: str,
     return Path(data_dir) / cluster_id / f"{node_id}{suffix}"
 
 
+def open_database(path: Path, synchronous: str, lock_timeout: float, *, kind: str,
+                  schema: Sequence[str], schema_version: str, tables: Collection[str],
+                  start_over: str) -> sqlite3.Connection:
+    """Open one of this project's SQLite databases (``kind``: "Raft", "replica"):
+    WAL mode, an exclusive lock, ``synchronous``; a new file gets ``schema`` and
+    a ``meta`` row ``schema_version``. An existing file must hold ``tables`` and
+    that version. Errors say what to do: StorageError (cannot open, locked by
+    another process, no WAL), StorageCorrupted (another file, another version:
+    ``start_over`` says how to recover), ValidationFailed (``synchronous``)."""
+    level = synchronous.upper()
+    if level not in SYNCHRONOUS_MODES:
+        raise ValidationFailed([("synchronous", f"{synchronous!r} is not one of "
+                                 f"{', '.join(SYNCHRONOUS_MODES)}")])
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
+                               timeout=lock_timeout)
+    except (OSError, sqlite3.Error) as error:
+        raise StorageError(f"cannot open the {kind} database {path}: {error}") from error
+    try:
+        try:
+            conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            conn.execute(f"PRAGMA synchronous={level}")
+            if str(mode).lower() != "wal":
+                raise StorageError(f"{path}: SQLite refused WAL mode (journal mode is "
+                                   f"{mode!r}); put the data directory on a local file system")
+            found = {row[0] for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not found:
+                conn.execute("BEGIN")
+                for statement in schema:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
+                             (schema_version,))
+                conn.execute("COMMIT")
+                return conn
+            row = (conn.execute("SELECT value FROM meta WHERE key = 'schema_version'")
+                   .fetchone() if "meta" in found else None)
+        except sqlite3.Error as error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            text = str(error).lower()
+            if "locked" in text or "busy" in text:
+                raise StorageError(f"{path} is open in another process (another incarnation "
+                                   f"of this node?); stop it first: {error}") from error
+            raise StorageCorrupted(f"{path} cannot be read as a {kind} database ({error}); "
+                                   f"{start_over}") from error
+        if row is None or not found >= set(tables):
+            raise StorageCorrupted(f"{path} is not a {kind} database of this project "
+                                   f"(tables: {', '.join(sorted(found))}); {start_over}")
+        if row[0] != schema_version:
+            raise StorageCorrupted(f"{path} has schema version {row[0]!r}, this version "
+                                   f"reads only {schema_version!r}; run the version that "
+                                   f"wrote it, or {start_over}")
+        return conn
+    except BaseException:
+        conn.close()
+        raise
+
+
 class RaftStorage:
     """The durable Raft state of one node, in one SQLite database (WAL mode).
 
@@ -146,24 +207,15 @@ class RaftStorage:
                  lock_timeout: float = 5.0) -> None:
         self.path = Path(path)
         self.synchronous = synchronous.upper()
-        if self.synchronous not in SYNCHRONOUS_MODES:
-            raise ValidationFailed([("synchronous", f"{synchronous!r} is not one of "
-                                     f"{', '.join(SYNCHRONOUS_MODES)}")])
         self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = open_database(
+            self.path, synchronous, lock_timeout, kind="Raft", schema=_SCHEMA,
+            schema_version=SCHEMA_VERSION, tables=_TABLES,
+            start_over=f"point the node at its own data directory, or {_START_OVER}")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn: sqlite3.Connection | None = sqlite3.connect(
-                str(self.path), isolation_level=None, check_same_thread=False,
-                timeout=lock_timeout)
-        except (OSError, sqlite3.Error) as error:
-            raise StorageError(f"cannot open the Raft database {self.path}: {error}") from error
-        try:
-            self._configure()
-            self._prepare_schema()
             self._check_identity(cluster_id, node_id)
         except BaseException:
-            self._conn.close()
-            self._conn = None
+            self.close()
             raise
 
     # ----------------------------------------------------------- opening
@@ -172,46 +224,6 @@ class RaftStorage:
         """Whether a database file is at ``path`` (restart rather than bootstrap,
         unless :meth:`is_empty` says nothing was ever persisted)."""
         return Path(path).is_file()
-
-    def _configure(self) -> None:
-        conn = self._connection()
-        try:
-            conn.execute("PRAGMA locking_mode=EXCLUSIVE")
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            conn.execute(f"PRAGMA synchronous={self.synchronous}")
-        except sqlite3.Error as error:
-            raise self._opening_error(error) from error
-        if str(mode).lower() != "wal":
-            raise StorageError(f"{self.path}: SQLite refused WAL mode (journal mode is "
-                               f"{mode!r}); put the data directory on a local file system")
-
-    def _prepare_schema(self) -> None:
-        conn = self._connection()
-        try:
-            tables = {row[0] for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if not tables:
-                conn.execute("BEGIN")
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-                conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
-                             (SCHEMA_VERSION,))
-                conn.execute("COMMIT")
-                return
-            row = (conn.execute("SELECT value FROM meta WHERE key = 'schema_version'")
-                   .fetchone() if "meta" in tables else None)
-        except sqlite3.Error as error:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise self._opening_error(error) from error
-        if row is None or not tables >= _TABLES:
-            raise StorageCorrupted(f"{self.path} is not a Raft database of this project "
-                                   f"(tables: {', '.join(sorted(tables))}); point the node at "
-                                   f"its own data directory, or {_START_OVER}")
-        if row[0] != SCHEMA_VERSION:
-            raise StorageCorrupted(f"{self.path} has schema version {row[0]!r}, this version "
-                                   f"reads only {SCHEMA_VERSION!r}; run the version that "
-                                   f"wrote it, or {_START_OVER}")
 
     def _check_identity(self, cluster_id: str | None, node_id: str | None) -> None:
         errors = []
@@ -229,14 +241,6 @@ class RaftStorage:
             raise ValidationFailed(errors)
         if to_record:
             self._write_meta(to_record)
-
-    def _opening_error(self, error: sqlite3.Error) -> StorageError:
-        text = str(error).lower()
-        if "locked" in text or "busy" in text:
-            return StorageError(f"{self.path} is open in another process (another incarnation "
-                                f"of this node?); stop it first: {error}")
-        return StorageCorrupted(f"{self.path} cannot be read as a Raft database ({error}); "
-                                f"{_START_OVER}")
 
     # ------------------------------------------------------------ writing
     def persist(self, ready: Ready) -> None:
@@ -449,4 +453,5 @@ __all__ = [
     "StorageCorrupted",
     "StorageError",
     "node_database_path",
+    "open_database",
 ]
