@@ -160,13 +160,13 @@ class CoordinatorActor(ConfigCommands, StrategyRunner, ComponentActor):
         self._kick = asyncio.Event()
         self._stats = {"config_committed": 0, "config_forwarded": 0, "config_rejected": 0,
                        "refreshes": 0, "local_failures": 0}
+        self._heartbeat_status: dict[str, Any] | None = None
+        self._start_strategies()  # in the constructor: calls may arrive while it starts
 
     # ============================================================ running
     async def on_start(self) -> None:
         configure_tracing_from_env()
         configure_tracing_from_options(self.options)
-        self._start_strategies()
-        self._heartbeat_status: dict[str, Any] | None = None
         restarted = await self._was_restarted()
         since = await self._consensus_tail()
         await self._refresh(reconcile=False)

@@ -79,18 +79,19 @@ class ConfigCommands:
         self._quorum_pushed: tuple[str, int | None] | None = None  # (membership actor, q)
         self._adoption: asyncio.Future[None] | None = None
         self._adoption_failures = 0
+        self._retry: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------ hot reload
     def _spawn_config_adoption(self) -> None:
         """Adopt the applied config (in a task: reading it is a call)."""
+        self._retry = None
         self._adoption = asyncio.ensure_future(self._adopt_config())
 
     async def _adopt_config(self) -> None:
         try:
             config = await self._query_config(lambda store: store.config)
-        except Exception as error:
-            logger.warning("coordinator of %s: cannot read the config to adopt it: %s",
-                           self.node_id, error)
+        except Exception as error:  # consensus still starting or restarting
+            self._retry_adoption("reading the config", error)
             return
         self._switch_strategy("failover", config.failover_strategy)
         self._switch_strategy("partition", config.partition_strategy)
@@ -100,6 +101,16 @@ class ConfigCommands:
             self._interval_pushed, self.options.heartbeat_interval)
         self._quorum_pushed = await self._push(
             "membership", "quorum", config.quorum, self._quorum_pushed, self.options.quorum)
+
+    def _retry_adoption(self, what: str, error: BaseException) -> None:
+        """Adopt again in a moment (logged once per ten failures)."""
+        self._adoption_failures += 1
+        if self._adoption_failures % 10 == 1:
+            logger.warning("coordinator of %s: %s failed, retrying: %s", self.node_id, what,
+                           error)
+        if self._retry is None:  # one retry at a time, however many adoptions failed
+            self._retry = asyncio.get_running_loop().call_later(ADOPTION_RETRY_SECONDS,
+                                                                self._spawn_config_adoption)
 
     async def _push(self, component: str, key: str, value: Any,
                     pushed: tuple[str, Any] | None, start_value: Any
@@ -122,12 +133,7 @@ class ConfigCommands:
         try:
             await bounded(getattr(handle, method).remote(*args))
         except Exception as error:
-            self._adoption_failures += 1
-            if self._adoption_failures % 10 == 1:
-                logger.warning("coordinator of %s: %s.%s%r failed, retrying: %s",
-                               self.node_id, component, method, args, task_cause(error))
-            asyncio.get_running_loop().call_later(ADOPTION_RETRY_SECONDS,
-                                                  self._spawn_config_adoption)
+            self._retry_adoption(f"{component}.{method}{args!r}", task_cause(error))
             return pushed
         self.events.publish("config_adopted", component=component, key=key, value=value)
         return actor, value

@@ -569,6 +569,32 @@ def test_a_restarted_coordinator_goes_through_recovery(
     assert coords["n3"].handle._actor_id != old._actor_id
 
 
+
+def test_a_restarted_coordinator_runs_the_configured_strategy_not_the_options(
+        cluster: Cluster, coords: dict[str, Coordinator]) -> None:
+    all_stable(coords)
+    assert cluster.options.failover_strategy == "automatic"
+    coords["n1"].propose_config({"failover_strategy": "load_aware"})
+    try:
+        wait_for(lambda: all(c.get_failover_info()["strategy"] == "load_aware"
+                             for c in coords.values()), "every node on load_aware")
+        old = coords["n2"].handle
+        ray.kill(old, no_restart=True)
+
+        def restarted_strategy() -> str | None:
+            try:
+                strategy = coords["n2"].get_failover_info()["strategy"]
+            except (ClusterError, RayActorError):
+                return None
+            return strategy if coords["n2"].handle._actor_id != old._actor_id else None
+
+        wait_for(lambda: restarted_strategy() == "load_aware",
+                 "the restarted coordinator on the config's strategy")
+    finally:
+        coords["n1"].propose_config({"failover_strategy": "automatic"})
+    all_stable(coords)
+
+
 def test_leaving_removes_the_node_from_the_voters(cluster: Cluster,
                                                   coords: dict[str, Coordinator]) -> None:
     all_stable(coords)
