@@ -46,6 +46,16 @@ DEFAULT_TIMEOUT = 10.0
 Event = dict[str, Any]
 
 
+def _identity(subscriber: Any) -> Any:
+    """A callable as a dict key: itself (so ``events.append`` made twice is one
+    subscriber, as bound methods compare equal), or its id if unhashable."""
+    try:
+        hash(subscriber)
+    except TypeError:
+        return id(subscriber)
+    return subscriber
+
+
 def unwrap(error: BaseException) -> BaseException:
     """The ClusterError inside a Ray task error, if any."""
     cause = getattr(error, "cause", None)
@@ -73,7 +83,7 @@ class ComponentClient:
         self._component = component
         self._timeout = timeout
         self._handle: Any = None
-        self._subscriptions: dict[tuple[str, int], Subscription] = {}
+        self._subscriptions: dict[tuple[str, Any], Subscription] = {}
 
     @property
     def handle(self) -> Any:
@@ -140,14 +150,14 @@ class ComponentClient:
             wanted = frozenset(types)
             accept = (lambda event: event["type"] in wanted) if accept is None else accept
         subscription = Subscription(self, subscriber, accept)
-        self._subscriptions[(method, id(subscriber))] = subscription
+        self._subscriptions[(method, _identity(subscriber))] = subscription
         return subscription
 
     def _unsubscribe(self, method: str, subscriber: Any) -> bool:
         if isinstance(subscriber, ActorHandle):
             return bool(self.call(method, subscriber))
-        subscription = self._subscriptions.pop((method.removeprefix("un"), id(subscriber)),
-                                               None)
+        subscription = self._subscriptions.pop(
+            (method.removeprefix("un"), _identity(subscriber)), None)
         if subscription is None:
             return False
         subscription.cancel()
