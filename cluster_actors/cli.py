@@ -4,6 +4,9 @@
     cluster-actors up --address auto         # start the layer on a running Ray cluster
     cluster-actors status [--name NAME]      # nodes, roles, terms, commit indexes
     cluster-actors down [--name NAME]        # stop every actor of the cluster
+    cluster-actors config get [KEY]          # the replicated configuration (or one key)
+    cluster-actors config set KEY VALUE      # a new version (VALUE as JSON, else a string)
+    cluster-actors config history | rollback VERSION
     cluster-actors chaos ...                 # a seeded chaos run with a checked history
     cluster-actors sim ...                   # simulator sweeps of the pure Raft core
     cluster-actors bench [--quick] [--only kv,...]   # benchmarks (needs a source checkout)
@@ -12,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -94,6 +98,37 @@ def _down(args: argparse.Namespace) -> int:
     cluster = Cluster.attach(args.name, address=args.address)
     cluster.shutdown()
     Console().print(f"cluster {args.name!r} stopped")
+    return 0
+
+
+def _json_value(text: str) -> object:
+    """A command-line value: JSON (``5``, ``null``, ``{"a": 1}``), else the text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _config(args: argparse.Namespace) -> int:
+    from .cluster import Cluster
+
+    _connect(args.address)
+    config = Cluster.attach(args.name, address=args.address).config(args.node)
+    console = Console()
+    if args.action == "get":
+        value = config.get_config(args.key) if args.key else config.get_config()
+        console.print_json(json.dumps(value))
+    elif args.action == "set":
+        version = config.set_config(args.key, _json_value(args.value))
+        console.print(f"{args.key} set: configuration version {version}")
+    elif args.action == "history":
+        for record in config.get_history():
+            keys = ", ".join(record["changed_keys"]) or "-"
+            console.print(f"{record['version']:>5}  {record['kind']:<8}  {keys}")
+    else:
+        version = config.rollback(args.version)
+        console.print(f"rolled back to the content of version {args.version}: "
+                      f"configuration version {version}")
     return 0
 
 
@@ -181,6 +216,26 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--address", default="auto")
         sub.add_argument("--name", default=DEFAULT_NAME)
         sub.set_defaults(run=run)
+
+    config = commands.add_parser(
+        "config", help="read or change the replicated configuration (hot-reloaded)")
+    config.add_argument("--address", default="auto")
+    config.add_argument("--name", default=DEFAULT_NAME)
+    config.add_argument("--node", default=None,
+                        help="the node to ask (default: the first); changes reach every node")
+    actions = config.add_subparsers(dest="action", required=True)
+    get = actions.add_parser("get", help="the whole configuration, or one key "
+                                         "(a field or metadata.<path>)")
+    get.add_argument("key", nargs="?", default=None)
+    put = actions.add_parser("set", help="change one key: validated, then committed "
+                                         "through Raft as a new version")
+    put.add_argument("key")
+    put.add_argument("value", help="JSON (5, null, [\"n1\"], {...}); anything else is a string")
+    actions.add_parser("history", help="the kept versions: number, kind, changed keys")
+    back = actions.add_parser("rollback", help="restore an old version's content as a "
+                                               "new version")
+    back.add_argument("version", type=int)
+    config.set_defaults(run=_config)
 
     bench = commands.add_parser(
         "bench", help="run the benchmarks against the seed's targets (needs a source "

@@ -13,6 +13,7 @@ exactly as documented in docs/deployment.md.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -33,7 +34,7 @@ BIN = Path(sys.executable).parent
 CLI = BIN / "cluster-actors"
 RAY = BIN / "ray"
 CLUSTER = "clitest"
-COMMANDS = ("demo", "up", "status", "down", "chaos", "sim")
+COMMANDS = ("demo", "up", "status", "down", "config", "chaos", "sim")
 TOKEN = secrets.token_hex(32)
 
 # Hang bounds only: a healthy run takes a fraction of these.
@@ -249,6 +250,32 @@ def test_a_client_without_the_token_is_told_to_provide_it(ray_head: RayHead) -> 
     assert "requires token authentication" in result.stderr, explain(result)
     assert "RAY_AUTH_MODE=token" in result.stderr, explain(result)
     assert "Traceback" not in result.stderr, explain(result)
+
+
+def test_config_reads_changes_and_rolls_back_the_replicated_configuration(
+        ray_head: RayHead, cluster_up: subprocess.CompletedProcess[str]) -> None:
+    assert cluster_up.returncode == 0, explain(cluster_up)
+    where = ("--address", ray_head.address, "--name", CLUSTER)
+    whole = run_cli("config", *where, "get")
+    assert whole.returncode == 0, explain(whole)
+    assert json.loads(whole.stdout)["members"] == ["n1", "n2", "n3"], explain(whole)
+    changed = run_cli("config", *where, "--node", "n2", "set", "heartbeat_interval", "700")
+    assert changed.returncode == 0, explain(changed)
+    version = int(re.search(r"version (\d+)", changed.stdout).group(1))
+    one = run_cli("config", *where, "get", "heartbeat_interval")
+    assert one.returncode == 0 and json.loads(one.stdout) == 700, explain(one)
+    history = run_cli("config", *where, "history")
+    assert re.search(rf"^\s*{version}\s+set\s+heartbeat_interval$", history.stdout,
+                     re.MULTILINE), explain(history)
+    back = run_cli("config", *where, "rollback", str(version - 1))
+    assert back.returncode == 0 and f"version {version + 1}" in back.stdout, explain(back)
+    invalid = run_cli("config", *where, "set", "quorum", "9")
+    assert invalid.returncode == 2, explain(invalid)
+    assert "quorum 9 is larger than the 3 members" in invalid.stderr, explain(invalid)
+    missing = run_cli("config", *where, "get", "colour")
+    assert missing.returncode == 2 and "no config key 'colour'" in missing.stderr, \
+        explain(missing)
+    assert "Traceback" not in invalid.stderr + missing.stderr
 
 
 # Runs last in this module (pytest keeps file order): it stops the cluster the
