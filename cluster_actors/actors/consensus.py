@@ -193,6 +193,21 @@ class ConsensusCore:
             self._schedule_process()
 
     # --------------------------------------------------------------- clients
+    async def submit_config(self, prepare: Callable[[Any], Any], client_id: str, seq: int,
+                            timeout: float = 5.0) -> tuple[int, Any]:
+        """Leader only: ``prepare(config_store)`` here (a ValidationFailed leaves
+        nothing proposed), then commit the record as the session command
+        ``(client_id, seq)``: ``(the record's version, the apply result)``. One
+        call instead of a prepare and a submit; a retry with the same ``seq`` is
+        applied at most once, whatever it prepares."""
+        self.require_started()
+        if self.raft.role is not Role.LEADER:
+            raise NotLeader(self.node_id, self.raft.lead)
+        record = prepare(self.sm.config)
+        command = Command(client_id, seq, ("config", record.model_dump(mode="json")), seq)
+        [result] = await self.submit([command], timeout)
+        return record.version, result
+
     async def submit(self, commands: list[Command], timeout: float = 5.0) -> list[Any]:
         """Propose a batch of commands; results in the same order once applied."""
         self.require_started()
@@ -493,6 +508,10 @@ class ConsensusActor(SupervisedActor):
 
     async def submit(self, commands: list[Command], timeout: float = 5.0) -> list[Any]:
         return await self.core.submit(commands, timeout)
+
+    async def submit_config(self, prepare: Callable[[Any], Any], client_id: str, seq: int,
+                            timeout: float = 5.0) -> tuple[int, Any]:
+        return await self.core.submit_config(prepare, client_id, seq, timeout)
 
     async def read(self, keys: list[str], timeout: float = 5.0) -> list[Any]:
         return await self.core.read(keys, timeout)

@@ -625,8 +625,16 @@ class CoordinatorActor(ConfigCommands, StrategyRunner, ComponentActor):
         with election_span(self.node_id, self.view.term + 1, forced=True):
             await self._consensus_call("force_election")
 
-    async def _leader_handle(self, deadline: float) -> tuple[str, Any]:
-        """The leader's id and consensus handle, waiting for an election if needed."""
+    async def _leader_handle(self, deadline: float, known: str | None = None
+                             ) -> tuple[str, Any]:
+        """The leader's id and consensus handle, waiting for an election if needed.
+        ``known``: a leader to try first without asking (its handle may say
+        NotLeader; the caller asks again then)."""
+        if known is not None:
+            handle = (self.sibling("consensus") if known == self.node_id
+                      else self._peer_handles.get(known) or self._resolve_peer(known))
+            if handle is not None:
+                return known, handle
         while True:
             leader = await self._consensus_call("get_leader")
             if leader is not None:

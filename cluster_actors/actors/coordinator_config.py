@@ -2,13 +2,16 @@
 approval), approve, roll back and import the replicated configuration.
 
 Reads run where the replicated :class:`~cluster_actors.core.config.ConfigStore`
-lives (``consensus.query_config``): the local node's, or the leader's when a
-change is prepared. A change is validated first against the local store
-(invalid: :class:`~cluster_actors.errors.ValidationFailed` with field paths,
-nothing is proposed), prepared on the leader's store, and submitted to the
-leader's consensus actor as one session command (``(client_id, seq)``, the same
-seq on every retry, so it applies at most once). A change that lost its version
-to a concurrent one is prepared again, up to :data:`CONFIG_ATTEMPTS` times.
+lives (``consensus.query_config``), on this node. A change goes to the leader's
+consensus actor in one call (``submit_config``): it is validated and prepared
+against the leader's store there (invalid:
+:class:`~cluster_actors.errors.ValidationFailed` with field paths, nothing is
+proposed), then committed as one session command (``(client_id, seq)``, the
+same seq on every retry, so it applies at most once). With no leader known it
+is validated against this node's store first, so bad input fails at once. A
+change that lost its version to a concurrent one is prepared again, up to
+:data:`CONFIG_ATTEMPTS` times. The leader is the one this node's event stream
+last named (no lookup call); a stale one answers NotLeader and is asked for.
 Plain kv writes are not forwarded like this: a follower answers them with
 :class:`~cluster_actors.errors.NotLeader`.
 
@@ -36,7 +39,6 @@ from typing import Any
 from ray.exceptions import RayActorError
 
 from ..core.config import ConfigChange, ConfigStore, ConfigVersion
-from ..core.kv import Command
 from ..errors import ClusterError, CoordinationTimeout, NotLeader, ValidationFailed
 from ..telemetry import config_change_span
 from .monitor import NotFound, bounded, task_cause
@@ -187,9 +189,9 @@ class ConfigCommands:
                              timeout: float = 10.0) -> int:
         """Validate, then replicate a config change; returns its version.
 
-        ``new_config`` holds the keys to change. It is validated first against
-        the replicated store (:class:`ValidationFailed` with field paths;
-        nothing is proposed, nothing changes on any node). The prepared
+        ``new_config`` holds the keys to change. It is validated against the
+        replicated store before anything is proposed (:class:`ValidationFailed`
+        with field paths; nothing changes on any node). The prepared
         record is then committed through consensus; on a follower the
         coordinator forwards it to the leader's consensus actor (plain kv
         writes are not forwarded: they raise :class:`NotLeader`).
@@ -203,9 +205,9 @@ class ConfigCommands:
         def prepare(store: ConfigStore) -> ConfigVersion:
             return store.prepare(new_config)
 
-        await self._query_config(prepare)  # validate first, locally
         if not require_approval:
             return await self._commit_config(prepare, timeout)
+        await self._query_config(prepare)  # validate first, locally
         _, handle = await self._leader_handle(time.monotonic() + timeout)
         record = await self._query_config(prepare, handle, timeout)
         version = max(record.version - 1, *self._pending) + 1 if self._pending else record.version
@@ -250,12 +252,10 @@ class ConfigCommands:
     async def rollback_config(self, version: int, timeout: float = 10.0) -> int:
         """Restore kept version ``version`` as a new version (returned);
         raises ConfigNotFound (``not_found``) if it is not kept."""
-        await self._query_config(lambda store: store.record(version))
         return await self._commit_config(lambda store: store.prepare_rollback(version), timeout)
 
     async def import_config(self, text: str, timeout: float = 10.0) -> int:
         """Replicate a config exported as JSON as the next version (returned)."""
-        await self._query_config(lambda store: store.prepare_import(text))
         return await self._commit_config(lambda store: store.prepare_import(text), timeout)
 
     async def _query_config(self, query: Callable[[ConfigStore], Any], handle: Any = None,
@@ -274,42 +274,49 @@ class ConfigCommands:
 
     async def _commit_config(self, prepare: Callable[[ConfigStore], ConfigVersion],
                              timeout: float) -> int:
-        """Prepare on the leader's store and commit through its consensus actor;
-        re-prepare when a concurrent change took the version."""
+        """Prepare on the leader's store and commit through its consensus actor,
+        in one call (``submit_config``: an invalid change raises there, before
+        anything is proposed); prepare again when a concurrent change took the
+        version. With no leader known, the change is validated here first, so
+        invalid input fails at once instead of after waiting for an election."""
         deadline = time.monotonic() + timeout
         async with self._config_lock:
+            if self.view.leader is None:
+                await self._query_config(prepare)
+            result: Any = None
             for _ in range(CONFIG_ATTEMPTS):
-                leader, handle = await self._leader_handle(deadline)
-                record = await self._query_config(prepare, handle, timeout)
+                leader, handle = await self._leader_handle(deadline, known=self.view.leader)
                 seq = next(self._seq)
-                command = Command(self._client_id, seq, ("config", record.model_dump(mode="json")),
-                                  seq)
-                with config_change_span(self.node_id, record.version, self.view.term,
-                                        leader=leader, forwarded=leader != self.node_id):
-                    result = await self._submit(command, leader, handle, deadline)
+                with config_change_span(self.node_id, None, self.view.term, leader=leader,
+                                        forwarded=leader != self.node_id) as span:
+                    version, result = await self._submit(prepare, seq, leader, handle,
+                                                         deadline)
+                    span.set_attribute("version", version)
                 if isinstance(result, ConfigChange):
                     self._stats["config_committed"] += 1
                     self._stats["config_forwarded"] += leader != self.node_id
                     return result.version
                 if result is None:  # the same record was already applied: a replay
-                    return record.version
+                    return version
                 self._stats["config_rejected"] += 1
             raise result if isinstance(result, Exception) else ClusterError(
                 f"config change not committed after {CONFIG_ATTEMPTS} attempts: {result!r}")
 
-    async def _submit(self, command: Command, leader: str, handle: Any,
-                      deadline: float) -> Any:
-        """Submit ``command`` (same session seq on every retry, so it applies at
-        most once) to the leader, following leader changes until ``deadline``."""
+    async def _submit(self, prepare: Callable[[ConfigStore], ConfigVersion], seq: int,
+                      leader: str, handle: Any, deadline: float) -> tuple[int, Any]:
+        """``(version, result)`` of ``prepare`` committed by the leader as session
+        command ``seq`` (the same on every retry, so it applies at most once),
+        following leader changes until ``deadline``."""
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise CoordinationTimeout("the config change was not acknowledged in time; "
                                           "its outcome is unknown: check get_config")
             try:
-                [result] = await bounded(handle.submit.remote([command], remaining),
-                                         remaining + 1.0)
-                return result
+                version, result = await bounded(
+                    handle.submit_config.remote(prepare, self._client_id, seq, remaining),
+                    remaining + 1.0)
+                return version, result
             except asyncio.TimeoutError:
                 continue
             except Exception as error:
