@@ -46,6 +46,10 @@ DEFAULT_TIMEOUT = 10.0
 Event = dict[str, Any]
 
 
+_SUBSCRIPTIONS: dict[tuple[Any, ...], Subscription] = {}
+_SUBSCRIPTIONS_LOCK = threading.Lock()
+
+
 def _identity(subscriber: Any) -> Any:
     """A callable as a dict key: itself (so ``events.append`` made twice is one
     subscriber, as bound methods compare equal), or its id if unhashable."""
@@ -83,7 +87,6 @@ class ComponentClient:
         self._component = component
         self._timeout = timeout
         self._handle: Any = None
-        self._subscriptions: dict[tuple[str, Any], Subscription] = {}
 
     @property
     def handle(self) -> Any:
@@ -140,6 +143,8 @@ class ComponentClient:
 
     def _subscribe(self, method: str, subscriber: Any, types: Collection[str] | None,
                    accept: Callable[[Event], bool] | None = None) -> Subscription | None:
+        if isinstance(types, str):
+            types = [types]  # one event type, not its letters
         if isinstance(subscriber, ActorHandle):
             self.call(method, subscriber, *([sorted(types)] if types else []))
             return None
@@ -149,19 +154,29 @@ class ComponentClient:
         if types:
             wanted = frozenset(types)
             accept = (lambda event: event["type"] in wanted) if accept is None else accept
-        subscription = Subscription(self, subscriber, accept)
-        self._subscriptions[(method, _identity(subscriber))] = subscription
+        key = self._subscription_key(method, subscriber)
+        with _SUBSCRIPTIONS_LOCK:
+            existing = _SUBSCRIPTIONS.get(key)
+            if existing is not None and existing.active:
+                return existing  # one thread per callable: no event delivered twice
+            subscription = _SUBSCRIPTIONS[key] = Subscription(self, subscriber, accept)
         return subscription
 
     def _unsubscribe(self, method: str, subscriber: Any) -> bool:
         if isinstance(subscriber, ActorHandle):
             return bool(self.call(method, subscriber))
-        subscription = self._subscriptions.pop(
-            (method.removeprefix("un"), _identity(subscriber)), None)
+        with _SUBSCRIPTIONS_LOCK:
+            subscription = _SUBSCRIPTIONS.pop(
+                self._subscription_key(method.removeprefix("un"), subscriber), None)
         if subscription is None:
             return False
         subscription.cancel()
         return True
+
+    def _subscription_key(self, method: str, subscriber: Any) -> tuple[Any, ...]:
+        """Subscriptions are per process, so any client of the same component
+        (``cluster.node(n)`` makes new ones) finds and cancels them."""
+        return (self._cluster, self._node_id, self._component, method, _identity(subscriber))
 
     def __getattr__(self, method: str) -> Callable[..., Any]:
         if method.startswith("_"):

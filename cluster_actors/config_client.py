@@ -12,9 +12,10 @@ changes are validated, then committed through Raft by the node's coordinator
     config.subscribe_changes(print)          # each committed change, as applied on n1
     config.rollback(version - 1)             # the old content as a new version
 
-Unknown keys raise :class:`~cluster_actors.core.config.ConfigNotFound`
-(``code == "not_found"``); invalid values :class:`~cluster_actors.errors.ValidationFailed`
-with field paths, and change nothing on any node.
+Reading an unknown key raises :class:`~cluster_actors.core.config.ConfigNotFound`
+(``code == "not_found"``); setting one, or an invalid value, raises
+:class:`~cluster_actors.errors.ValidationFailed` with field paths, and changes
+nothing on any node.
 """
 
 from __future__ import annotations

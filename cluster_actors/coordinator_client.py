@@ -97,8 +97,10 @@ class Coordinator(ComponentClient):
     def get_quorum(self) -> Quorum:
         return Quorum(*self.call("get_quorum"))
 
-    def get_config(self) -> dict[str, Any]:
-        return dict(self.call("get_config"))
+    def get_config(self, key: str | None = None) -> Any:
+        """The replicated configuration as applied on this node (a dict), or the
+        value of one ``key`` (a field or ``metadata.<path>``; NotFound if none)."""
+        return self.call("get_config", key)
 
     def propose_config(self, new_config: dict[str, Any], require_approval: bool = False,
                        timeout: float | None = None) -> int:

@@ -128,7 +128,7 @@ class DataStore:
     def sync_now(self, wait: bool = True, timeout: float = 10.0) -> dict[str, Any]:
         """A full anti-entropy exchange with every reachable peer. With ``wait``,
         returns the sync record (``id``, ``outcome == "completed"``, ``peers`` ...)
-        once each has answered, and raises :class:`~cluster_actors.errors.SyncFailed`
+        once each has answered (``"nothing_to_do"`` on a node without peers), and raises :class:`~cluster_actors.errors.SyncFailed`
         (``sync_failed``, its ``record`` attached) if one did not within ``timeout``;
         no peer reachable raises it at once."""
         sync_id = self._sync.sync_all()
@@ -136,7 +136,7 @@ class DataStore:
             return {"id": sync_id, "outcome": "in_progress"}
         record: dict[str, Any] = self._sync.call("wait_sync", sync_id, timeout,
                                                  timeout=timeout + 5.0)
-        if record["outcome"] != "completed":
+        if record["outcome"] not in ("completed", "nothing_to_do"):  # the latter: no peers
             error = SyncFailed(
                 f"sync {sync_id} of {self.node_id} is {record['outcome']} after {timeout} s: "
                 f"no answer from {', '.join(record['awaiting']) or 'a peer'}; check that they "

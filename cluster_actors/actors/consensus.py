@@ -54,6 +54,7 @@ from ..runtime.storage import RaftStorage, node_database_path
 from ..runtime.supervisor import SupervisedActor
 from ..runtime.transport import FaultFilter, Transport
 from ..telemetry import SPAN_ELECTION, configure_tracing_from_options, start_span
+from .monitor import task_cause
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +131,19 @@ class ConsensusCore:
         self.events.publish("started", recovered=recovered, term=self.raft.term,
                             commit=self.raft.commit, last_index=self.raft.log.last_index)
         self._tick_task = asyncio.get_running_loop().create_task(self._tick_loop())
+
+    def _announce_installed_config(self, before: Any) -> None:
+        """A snapshot replaced the config: adopt and announce it as one change, so
+        the siblings hot-reload what changed as they do for a log entry."""
+        after = self.sm.config.config
+        if after.version == before.version:
+            return
+        changed = [key for key in type(after).model_fields
+                   if key != "version" and getattr(after, key) != getattr(before, key)]
+        if "election_timeout" in changed:
+            self._adopt_election_timeout()
+        self.events.publish("config_changed", version=after.version, kind="snapshot",
+                            changed_keys=changed)
 
     def _adopt_election_timeout(self) -> None:
         """Raft's election timeout follows the replicated config (a hot reload: the
@@ -305,8 +319,10 @@ class ConsensusCore:
 
     def _apply(self, ready: Ready) -> None:
         if ready.snapshot is not None and ready.restore_snapshot:
+            before = self.sm.config.config
             self.sm.restore(ready.snapshot.data)
             self.events.publish("snapshot_installed", index=ready.snapshot.index)
+            self._announce_installed_config(before)
         now = time.perf_counter()
         conf_changed = False
         for entry in ready.committed_entries:
@@ -592,8 +608,7 @@ class ConsensusActor(SupervisedActor):
         try:
             return await coordinator.approve_config.remote(proposal_id, bool(vote), voter=voter)
         except ray.exceptions.RayTaskError as error:
-            cause = getattr(error, "cause", None)
-            raise (cause if isinstance(cause, BaseException) else error) from None
+            raise task_cause(error) from None
 
     async def get_leader(self) -> str | None:
         return self.core.raft.lead if self.core.started else None

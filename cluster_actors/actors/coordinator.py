@@ -266,10 +266,9 @@ class CoordinatorActor(ConfigCommands, StrategyRunner, ComponentActor):
                 self._kick.set()
 
     async def _health_loop(self) -> None:
-        interval = self.options.heartbeat_interval / 1000
         while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), interval)
+            with contextlib.suppress(asyncio.TimeoutError):  # the period hot-reloads
+                await asyncio.wait_for(self._kick.wait(), self.heartbeat_interval_ms / 1000)
             self._kick.clear()
             try:
                 await self._refresh()
@@ -301,6 +300,8 @@ class CoordinatorActor(ConfigCommands, StrategyRunner, ComponentActor):
             self.view.voters = list(event["voters"])
             self.view.learners = list(event["learners"])
             self._kick.set()
+            if self.quorum_configured is not None:  # is it still safe for these voters?
+                self._spawn_config_adoption()
         self._reconcile()
 
     def _on_leader(self, leader: str | None, term: int | None) -> None:
@@ -356,7 +357,7 @@ class CoordinatorActor(ConfigCommands, StrategyRunner, ComponentActor):
         peer_infos = {p: info for p, info in ((heartbeat or {}).get("peers") or {}).items()
                       if isinstance(info, Mapping)}
         watched = {p for p, info in peer_infos.items() if info.get("watched")}
-        fresh_within = 1.5 * self.options.heartbeat_interval / 1000
+        fresh_within = 1.5 * self.heartbeat_interval_ms / 1000
         fresh = {p for p, info in peer_infos.items()
                  if (age := info.get("last_heartbeat_age")) is not None and age < fresh_within}
         for peer in fresh:

@@ -77,9 +77,14 @@ class ConfigCommands:
         self._seq = itertools.count(1)
         self._config_lock = asyncio.Lock()
         self._interval_pushed: tuple[str, int] | None = None  # (heartbeat actor, ms)
-        self.quorum_setting: int | None = self.options.quorum  #: the config's ``quorum``
+        #: the config's ``heartbeat_interval``: this coordinator's health round period
+        self.heartbeat_interval_ms: int = self.options.heartbeat_interval
+        #: the config's ``quorum``, and the one in use (None where unsafe for the voters)
+        self.quorum_configured: int | None = self.options.quorum
+        self.quorum_setting: int | None = self.options.quorum
         self._quorum_pushed: tuple[str, int | None] | None = None  # (membership actor, q)
         self._adoption: asyncio.Future[None] | None = None
+        self._adoption_lock = asyncio.Lock()  # one adoption at a time, each reads afresh
         self._adoption_failures = 0
         self._retry: asyncio.TimerHandle | None = None
 
@@ -90,19 +95,35 @@ class ConfigCommands:
         self._adoption = asyncio.ensure_future(self._adopt_config())
 
     async def _adopt_config(self) -> None:
-        try:
-            config = await self._query_config(lambda store: store.config)
-        except Exception as error:  # consensus still starting or restarting
-            self._retry_adoption("reading the config", error)
-            return
-        self._switch_strategy("failover", config.failover_strategy)
-        self._switch_strategy("partition", config.partition_strategy)
-        self.quorum_setting = config.quorum
-        self._interval_pushed = await self._push(
-            "heartbeat", "heartbeat_interval", config.heartbeat_interval,
-            self._interval_pushed, self.options.heartbeat_interval)
-        self._quorum_pushed = await self._push(
-            "membership", "quorum", config.quorum, self._quorum_pushed, self.options.quorum)
+        async with self._adoption_lock:
+            try:
+                config = await self._query_config(lambda store: store.config)
+            except Exception as error:  # consensus still starting or restarting
+                self._retry_adoption("reading the config", error)
+                return
+            self._switch_strategy("failover", config.failover_strategy)
+            self._switch_strategy("partition", config.partition_strategy)
+            self.heartbeat_interval_ms = config.heartbeat_interval
+            self.quorum_configured = config.quorum
+            self.quorum_setting = self._safe_quorum(config.quorum)
+            self._interval_pushed = await self._push(
+                "heartbeat", "heartbeat_interval", config.heartbeat_interval,
+                self._interval_pushed, self.options.heartbeat_interval)
+            self._quorum_pushed = await self._push(
+                "membership", "quorum", self.quorum_setting, self._quorum_pushed,
+                self.options.quorum)
+
+    def _safe_quorum(self, quorum: int | None) -> int | None:
+        """``quorum``, or None (a majority) where it is unsafe for the voters Raft
+        has now: the config's ``members`` are recorded at start and not kept in
+        step with joins and leaves, so a quorum valid for them may not be."""
+        voters = len(self.view.voters)
+        if quorum is None or not voters or voters // 2 + 1 <= quorum <= voters:
+            return quorum
+        logger.warning("coordinator of %s: the configured quorum %s is unsafe for %s voters "
+                       "(split brain or never reached); using a majority", self.node_id,
+                       quorum, voters)
+        return None
 
     def _retry_adoption(self, what: str, error: BaseException) -> None:
         """Adopt again in a moment (logged once per ten failures)."""

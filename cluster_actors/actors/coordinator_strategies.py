@@ -68,7 +68,7 @@ class StrategyRunner:
         return Observation(now=time.monotonic(), leader=view.leader, voters=list(view.voters),
                            reachable=set(view.reachable), phi=phi, metadata=metadata,
                            match_index=match, draining=draining,
-                           configured_quorum=self.options.quorum)  # type: ignore[attr-defined]
+                           configured_quorum=self.quorum_setting)  # type: ignore[attr-defined]
 
     async def _run_strategies(self, heartbeat: Mapping[str, Any] | None) -> None:
         """One strategy round (called after each health round, outside its lock)."""

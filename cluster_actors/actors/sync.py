@@ -273,6 +273,8 @@ class SyncActor(ComponentActor):
         await super().on_stop()
         storage = getattr(self, "storage", None)  # None when on_start failed before it
         if storage is not None:
+            with contextlib.suppress(Exception):  # merges since the last round, if it can
+                self._save()
             storage.close()
 
     def _save(self) -> None:
@@ -344,7 +346,11 @@ class SyncActor(ComponentActor):
     async def _periodic_round(self) -> None:
         self.periodic_rounds += 1
         self._expire_rounds()
-        self._save()
+        try:
+            self._save()  # what peers merged in since the last round
+        except Exception:  # a full disk, say: keep synchronising, try again next round
+            self.round_errors += 1
+            logger.exception("saving the replica store of %s failed", self.node_id)
         peers = self._reachable()
         if not peers:
             return

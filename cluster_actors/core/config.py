@@ -22,7 +22,7 @@ whose ``errors`` are ``(field_path, message)`` pairs. Rules:
   two leaders: split brain); ``quorum`` equal to the member count is a warning;
 - ``heartbeat_interval`` and ``election_timeout`` below 10 ms are errors (a
   running cluster also needs ``election_timeout`` at least 3x its
-  ``raft_heartbeat_ms``, which its coordinator checks);
+  ``raft_heartbeat_ms``: its stores get that floor as ``min_election_timeout``);
 - an unknown strategy name is an error listing the available ones; a
   ``"package.module:Class"`` path is accepted with a warning (it is checked
   when loaded);

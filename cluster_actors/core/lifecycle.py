@@ -222,7 +222,7 @@ _RULES: tuple[tuple[Iterable[LifecycleState], LifecycleEvent, tuple[Edge, ...]],
     ((S.STABLE, S.DEGRADED, S.VOTING, S.SPLITTING), E.LEADER_LOST, (Edge(S.ELECTING),)),
     ((S.ELECTING,), E.LEADER_ELECTED, _LEADER_UP),
     # configuration voting
-    ((S.STABLE, S.DEGRADED, S.ELECTING), E.CONFIG_PROPOSED, (Edge(S.VOTING),)),
+    ((S.STABLE, S.DEGRADED), E.CONFIG_PROPOSED, (Edge(S.VOTING),)),
     ((S.VOTING,), E.CONFIG_DECIDED, RESUME),
     # membership changes: the context decides between stable/degraded/electing/partitioning
     ((S.STABLE, S.DEGRADED), E.MEMBER_DOWN, RESUME),

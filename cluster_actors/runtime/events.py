@@ -80,7 +80,8 @@ class EventStream:
         """Push events (of ``types``, default all) to ``handle.<method>(event)``;
         raises ValidationFailed unless ``handle`` is a Ray actor handle."""
         key = subscriber_key(handle)
-        self._subscribers[key] = (handle, method, frozenset(types or ()))
+        wanted = [types] if isinstance(types, str) else types or ()
+        self._subscribers[key] = (handle, method, frozenset(wanted))
         return key
 
     def unsubscribe(self, handle: Any) -> bool:

@@ -136,3 +136,29 @@ def test_shutdown_leaves_no_actor_behind(ray_local: None) -> None:
             with pytest.raises(ValueError):
                 ray.get_actor(f"shortlived:{node}:{component}",
                               namespace="cluster_actors.shortlived")
+
+
+def test_a_node_that_catches_up_by_snapshot_hot_reloads_the_config_it_missed(
+        ray_local: None) -> None:
+    c = Cluster.start("snapcfg", nodes=3, options={"snapshot_every": 10})
+    try:
+        leader = c.wait_for_leader(timeout=30)
+        lagging = next(n for n in c.node_ids if n != leader)
+        others = [n for n in c.node_ids if n != lagging]
+        c.chaos.partition([others, [lagging]])
+        wait_until(lambda: c.leader() in others)
+        version = c.config(others[0]).set_config("heartbeat_interval", 600)
+        for i in range(40):  # enough applied entries for the leader to compact its log
+            c.kv.put(f"k{i}", i)
+        c.chaos.heal()
+        node = c.node(lagging)
+        wait_until(lambda: node.consensus.get_status()["config_version"] == version)
+        events = node.consensus.events(0)
+        assert any(e["type"] == "snapshot_installed" for e in events)
+        [announced] = [e for e in events if e["type"] == "config_changed"
+                       and e.get("version") == version]
+        assert announced["kind"] == "snapshot" and announced["changed_keys"] == [
+            "heartbeat_interval"]
+        wait_until(lambda: node.heartbeat.get_heartbeat_status()["heartbeat_interval"] == 600)
+    finally:
+        c.shutdown()

@@ -453,9 +453,14 @@ def test_component_clients_subscribe_callables_and_refuse_other_subscribers(
         node.heartbeat.call("subscribe", collect)
     with pytest.raises(ValidationFailed, match="actor handle"):
         node.monitor.call("subscribe_alerts", collect)
+    # an actor handle gets the events of the given types pushed, and only those
     recorder = Recorder.remote()
-    node.sync.subscribe(recorder, types=["mode_changed"])
-    assert node.sync.unsubscribe(recorder) is True
+    node.consensus.subscribe(recorder, types=["config_changed"])
+    pushed = node.config.set_config("metadata.pushed", True)
+    wait_for(lambda: [e for e in ray.get(recorder.get.remote()) if e.get("version") == pushed],
+             "the pushed event")
+    assert {e["type"] for e in ray.get(recorder.get.remote())} == {"config_changed"}
+    assert node.consensus.unsubscribe(recorder) is True
 
 
 def test_a_consensus_vote_decides_a_pending_proposal(coords: dict[str, Coordinator],
