@@ -66,7 +66,7 @@ class ConfigCommands:
     _stats: dict[str, int]
     options: Any
     _consensus_call: Callable[..., Awaitable[Any]]
-    _leader_handle: Callable[[float], Awaitable[tuple[str, Any]]]
+    _leader_handle: Callable[..., Awaitable[tuple[str, Any]]]
     _reconcile: Callable[[], None]
     _switch_strategy: Callable[[str, str], None]
     sibling: Callable[[str], Any]
@@ -83,7 +83,7 @@ class ConfigCommands:
         self.quorum_configured: int | None = self.options.quorum
         self.quorum_setting: int | None = self.options.quorum
         self._quorum_pushed: tuple[str, int | None] | None = None  # (membership actor, q)
-        self._adoption: asyncio.Future[None] | None = None
+        self._adoptions: set[asyncio.Future[None]] = set()  # referenced until done
         self._adoption_lock = asyncio.Lock()  # one adoption at a time, each reads afresh
         self._adoption_failures = 0
         self._retry: asyncio.TimerHandle | None = None
@@ -92,7 +92,9 @@ class ConfigCommands:
     def _spawn_config_adoption(self) -> None:
         """Adopt the applied config (in a task: reading it is a call)."""
         self._retry = None
-        self._adoption = asyncio.ensure_future(self._adopt_config())
+        task = asyncio.ensure_future(self._adopt_config())
+        self._adoptions.add(task)
+        task.add_done_callback(self._adoptions.discard)
 
     async def _adopt_config(self) -> None:
         async with self._adoption_lock:
