@@ -178,7 +178,8 @@ class CoordinatorActor(ConfigCommands, StrategyRunner, ComponentActor):
         self._timers.append(loop.create_task(self._follow_consensus(since)))
         self._timers.extend(loop.create_task(self._follow(c)) for c in FOLLOWED if _installed(c))
         self._timers.append(loop.create_task(self._health_loop()))
-        self._spawn_config_adoption()  # a restarted coordinator: the config may have changed
+        if restarted:  # the config may have changed (a fresh cluster's equals the options)
+            self._spawn_config_adoption()
 
     async def _was_restarted(self) -> bool:
         """True if the node supervisor saw a previous coordinator of this node
@@ -243,8 +244,9 @@ class CoordinatorActor(ConfigCommands, StrategyRunner, ComponentActor):
                 await asyncio.sleep(2.0)
                 continue
             if handle._actor_id.hex() != actor_id:
+                if actor_id is not None:  # restarted: it runs the options' settings again
+                    self._spawn_config_adoption()
                 actor_id = handle._actor_id.hex()
-                self._spawn_config_adoption()  # a fresh actor runs the options' settings
                 try:
                     tail = await bounded(handle.events_since.remote(0))
                     since = tail[-1]["seq"] if tail else 0
