@@ -128,9 +128,10 @@ class DataStore:
     def sync_now(self, wait: bool = True, timeout: float = 10.0) -> dict[str, Any]:
         """A full anti-entropy exchange with every reachable peer. With ``wait``,
         returns the sync record (``id``, ``outcome == "completed"``, ``peers`` ...)
-        once each has answered (``"nothing_to_do"`` on a node without peers), and raises :class:`~cluster_actors.errors.SyncFailed`
-        (``sync_failed``, its ``record`` attached) if one did not within ``timeout``;
-        no peer reachable raises it at once."""
+        once each has answered (``"nothing_to_do"`` on a node without peers), and
+        raises :class:`~cluster_actors.errors.SyncFailed` (``sync_failed``, its
+        ``record`` attached) if one did not within ``timeout``; no peer reachable
+        raises it at once."""
         sync_id = self._sync.sync_all()
         if not wait:
             return {"id": sync_id, "outcome": "in_progress"}
