@@ -18,13 +18,13 @@ set its idle CPU.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from typing import Any
 
 import psutil
 import ray
+from runtime import report
 
 
 @ray.remote(num_cpus=0)
@@ -91,11 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=20.0, help="idle calls per second")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args(argv)
-    result = measure(args.calls, args.rate)
-    print(json.dumps(result, indent=2))
-    if args.json:
-        with open(args.json, "w") as out:
-            json.dump(result, out, indent=2)
+    report(measure(args.calls, args.rate), args.json)
     return 0
 
 

@@ -34,6 +34,14 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
+def report(result: dict[str, Any], json_path: str | None) -> None:
+    """Print ``result`` as JSON, and write it to ``json_path`` too when given."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if json_path:
+        Path(json_path).write_text(text + "\n")
+
+
 def summary(values: list[float]) -> dict[str, float]:
     return {"p50": statistics.median(values), "p99": percentile(values, 99),
             "min": min(values), "max": max(values), "n": len(values)}

@@ -20,7 +20,6 @@ to k = 9 monitors):
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
@@ -30,6 +29,7 @@ from typing import Any
 
 import psutil
 import ray
+from runtime import report
 
 from cluster_actors import Cluster, ClusterOptions
 from cluster_actors.runtime.hosting import actor_of, find_component
@@ -134,11 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--monitor-seconds", type=float, default=60.0)
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args(argv)
-    result = measure(args.nodes, args.monitor_seconds)
-    print(json.dumps(result, indent=2))
-    if args.json:
-        with open(args.json, "w") as out:
-            json.dump(result, out, indent=2)
+    report(measure(args.nodes, args.monitor_seconds), args.json)
     return 0
 
 

@@ -86,24 +86,14 @@ class NodeHandle:
     seed's Configuration API, :class:`~cluster_actors.config_client.ConfigClient`).
     Every client has every remote call of its component, and ``subscribe``."""
 
-    coordinator: Coordinator
-    monitor: MonitorClient
-    config: ConfigClient
-    membership: ComponentClient
-    heartbeat: ComponentClient
-    consensus: ComponentClient
-    sync: ComponentClient
-
     def __init__(self, cluster: str, node_id: str, timeout: float) -> None:
         self.node_id = node_id
-        typed: dict[str, type[ComponentClient]] = {"monitor": MonitorClient}
-        for component in COMPONENTS:
-            if component == "coordinator":
-                client: ComponentClient = Coordinator(cluster, node_id, timeout)
-            else:
-                client = typed.get(component, ComponentClient)(cluster, node_id, component,
-                                                               timeout)
-            setattr(self, component, client)
+        self.coordinator = Coordinator(cluster, node_id, timeout)
+        self.membership = ComponentClient(cluster, node_id, "membership", timeout)
+        self.heartbeat = ComponentClient(cluster, node_id, "heartbeat", timeout)
+        self.consensus = ComponentClient(cluster, node_id, "consensus", timeout)
+        self.sync = ComponentClient(cluster, node_id, "sync", timeout)
+        self.monitor = MonitorClient(cluster, node_id, "monitor", timeout)
         self.config = ConfigClient(cluster, node_id, timeout)
 
     def __repr__(self) -> str:

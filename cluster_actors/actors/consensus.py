@@ -132,19 +132,6 @@ class ConsensusCore:
                             commit=self.raft.commit, last_index=self.raft.log.last_index)
         self._tick_task = asyncio.get_running_loop().create_task(self._tick_loop())
 
-    def _announce_installed_config(self, before: Any) -> None:
-        """A snapshot replaced the config: adopt and announce it as one change, so
-        the siblings hot-reload what changed as they do for a log entry."""
-        after = self.sm.config.config
-        if after.version == before.version:
-            return
-        changed = [key for key in type(after).model_fields
-                   if key != "version" and getattr(after, key) != getattr(before, key)]
-        if "election_timeout" in changed:
-            self._adopt_election_timeout()
-        self.events.publish("config_changed", version=after.version, kind="snapshot",
-                            changed_keys=changed)
-
     def _adopt_election_timeout(self) -> None:
         """Raft's election timeout follows the replicated config (a hot reload: the
         next timer reset uses it). Raft's safety does not depend on timeouts, so
@@ -319,10 +306,8 @@ class ConsensusCore:
 
     def _apply(self, ready: Ready) -> None:
         if ready.snapshot is not None and ready.restore_snapshot:
-            before = self.sm.config.config
-            self.sm.restore(ready.snapshot.data)
+            self.sm.restore(ready.snapshot.data)  # a config it brings is a config change
             self.events.publish("snapshot_installed", index=ready.snapshot.index)
-            self._announce_installed_config(before)
         now = time.perf_counter()
         conf_changed = False
         for entry in ready.committed_entries:

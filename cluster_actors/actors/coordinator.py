@@ -33,13 +33,12 @@ the other states on request. Every transition is published as a
 ``state_changed`` event; the siblings' events are republished with a
 ``component`` field, so one subscription to the coordinator sees the node.
 
-**Configuration** (:mod:`~cluster_actors.actors.coordinator_config`):
-``propose_config`` validates first, against the current replicated store
-(invalid: :class:`ValidationFailed` with field paths, nothing is proposed),
-then replicates the prepared record through consensus. The coordinator
-*forwards* config proposals to the leader's consensus actor when this node
-does not lead; plain key-value writes are not forwarded (a follower answers
-them with :class:`NotLeader`, and the kv client redirects).
+**Configuration** (:mod:`~cluster_actors.actors.coordinator_config`): a
+change is validated and prepared on the leader's replicated store (invalid:
+:class:`ValidationFailed` with field paths, nothing is proposed) and committed
+through consensus; the coordinator *forwards* it to the leader's consensus
+actor when this node does not lead. Plain key-value writes are not forwarded
+(a follower answers them with :class:`NotLeader`, and the kv client redirects).
 """
 
 from __future__ import annotations
@@ -302,8 +301,7 @@ class CoordinatorActor(ConfigCommands, StrategyRunner, ComponentActor):
             self.view.voters = list(event["voters"])
             self.view.learners = list(event["learners"])
             self._kick.set()
-            if self.quorum_configured is not None:  # is it still safe for these voters?
-                self._spawn_config_adoption()
+            self._spawn_config_adoption()  # is the configured quorum safe for these voters?
         self._reconcile()
 
     def _on_leader(self, leader: str | None, term: int | None) -> None:
@@ -388,7 +386,7 @@ class CoordinatorActor(ConfigCommands, StrategyRunner, ComponentActor):
         """Whether ``peer``'s consensus actor answers. A dead or missing actor
         counts at once; a slow one only on its second timeout in a row (one
         late answer on a loaded machine is no failure)."""
-        handle = self._peer_handles.get(peer) or self._resolve_peer(peer)
+        handle = self._resolve_peer(peer)
         if handle is None:
             return False
         try:
@@ -403,12 +401,21 @@ class CoordinatorActor(ConfigCommands, StrategyRunner, ComponentActor):
         return True
 
     def _resolve_peer(self, peer: str) -> Any | None:
+        """``peer``'s consensus handle (cached; forget a dead one with
+        ``_peer_handles.pop``), None if it does not run."""
+        handle = self._peer_handles.get(peer)
+        if handle is not None:
+            return handle
         try:
             handle = find_component(self.cluster, peer, "consensus")
         except ValueError:
             return None
         self._peer_handles[peer] = handle
         return handle
+
+    def _consensus_of(self, node: str) -> Any | None:
+        """The consensus handle of ``node``: this node's sibling, or a peer's."""
+        return self.sibling("consensus") if node == self.node_id else self._resolve_peer(node)
 
     async def _ask(self, component: str, method: str, *args: Any,
                    timeout: float = 2.0) -> Any:
@@ -633,18 +640,12 @@ class CoordinatorActor(ConfigCommands, StrategyRunner, ComponentActor):
         """The leader's id and consensus handle, waiting for an election if needed.
         ``known``: a leader to try first without asking (its handle may say
         NotLeader; the caller asks again then)."""
-        if known is not None:
-            handle = (self.sibling("consensus") if known == self.node_id
-                      else self._peer_handles.get(known) or self._resolve_peer(known))
-            if handle is not None:
-                return known, handle
+        if known is not None and (handle := self._consensus_of(known)) is not None:
+            return known, handle
         while True:
             leader = await self._consensus_call("get_leader")
-            if leader is not None:
-                handle = (self.sibling("consensus") if leader == self.node_id
-                          else self._peer_handles.get(leader) or self._resolve_peer(leader))
-                if handle is not None:
-                    return leader, handle
+            if leader is not None and (handle := self._consensus_of(leader)) is not None:
+                return leader, handle
             if time.monotonic() > deadline:
                 raise NoQuorum("no leader known: the cluster may have lost its quorum; "
                                "restore nodes or heal the partition, then retry")
@@ -653,15 +654,14 @@ class CoordinatorActor(ConfigCommands, StrategyRunner, ComponentActor):
     async def _leader_among(self, nodes: list[str], deadline: float) -> tuple[str, Any]:
         while True:
             for node in nodes:
-                handle = self._peer_handles.get(node) or self._resolve_peer(node)
+                handle = self._resolve_peer(node)
                 if handle is None:
                     continue
                 try:
                     leader = await bounded(handle.get_leader.remote(), PING_TIMEOUT)
                 except Exception:
                     continue
-                target = leader and (self._peer_handles.get(leader)
-                                     or self._resolve_peer(leader))
+                target = leader and self._resolve_peer(leader)
                 if target is not None:
                     return leader, target
             if time.monotonic() > deadline:

@@ -50,6 +50,12 @@ CONFIG_ATTEMPTS = 5
 #: Config keys whose change the coordinator carries out (see the module doc).
 HOT_KEYS = frozenset({"failover_strategy", "partition_strategy", "heartbeat_interval",
                       "quorum"})
+#: Config keys a sibling runs: its component and how to hand it the value.
+SIBLING_SETTINGS: dict[str, tuple[str, Callable[[Any, Any], Any]]] = {
+    "heartbeat_interval": ("heartbeat",
+                           lambda handle, ms: handle.configure.remote("heartbeat_interval", ms)),
+    "quorum": ("membership", lambda handle, quorum: handle.set_quorum.remote(quorum)),
+}
 #: Seconds before adopting again when a sibling could not take a setting.
 ADOPTION_RETRY_SECONDS = 0.5
 
@@ -76,13 +82,11 @@ class ConfigCommands:
         self._client_id = f"coordinator-{self.node_id}-{uuid.uuid4().hex[:10]}"
         self._seq = itertools.count(1)
         self._config_lock = asyncio.Lock()
-        self._interval_pushed: tuple[str, int] | None = None  # (heartbeat actor, ms)
         #: the config's ``heartbeat_interval``: this coordinator's health round period
         self.heartbeat_interval_ms: int = self.options.heartbeat_interval
-        #: the config's ``quorum``, and the one in use (None where unsafe for the voters)
-        self.quorum_configured: int | None = self.options.quorum
+        #: the config's ``quorum`` as used here (None, a majority, where it is unsafe)
         self.quorum_setting: int | None = self.options.quorum
-        self._quorum_pushed: tuple[str, int | None] | None = None  # (membership actor, q)
+        self._pushed: dict[str, tuple[str, Any]] = {}  # key -> (sibling actor id, value)
         self._adoptions: set[asyncio.Future[None]] = set()  # referenced until done
         self._adoption_lock = asyncio.Lock()  # one adoption at a time, each reads afresh
         self._adoption_failures = 0
@@ -106,14 +110,9 @@ class ConfigCommands:
             self._switch_strategy("failover", config.failover_strategy)
             self._switch_strategy("partition", config.partition_strategy)
             self.heartbeat_interval_ms = config.heartbeat_interval
-            self.quorum_configured = config.quorum
             self.quorum_setting = self._safe_quorum(config.quorum)
-            self._interval_pushed = await self._push(
-                "heartbeat", "heartbeat_interval", config.heartbeat_interval,
-                self._interval_pushed, self.options.heartbeat_interval)
-            self._quorum_pushed = await self._push(
-                "membership", "quorum", self.quorum_setting, self._quorum_pushed,
-                self.options.quorum)
+            await self._push("heartbeat_interval", config.heartbeat_interval)
+            await self._push("quorum", self.quorum_setting)
 
     def _safe_quorum(self, quorum: int | None) -> int | None:
         """``quorum``, or None (a majority) where it is unsafe for the voters Raft
@@ -137,31 +136,29 @@ class ConfigCommands:
             self._retry = asyncio.get_running_loop().call_later(ADOPTION_RETRY_SECONDS,
                                                                 self._spawn_config_adoption)
 
-    async def _push(self, component: str, key: str, value: Any,
-                    pushed: tuple[str, Any] | None, start_value: Any
-                    ) -> tuple[str, Any] | None:
-        """Give ``component`` the config's ``key`` (heartbeat: ``configure``,
-        membership: ``set_quorum``) unless that actor has ``value`` already:
-        pushed to it before or, for a fresh actor, the ``start_value`` it starts
-        from. Returns what the actor now has; on a failure (still starting,
-        restarting) adoption is tried again soon."""
-        args = (value,) if key == "quorum" else (key, value)
-        method = "set_quorum" if key == "quorum" else "configure"
+    async def _push(self, key: str, value: Any) -> None:
+        """Give the sibling that runs ``key`` (see :data:`SIBLING_SETTINGS`) the
+        config's ``value``, unless that actor has it already: pushed to it before
+        or, for a fresh actor, the option of the same name it starts from. On a
+        failure (still starting, restarting) adoption is tried again soon."""
+        component, setter = SIBLING_SETTINGS[key]
         try:
             handle = self.sibling(component)
         except ClusterError:
-            return pushed  # not installed, or restarting: adopted when it is back
+            return  # not installed, or restarting: adopted when it is back
         actor = handle._actor_id.hex()
+        pushed = self._pushed.get(key)
         fresh = pushed is None or pushed[0] != actor
-        if pushed == (actor, value) or (fresh and value == start_value):
-            return actor, value
+        if pushed == (actor, value) or (fresh and value == getattr(self.options, key)):
+            self._pushed[key] = (actor, value)
+            return
         try:
-            await bounded(getattr(handle, method).remote(*args))
+            await bounded(setter(handle, value))
         except Exception as error:
-            self._retry_adoption(f"{component}.{method}{args!r}", task_cause(error))
-            return pushed
+            self._retry_adoption(f"{component}: {key}={value!r}", task_cause(error))
+            return
+        self._pushed[key] = (actor, value)
         self.events.publish("config_adopted", component=component, key=key, value=value)
-        return actor, value
 
     # --------------------------------------------------------------- commands
     async def get_config(self, key: str | None = None) -> Any:

@@ -62,5 +62,9 @@ class ClusterStateMachine(LeasedKV):
                           known_strategies=self.known_strategies,
                           min_election_timeout=self.min_election_timeout)
             return
+        before = self.config.config
         kv_blob, self.config = pickle.loads(blob)
         super().restore(kv_blob)
+        change = self.config.change_from(before)  # announced like an applied entry
+        if change is not None:
+            self.config_changes.append(change)

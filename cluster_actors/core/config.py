@@ -279,6 +279,7 @@ class ChangeKind(str, Enum):
     SET = "set"
     ROLLBACK = "rollback"
     IMPORT = "import"
+    SNAPSHOT = "snapshot"  # only in a ConfigChange: a whole store installed from a snapshot
 
 
 class ConfigVersion(BaseModel):
@@ -386,6 +387,15 @@ class ConfigStore:
             raise ConfigNotFound(f"config version {version} is not kept; kept versions: "
                                  f"{self._records[0].version}..{self.version}")
         return found.model_copy(deep=True)
+
+    def change_from(self, old: ClusterConfig) -> ConfigChange | None:
+        """What replacing ``old`` by the current config changed (a store installed
+        from a snapshot), as one :class:`ConfigChange`; None at the same version."""
+        new = self._records[-1].config
+        if new.version == old.version:
+            return None
+        return ConfigChange(new.version, ChangeKind.SNAPSHOT, old, new.model_copy(deep=True),
+                            _changed(old, new))
 
     def validate(self, config: Mapping[str, Any]) -> list[str]:
         """The warnings of ``config``; raises ValidationFailed listing every error.

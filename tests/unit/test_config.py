@@ -405,3 +405,19 @@ def test_validate_takes_a_whole_config_or_the_keys_to_change_and_changes_nothing
     with pytest.raises(ValidationFailed):
         store.validate({})
     assert store.version == 1 and store.config.quorum is None
+
+
+def test_a_state_machine_restored_from_a_newer_snapshot_reports_the_config_change():
+    from cluster_actors.core.cluster_state import ClusterStateMachine
+
+    ahead = ClusterStateMachine(THREE)
+    ahead.config.set("heartbeat_interval", 600)
+    ahead.config.set("metadata.team", "infra")
+    behind = ClusterStateMachine(THREE)
+    behind.restore(ahead.snapshot())
+    [change] = behind.take_config_changes()
+    assert (change.version, change.kind, change.changed_keys) == (
+        3, ChangeKind.SNAPSHOT, ("heartbeat_interval", "metadata"))
+    assert change.old.heartbeat_interval == 1000 and change.new.heartbeat_interval == 600
+    behind.restore(ahead.snapshot())  # the same version again: nothing to announce
+    assert behind.take_config_changes() == []
