@@ -275,7 +275,9 @@ class ChaosMonkey:
     ``interval`` is the seconds between two scheduled faults;
     ``ray_cluster`` is a ``ray.cluster_utils.Cluster`` (for
     ``remove_ray_node``); ``pause_components`` and ``kill_components`` are
-    the components that scheduled pauses and random kills pick from.
+    the components that scheduled pauses and random kills pick from;
+    ``leader_wait`` is how long a fault aimed at the leader waits for one
+    during an election before it is reported as not injected.
     """
 
     def __init__(self, cluster: Any, seed: int = 0,
@@ -283,7 +285,7 @@ class ChaosMonkey:
                  interval: float = 5.0, *, ray_cluster: Any = None,
                  kill_components: Sequence[str] = COMPONENTS,
                  pause_components: Sequence[str] = ("consensus",),
-                 measure_failover: bool = True) -> None:
+                 measure_failover: bool = True, leader_wait: float = 10.0) -> None:
         expand_faults(faults)
         if interval <= 0:
             raise ValidationFailed([("interval", "must be > 0 seconds")])
@@ -296,6 +298,7 @@ class ChaosMonkey:
         self.kill_components = tuple(kill_components)
         self.pause_components = tuple(pause_components)
         self.measure_failover = measure_failover
+        self.leader_wait = leader_wait
         self.epoch = time.monotonic()
         self.timeline = Timeline()
         self.removed: set[str] = set()
@@ -673,10 +676,18 @@ class ChaosMonkey:
             self._notify(event)
 
     def _require_leader(self) -> str:
-        leader, _ = self.probe.leader_of(self.probe.statuses())
-        if leader is None:
-            raise ClusterError("no leader right now: nothing to kill or isolate")
-        return leader
+        """The current leader; during an election, wait up to ``leader_wait``
+        seconds for one (a fault aimed at the leader is not skipped because
+        the previous fault is still being recovered from). Raises ClusterError
+        when none emerges in time or the monkey is stopped."""
+        deadline = time.monotonic() + self.leader_wait
+        while True:
+            leader, _ = self.probe.leader_of(self.probe.statuses())
+            if leader is not None:
+                return leader
+            if time.monotonic() >= deadline or self._stop.wait(0.05):
+                raise ClusterError(f"no leader within {self.leader_wait:g} s: nothing to kill "
+                                   "or isolate")
 
     def _before_failover(self, node_id: str) -> tuple[str, int, int] | None:
         """(leader, term, max commit) if ``node_id`` leads now, else None."""

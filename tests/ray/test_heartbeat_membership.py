@@ -126,13 +126,19 @@ def test_configure_rejects_bad_values_and_changes_nothing(cluster: Cluster) -> N
 
 
 def test_heartbeats_carry_the_senders_metadata(cluster: Cluster) -> None:
-    cluster.node("n3").heartbeat.send_heartbeat({"region": "eu-west"})
-    wait_until(lambda: cluster.node("n1").heartbeat.get_heartbeat_status()["peers"]["n3"]
-               ["metadata"].get("region") == "eu-west", "n3's region on n1")
-    # manual receive_heartbeat records a heartbeat with its metadata
+    labels = {"region": "eu-west", "load": 0.5}
+    cluster.node("n3").heartbeat.send_heartbeat(labels)
+    wait_until(lambda: cluster.node("n1").heartbeat.get_node_health("n3")[1]["metadata"]
+               == labels, "n3's labels on n1")
+    # a label named "load" wins over the measured load in every later heartbeat
+    for _ in range(3):
+        cluster.node("n3").heartbeat.send_heartbeat()
+        assert cluster.node("n1").heartbeat.get_node_health("n3")[1]["metadata"] == labels
+    # manual receive_heartbeat records a heartbeat with its metadata (n3's real
+    # heartbeats, which replace it, carry the same labels by now)
     cluster.node("n1").heartbeat.receive_heartbeat("n3", {"region": "eu-west", "load": 0.5})
     _score, info = cluster.node("n1").heartbeat.get_node_health("n3")
-    assert info["metadata"] == {"region": "eu-west", "load": 0.5}
+    assert info["metadata"] == labels
 
 
 # ---------------------------------------------------------------- membership
