@@ -24,7 +24,7 @@ from .coordinator_client import Coordinator
 from .core.config import parse_config
 from .core.supervision import Strategy, SupervisorFlags
 from .data_client import DataStore
-from .errors import ClusterError, CoordinationTimeout, ValidationFailed
+from .errors import ClusterError, CoordinationTimeout, NotFound, ValidationFailed
 from .node import NodePlan, node_supervisor_spec
 from .options import ClusterOptions
 from .runtime.hosting import find_component, forget_cluster
@@ -251,8 +251,8 @@ class Cluster:
 
     def node(self, node_id: str) -> NodeHandle:
         if node_id not in self.node_ids:
-            raise ValidationFailed([("node_id", f"unknown node {node_id!r}; nodes are "
-                                                f"{', '.join(self.node_ids)}")])
+            raise NotFound(f"no node {node_id!r} in cluster {self.name!r}; its nodes are "
+                           f"{', '.join(self.node_ids)}")
         return NodeHandle(self.name, node_id, self.timeout)
 
     def coordinator(self, node_id: str) -> Coordinator:

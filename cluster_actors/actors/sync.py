@@ -508,8 +508,8 @@ class SyncActor(ComponentActor):
     async def sync_node(self, node: str, sync_type: str = "full_sync") -> str:
         """A ``sync_type`` round with peer ``node`` only; its sync id."""
         if node not in self.transport.peers:
-            raise ValidationFailed([("node", f"unknown peer {node!r}; peers of "
-                                     f"{self.node_id}: {', '.join(sorted(self.transport.peers))}")])
+            raise NotFound(f"unknown peer {node!r}; peers of {self.node_id}: "
+                           f"{', '.join(sorted(self.transport.peers))}")
         return self._start(sync_type, [node])
 
     async def trigger_sync(self, sync_type: str = "full_sync") -> str:

@@ -9,7 +9,7 @@ import ray
 
 from cluster_actors.cluster import Cluster
 from cluster_actors.core.kv import Command
-from cluster_actors.errors import NotLeader, UnknownStrategy, ValidationFailed
+from cluster_actors.errors import NotFound, NotLeader, UnknownStrategy, ValidationFailed
 from tests.ray.waiting import wait_until
 
 HANG_GUARD = 60.0
@@ -80,6 +80,13 @@ def test_a_write_on_a_follower_raises_not_leader_naming_the_leader(cluster: Clus
             raise error.as_instanceof_cause() from None
     assert caught.value.leader_id == leader
     assert leader in str(caught.value)
+
+
+def test_an_unknown_node_id_raises_not_found_naming_the_nodes(cluster: Cluster) -> None:
+    for call in (cluster.node, cluster.coordinator, cluster.data, cluster.config):
+        with pytest.raises(NotFound, match="n1, n2, n3") as raised:
+            call("bogus")
+        assert raised.value.code == "not_found"
 
 
 def test_killing_the_leaders_consensus_elects_a_new_leader_and_keeps_acknowledged_writes(

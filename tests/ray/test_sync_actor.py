@@ -17,7 +17,13 @@ import ray
 
 from cluster_actors.cluster import Cluster
 from cluster_actors.data_client import DataStore
-from cluster_actors.errors import ClusterError, SyncFailed, UnknownStrategy, ValidationFailed
+from cluster_actors.errors import (
+    ClusterError,
+    NotFound,
+    SyncFailed,
+    UnknownStrategy,
+    ValidationFailed,
+)
 from strategies.sync_base import SyncMessage
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
@@ -199,7 +205,7 @@ def test_trigger_sync_returns_an_id_that_status_reports(
     assert n1.wait_sync(incremental, HANG)["outcome"] in ("sent", "idle")
     with pytest.raises(ValidationFailed, match="full_sync, incremental"):
         n1.trigger_sync("bogus")
-    with pytest.raises(ValidationFailed, match="unknown peer"):
+    with pytest.raises(NotFound, match="unknown peer"):
         n1.sync_node("n9")
     assert n1.wait_sync(n1.sync_node("n2", "full_sync"), HANG)["peers"] == ["n2"]
     assert data["n2"].sync_now()["outcome"] == "completed"
