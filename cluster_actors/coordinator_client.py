@@ -185,6 +185,25 @@ class Coordinator(ComponentClient):
         ``value`` (with ``value``); True if the store changed."""
         return bool(self.call("resolve_conflict", key, resolution, value))
 
+    def split(self, groups: list[list[str]]) -> dict[str, Any]:
+        """Record a controlled split of the members into ``groups`` (at least two
+        disjoint, non-empty lists of members, one holding this node): lifecycle
+        stable -> splitting -> resume. The Raft membership is not changed."""
+        return dict(self.call("split", [list(group) for group in groups]))
+
+    def snapshot(self) -> int:
+        """Compact this node's log now (lifecycle snapshotting); the snapshot index."""
+        return int(self.call("snapshot"))
+
+    def start_upgrade(self, version: str | None = None) -> str:
+        """Mark a rolling upgrade of this node as started (stable -> upgrading);
+        the lifecycle state after it."""
+        return str(self.call("start_upgrade", version))
+
+    def finish_upgrade(self) -> str:
+        """The upgrade is done (upgrading -> resume); the lifecycle state after it."""
+        return str(self.call("finish_upgrade"))
+
     def stop(self) -> None:
         """End this node without changing the membership (the seed's ``stop``)."""
         self.call("stop")

@@ -39,7 +39,7 @@ import ray
 from ray.exceptions import RayActorError
 
 from ..core.monitoring import MonitorCore, NodeObservation
-from ..errors import ClusterError, NotFound
+from ..errors import ClusterError, CoordinationTimeout, NotFound
 from ..runtime.events import subscriber_key
 from ..runtime.hosting import find_component
 from ..runtime.naming import namespace, node_supervisor_name
@@ -369,13 +369,29 @@ class MonitorActor(ComponentActor):
         return self._alert_subscribers.pop(subscriber_key(handle), None) is not None
 
     async def get_node_metrics(self, node: str) -> dict[str, Any]:
-        """Latest observation, health and alerts of ``node``; raises :class:`NotFound`
-        (code ``not_found``) for a node this monitor has not observed."""
+        """Latest observation, health and alerts of ``node``: from this monitor
+        when it observed ``node``, else from the monitor of ``node`` itself (a
+        member's own monitor observes it). Raises :class:`NotFound` (code
+        ``not_found``) for a node that is not a member or whose monitor has no
+        observation yet, and :class:`ClusterError` when that monitor does not answer."""
         metrics = self.core.get_node_metrics(node)
-        if metrics is None:
+        if metrics is not None:
+            return metrics
+        if not isinstance(node, str) or node == self.node_id or node not in self._voters:
             raise NotFound(f"no observation of node {node!r} on the monitor of "
-                           f"{self.node_id}; observed: {sorted(self.core.get_metrics()['nodes'])}")
-        return metrics
+                           f"{self.node_id}; members: {sorted(self._voters)}")
+        try:
+            handle = find_component(self.cluster, node, "monitor")
+        except ValueError:
+            raise ClusterError(f"the monitor of {node} is not running; retry in a "
+                               "moment") from None
+        try:
+            return await bounded(handle.get_node_metrics.remote(node))
+        except ray.exceptions.RayTaskError as error:
+            raise task_cause(error) from None
+        except (asyncio.TimeoutError, RayActorError):
+            raise CoordinationTimeout(f"the monitor of {node} did not answer; retry in a "
+                                      "moment") from None
 
     async def get_history(self, metric_name: str, limit: int = 100,
                           tags: dict[str, Any] | None = None) -> list[tuple[float, float]]:

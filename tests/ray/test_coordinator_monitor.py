@@ -171,6 +171,15 @@ def test_monitor_health_history_and_node_metrics(cluster: Cluster,
     assert all(a[0] <= b[0] for a, b in itertools.pairwise(points))
     metrics = monitor.get_node_metrics("n2")
     assert metrics["observation"]["leader"] == leader and metrics["health"] == "healthy"
+    # a peer's metrics come from the peer's own monitor
+    def n3_metrics() -> dict[str, Any] | None:
+        try:
+            return monitor.get_node_metrics("n3")
+        except NotFound:  # n3's monitor has not made its first observation yet
+            return None
+
+    peer = wait_for(n3_metrics, "n3's metrics through n2")
+    assert peer["observation"]["node_id"] == "n3" and peer["health"] == "healthy"
     with pytest.raises(ClusterError) as unknown:
         monitor.get_node_metrics("nx")
     assert unknown.value.code == "not_found"
