@@ -327,10 +327,9 @@ class KVClient:
         return self._leader_call("read", keys, timeout=timeout)
 
     def items(self, prefix: str = "") -> list[KeyValue]:
-        """All records whose key starts with ``prefix`` (read on the leader after a
-        ReadIndex round)."""
-        self._leader_call("read", [], timeout=None)
-        return self._leader_call("kv_items", prefix, timeout=None)
+        """All records whose key starts with ``prefix``, in key order: one
+        linearizable read (ReadIndex) on the leader."""
+        return self._leader_call("read_prefix", prefix, timeout=None)
 
     def submit(self, op: tuple[Any, ...]) -> Future[Any]:
         """Queue one command; the future resolves to its KVResult. Commands

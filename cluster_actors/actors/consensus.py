@@ -247,6 +247,21 @@ class ConsensusCore:
 
     async def read(self, keys: list[str], timeout: float = 5.0) -> list[Any]:
         """Linearizable reads (ReadIndex): the values of ``keys`` as KeyValue or None."""
+        await self._confirm_read(timeout)
+        return [self.sm.get(key) for key in keys]
+
+    async def read_prefix(self, prefix: str, timeout: float = 5.0) -> list[Any]:
+        """A linearizable read (ReadIndex) of every record whose key starts with
+        ``prefix``, in key order, answered by this leader once confirmed."""
+        if not isinstance(prefix, str):
+            raise ValidationFailed([("prefix", f"must be a string, got {type(prefix).__name__}")])
+        await self._confirm_read(timeout)
+        return self.sm.range(prefix)
+
+    async def _confirm_read(self, timeout: float) -> None:
+        """Return once a quorum confirmed this node still leads and it applied
+        everything committed when the read arrived (Raft's ReadIndex); raises
+        NotLeader on a follower and CoordinationTimeout when not confirmed in time."""
         self.require_started()
         if self.raft.role is not Role.LEADER:
             raise NotLeader(self.node_id, self.raft.lead)
@@ -259,7 +274,6 @@ class ConsensusCore:
             await future
         finally:
             self._reads.pop(context, None)
-        return [self.sm.get(key) for key in keys]
 
     def _expire_reads(self) -> None:
         now = time.monotonic()
@@ -516,6 +530,9 @@ class ConsensusActor(SupervisedActor):
 
     async def read(self, keys: list[str], timeout: float = 5.0) -> list[Any]:
         return await self.core.read(keys, timeout)
+
+    async def read_prefix(self, prefix: str, timeout: float = 5.0) -> list[Any]:
+        return await self.core.read_prefix(prefix, timeout)
 
     async def status(self) -> dict[str, Any]:
         return self.core.status()

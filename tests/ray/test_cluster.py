@@ -82,6 +82,21 @@ def test_a_write_on_a_follower_raises_not_leader_naming_the_leader(cluster: Clus
     assert leader in str(caught.value)
 
 
+def test_items_is_one_linearizable_read_of_a_prefix_in_key_order(cluster: Cluster) -> None:
+    for key in ("items/b", "items/a", "items/c", "itemsX"):
+        cluster.kv.put(key, key.upper())
+    records = cluster.kv.items("items/")
+    assert [(r.key, r.value) for r in records] == [
+        ("items/a", "ITEMS/A"), ("items/b", "ITEMS/B"), ("items/c", "ITEMS/C")]
+    leader = cluster.wait_for_leader()
+    follower = next(n for n in cluster.node_ids if n != leader)
+    with pytest.raises(NotLeader):  # never answered by a node that may be deposed
+        try:
+            ray.get(cluster._consensus_handle(follower).read_prefix.remote("items/"))
+        except ray.exceptions.RayTaskError as error:
+            raise error.as_instanceof_cause() from None
+
+
 def test_an_unknown_node_id_raises_not_found_naming_the_nodes(cluster: Cluster) -> None:
     for call in (cluster.node, cluster.coordinator, cluster.data, cluster.config):
         with pytest.raises(NotFound, match="n1, n2, n3") as raised:
