@@ -232,6 +232,96 @@ class Cluster:
         self._handles.clear()
         forget_cluster(self.name)
 
+    # ---------------------------------------------------- runtime membership
+    def add_node(self, node_id: str, *, ray_node_id: str | None = None,
+                 timeout: float = 60.0) -> str:
+        """Start node ``node_id`` and join it to the running cluster (the seed's
+        ``join_cluster``): its actors start with no voters, the leader adds it
+        as a learner, brings its log up to date, then promotes it to voter.
+        Returns the node id once it votes; ``node_ids``, the registry (and so
+        :meth:`attach`) and every coordinator's member list include it.
+
+        ``ray_node_id`` pins it to a Ray node. Raises ValidationFailed for a bad
+        or taken id, NoQuorum/CoordinationTimeout when the cluster cannot take
+        it; a node that failed to join is stopped again and not added.
+        """
+        check_name("node", node_id)
+        if node_id in self.node_ids:
+            raise ValidationFailed([("node_id", f"{node_id!r} is already a node of cluster "
+                                                f"{self.name!r}")])
+        members = [*self.node_ids, node_id]
+        plan = NodePlan(self.name, node_id, members, self.options, ray_node_id, join=True,
+                        initial_config=initial_config_of(self.options, self.node_ids))
+        root = self._root()
+        ray.get(root.start_child.remote(node_supervisor_spec(plan)), timeout=timeout)
+        try:
+            Coordinator(self.name, node_id, timeout).join_cluster(list(self.node_ids), timeout)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                ray.get(root.terminate_child.remote(node_id), timeout=timeout)
+                ray.get(root.delete_child.remote(node_id), timeout=timeout)
+            raise
+        ray.get(self._registry().add_node.remote(node_id, ray_node_id), timeout=timeout)
+        self.node_ids.append(node_id)
+        return node_id
+
+    def remove_node(self, node_id: str, timeout: float = 60.0) -> None:
+        """Take ``node_id`` (live or dead) out of the cluster: the leader removes it
+        from the voters (a leader being removed hands leadership over first),
+        then its actors are stopped and it leaves ``node_ids`` and the registry.
+        Its durable files stay where they are (delete them yourself to reuse the
+        id with empty storage). Raises NotFound for an unknown node and
+        NoQuorum/CoordinationTimeout when the remaining voters cannot commit the
+        change (nothing is changed then)."""
+        if node_id not in self.node_ids:
+            raise NotFound(f"no node {node_id!r} in cluster {self.name!r}; its nodes are "
+                           f"{', '.join(self.node_ids)}")
+        if len(self.node_ids) == 1:
+            raise ValidationFailed([("node_id", "the last node cannot be removed; shut the "
+                                                "cluster down instead")])
+        deadline = time.monotonic() + timeout
+        leader = self.wait_for_leader(timeout)
+        if leader == node_id:
+            with contextlib.suppress(Exception):
+                self.coordinator(node_id).step_down()
+            leader = self.find_leader(timeout=max(0.0, deadline - time.monotonic()))
+            while leader in (None, node_id) and time.monotonic() < deadline:
+                leader = self.find_leader(timeout=max(0.0, deadline - time.monotonic()))
+            if leader in (None, node_id):
+                raise CoordinationTimeout(f"{node_id} still leads: cannot remove it now")
+        handle = self._consensus_handle(leader)
+        left = max(1.0, deadline - time.monotonic())
+        try:
+            ray.get(handle.change_membership.remote([("remove", node_id)], left),
+                    timeout=left + 1.0)
+        except ray.exceptions.RayTaskError as error:
+            raise unwrap(error) from None
+        except ray.exceptions.GetTimeoutError:
+            raise CoordinationTimeout(f"removing {node_id} was not committed within "
+                                      f"{timeout} s: is a majority of the voters up?") from None
+        root = self._root()
+        with contextlib.suppress(Exception):
+            ray.get(root.terminate_child.remote(node_id), timeout=timeout)
+        with contextlib.suppress(Exception):
+            ray.get(root.delete_child.remote(node_id), timeout=timeout)
+        ray.get(self._registry().remove_node.remote(node_id), timeout=timeout)
+        self.node_ids.remove(node_id)
+        self._forget_handle(node_id)
+
+    def _root(self) -> Any:
+        try:
+            return ray.get_actor(root_supervisor_name(self.name), namespace=self.namespace)
+        except ValueError:
+            raise ClusterError(f"cluster {self.name!r} has no root supervisor: is it "
+                               "running?") from None
+
+    def _registry(self) -> Any:
+        try:
+            return ray.get_actor(registry_name(self.name), namespace=self.namespace)
+        except ValueError:
+            raise ClusterError(f"cluster {self.name!r} has no registry: is it "
+                               "running?") from None
+
     def spans(self, timeout: float = 10.0, clear: bool = False) -> list[dict[str, Any]]:
         """Spans the cluster's actors recorded (``ClusterOptions(tracing="memory")``),
         oldest first, each naming its actor under ``source``; [] with another exporter."""

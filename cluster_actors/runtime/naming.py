@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import re
 
+from ..errors import ValidationFailed
+
 COMPONENTS = ("coordinator", "membership", "heartbeat", "consensus", "sync", "monitor")
 _VALID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
 def check_name(kind: str, value: str) -> str:
-    """Return ``value`` if it is a usable cluster or node name, else raise ValueError."""
+    """Return ``value`` if it is a usable cluster or node name, else raise
+    ValidationFailed (a ValueError too)."""
     if not isinstance(value, str) or not _VALID.match(value):
-        raise ValueError(f"invalid {kind} name {value!r}: use 1-63 letters, digits, '_', '.' "
-                         f"or '-', starting with a letter or digit")
+        raise ValidationFailed([(kind, f"invalid {kind} name {value!r}: use 1-63 letters, "
+                                       "digits, '_', '.' or '-', starting with a letter or "
+                                       "digit")])
     return value
 
 
