@@ -25,6 +25,7 @@ from .core.config import parse_config
 from .core.supervision import Strategy, SupervisorFlags
 from .data_client import DataStore
 from .errors import ClusterError, CoordinationTimeout, NotFound, ValidationFailed
+from .leader_watch import LeaderWatch
 from .node import NodePlan, node_supervisor_spec
 from .options import ClusterOptions
 from .runtime.hosting import find_component, forget_cluster
@@ -128,6 +129,7 @@ class Cluster:
         self._handles: dict[str, Any] = {}
         self._kv: KVClient | None = None
         self._chaos: Any = None
+        self._leader_watch: LeaderWatch | None = None
 
     # ------------------------------------------------------------ lifecycle
     @classmethod
@@ -210,6 +212,8 @@ class Cluster:
         """Stop every actor of the cluster (children in reverse start order)."""
         if self._kv is not None:
             self._kv.close()
+        if self._leader_watch is not None:
+            self._leader_watch.close()
         if self._chaos is not None:
             with contextlib.suppress(Exception):
                 self._chaos.close()  # resumes paused processes, heals partitions
@@ -443,13 +447,21 @@ class Cluster:
                 return None
             time.sleep(max(0.005, min(round_started + spacing, deadline) - time.monotonic()))
 
+    @property
+    def leader_watch(self) -> LeaderWatch:
+        """The leadership the nodes push to this driver (started on first use)."""
+        if self._leader_watch is None:
+            self._leader_watch = LeaderWatch(self.name, lambda: list(self.node_ids))
+        return self._leader_watch
+
     def leader(self) -> str | None:
-        """The current leader's node id, or None (no waiting)."""
-        return self.find_leader(timeout=0)
+        """The current leader's node id, or None: answered from the leadership
+        the nodes pushed (no Ray call), else from one quick poll of the nodes."""
+        return self.leader_watch.leader() or self.find_leader(timeout=0)
 
     def wait_for_leader(self, timeout: float = 30.0) -> str:
         """Block until a leader is elected; its node id."""
-        leader = self.find_leader(timeout=timeout)
+        leader = self.leader_watch.wait_for_leader(timeout) or self.find_leader(timeout=0.1)
         if leader is None:
             raise CoordinationTimeout(f"no leader elected within {timeout} s: check that a "
                                       f"majority of {self.node_ids} is running and connected")

@@ -97,6 +97,17 @@ def test_items_is_one_linearizable_read_of_a_prefix_in_key_order(cluster: Cluste
             raise error.as_instanceof_cause() from None
 
 
+def test_the_pushed_leader_follows_a_leader_kill_and_never_names_the_dead(
+        cluster: Cluster) -> None:
+    old = cluster.wait_for_leader()
+    assert cluster.leader_watch.wait_for_leader(HANG_GUARD) == old
+    cluster.chaos.kill_leader()
+    new = cluster.leader_watch.wait_for_leader(HANG_GUARD, other_than=old)
+    assert new is not None and new != old
+    assert cluster.leader() == new
+    assert wait_until(lambda: cluster.find_leader(timeout=1.0) == new)  # the nodes agree
+
+
 def test_an_unknown_node_id_raises_not_found_naming_the_nodes(cluster: Cluster) -> None:
     for call in (cluster.node, cluster.coordinator, cluster.data, cluster.config):
         with pytest.raises(NotFound, match="n1, n2, n3") as raised:
