@@ -215,3 +215,11 @@ def test_bad_input_is_refused_with_what_to_pass_and_changes_nothing(
     assert caught.value.errors[0][0] == field and "give" in str(caught.value)
     assert isinstance(caught.value, ClusterError)
     assert cluster.core.sm.revision == revision and not cluster.core.sm.leases.leases
+
+
+def test_the_line_moved_out_of_election_stays_importable_under_its_old_names() -> None:
+    from cluster_actors import election
+    from cluster_actors.recipes.line import Cancelled, LeaderInfo, LeaseLine
+
+    assert election._Queue is LeaseLine and election.LeaderInfo is LeaderInfo
+    assert election.Cancelled is Cancelled and election.POLL_S > 0
