@@ -237,7 +237,7 @@ def test_a_registered_service_appears_and_disappears_with_its_lease(cluster: Clu
     process = Process.remote(cluster.name)
     watch = cluster.watch_services("api", poll=0.5)
     assert next(watch).members == []
-    instance = ray.get(process.register.remote("api", "10.0.0.7:8080", 1.0))
+    instance = ray.get(process.register.remote("api", "10.0.0.7:8080", 2.0))
     change = next(watch)
     assert [(m.instance_id, m.address) for m in change.joined] == [(instance, "10.0.0.7:8080")]
     assert [m.instance_id for m in cluster.services("api")] == [instance]
