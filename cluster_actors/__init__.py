@@ -49,6 +49,15 @@ _LAZY = {
     "Lease": "cluster_actors.lease",
     "LeaderActor": "cluster_actors.leader_actor",
     "leader_only": "cluster_actors.leader_actor",
+    "Barrier": "cluster_actors.recipes.barrier",
+    "Queue": "cluster_actors.recipes.queue",
+    "RWLock": "cluster_actors.recipes.rwlock",
+    "Registration": "cluster_actors.recipes.registry",
+    "Semaphore": "cluster_actors.recipes.semaphore",
+    "ServiceInstance": "cluster_actors.recipes.registry",
+    "ServiceWatch": "cluster_actors.recipes.registry",
+    "Singleton": "cluster_actors.recipes.singleton",
+    "SingletonProxy": "cluster_actors.recipes.singleton",
 }
 
 
@@ -61,6 +70,7 @@ def __getattr__(name: str) -> object:
     return getattr(importlib.import_module(module), name)
 
 __all__ = [
+    "Barrier",
     "ChaosMonkey",
     "Cluster",
     "ClusterError",
@@ -91,11 +101,19 @@ __all__ = [
     "NotFound",
     "NotLeader",
     "ProposalDropped",
+    "Queue",
     "Quorum",
+    "RWLock",
     "RaftNode",
     "RaftOptions",
     "Ready",
+    "Registration",
     "Role",
+    "Semaphore",
+    "ServiceInstance",
+    "ServiceWatch",
+    "Singleton",
+    "SingletonProxy",
     "StaleToken",
     "Subscription",
     "SyncFailed",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 from pydantic import BaseModel
@@ -40,6 +40,14 @@ from .runtime.naming import (
 from .runtime.registry import ClusterRegistry
 from .runtime.spans import cluster_actor_handles, collect_spans
 from .runtime.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from .recipes.barrier import Barrier
+    from .recipes.queue import Queue
+    from .recipes.registry import Registration, ServiceInstance, ServiceWatch
+    from .recipes.rwlock import RWLock
+    from .recipes.semaphore import Semaphore
+    from .recipes.singleton import SingletonProxy
 
 # Ray destroys a non-detached actor once every handle to it is gone, so the
 # process that starts a cluster keeps its root handles until shutdown().
@@ -535,6 +543,82 @@ class Cluster:
         from .lock import Lock
 
         return Lock(self, name, ttl=ttl, timeout=timeout)
+
+    # ------------------------------------------------- coordination recipes
+    def rwlock(self, name: str, ttl: float = 2.0, timeout: float | None = None) -> RWLock:
+        """A :class:`~cluster_actors.recipes.rwlock.RWLock` named ``name``:
+        ``with rw.read():`` (shared) / ``with rw.write():`` (exclusive), each
+        hold with a fencing token, released when its ``ttl`` s lease expires."""
+        from .recipes.rwlock import RWLock
+
+        return RWLock(self, name, ttl=ttl, timeout=timeout)
+
+    def semaphore(self, name: str, limit: int, ttl: float = 2.0,
+                  timeout: float | None = None) -> Semaphore:
+        """A :class:`~cluster_actors.recipes.semaphore.Semaphore` (a new
+        contender per call): never more than ``limit`` holders; a holder whose
+        ``ttl`` s lease expires frees its slot."""
+        from .recipes.semaphore import Semaphore
+
+        return Semaphore(self, name, limit, ttl=ttl, timeout=timeout)
+
+    def barrier(self, name: str, parties: int, ttl: float = 2.0) -> Barrier:
+        """A :class:`~cluster_actors.recipes.barrier.Barrier` (one party per
+        call): ``wait(timeout=)`` releases ``parties`` parties together;
+        ``enter()`` / ``leave()`` is the double barrier."""
+        from .recipes.barrier import Barrier
+
+        return Barrier(self, name, parties, ttl=ttl)
+
+    def queue(self, name: str) -> Queue:
+        """The FIFO :class:`~cluster_actors.recipes.queue.Queue` named
+        ``name``: ``put(item)``, ``get(timeout=)``, each item to one consumer."""
+        from .recipes.queue import Queue
+
+        return Queue(self, name)
+
+    def register(self, service: str, address: Any, ttl: float = 10.0,
+                 metadata: dict[str, Any] | None = None,
+                 instance_id: str | None = None) -> Registration:
+        """Register an instance of ``service`` at ``address``, kept alive by a
+        ``ttl`` s lease until ``deregister()`` (see
+        :class:`~cluster_actors.recipes.registry.Registration`)."""
+        from .recipes.registry import Registration
+
+        return Registration(self, service, address, ttl, metadata, instance_id)
+
+    def services(self, service: str) -> list[ServiceInstance]:
+        """The live instances of ``service``, in registration order (linearizable)."""
+        from .recipes.registry import services
+
+        return services(self, service)
+
+    def watch_services(self, service: str, poll: float = 1.0) -> ServiceWatch:
+        """Follow the instances of ``service``: an iterator of
+        :class:`~cluster_actors.recipes.registry.ServiceChange` (the current
+        members first, then each change)."""
+        from .recipes.registry import ServiceWatch
+
+        return ServiceWatch(self, service, poll)
+
+    def singleton(self, name: str, actor_class: Any, *args: Any, lease_ttl: float = 2.0,
+                  **kwargs: Any) -> SingletonProxy:
+        """Take part in running one ``actor_class(*args, **kwargs)`` Ray actor
+        cluster-wide (see :mod:`cluster_actors.recipes.singleton`): this
+        process starts it while it holds the election ``singleton/<name>``
+        (a ``lease_ttl`` s lease). Returns the proxy
+        (``proxy.method.remote(...)`` reaches the live instance;
+        ``proxy.stop()`` ends this process's part)."""
+        from .recipes.singleton import Singleton, SingletonProxy
+
+        manager = Singleton(self, name, actor_class, args, kwargs, ttl=lease_ttl)
+        return SingletonProxy(self, name, manager)
+
+    def singleton_proxy(self, name: str) -> SingletonProxy:
+        """A proxy to singleton ``name`` without taking part in running it."""
+        from .recipes.singleton import SingletonProxy
+
+        return SingletonProxy(self, name)
 
     def __repr__(self) -> str:
         return f"<Cluster {self.name!r} nodes={self.node_ids}>"

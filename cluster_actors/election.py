@@ -37,14 +37,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .core.kv import KVResult
-from .errors import ClusterError, CoordinationTimeout
-from .lease import Lease, leader_call, run_op
+from .errors import ClusterError
+from .lease import Lease, run_op
+from .recipes.line import POLL_S, Cancelled, LeaderInfo, LeaseLine, first_of, info_of
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -52,8 +51,10 @@ if TYPE_CHECKING:
 ELECTION_PREFIX = "election/"
 FENCE_PREFIX = "fence/"
 
-#: longest single long poll while waiting (the wait ends earlier on any change)
-POLL_S = 1.0
+# the line of contenders moved to recipes/line.py; these names stay importable
+_Queue = LeaseLine
+_info = info_of
+_first = first_of
 
 
 class StaleToken(ClusterError):
@@ -71,117 +72,6 @@ class StaleToken(ClusterError):
                        f"or revoked)" + (f"; token {newer} superseded it" if newer else "")
                        + "; campaign again before writing")
         super().__init__(message)
-
-
-class Cancelled(ClusterError):
-    """A campaign or lock acquisition was cancelled by its caller."""
-
-    code = "cancelled"
-
-
-@dataclass(frozen=True, slots=True)
-class LeaderInfo:
-    """Who leads (or holds the lock): the candidate's id and proclaimed value,
-    the fencing token, the election key, its lease and its mod revision."""
-
-    candidate_id: str
-    value: Any
-    token: int
-    key: str
-    lease_id: int
-    revision: int
-
-
-def _info(item: Sequence[Any]) -> LeaderInfo:
-    key, record, create_revision, mod_revision, lease_id = item
-    record = record if isinstance(record, dict) else {}
-    return LeaderInfo(str(record.get("candidate")), record.get("value"), create_revision, key,
-                      lease_id, mod_revision)
-
-
-def _first(items: Sequence[Sequence[Any]]) -> Sequence[Any] | None:
-    return min(items, key=lambda item: item[2]) if items else None
-
-
-class _Queue:
-    """Keys under one prefix, each attached to a contender's lease; the key
-    with the lowest create revision holds."""
-
-    def __init__(self, cluster: Cluster, prefix: str) -> None:
-        self.cluster = cluster
-        self.prefix = prefix
-
-    def items(self, known: list[tuple[str, int]] | None = None, wait: float = 0.0
-              ) -> list[Sequence[Any]]:
-        """The queue (linearizable); with ``known``, waits up to ``wait``
-        seconds for it to differ."""
-        return leader_call(self.cluster, "lease_watch", self.prefix, known, wait,
-                           timeout=wait + self.cluster.kv.timeout)
-
-    def head(self) -> LeaderInfo | None:
-        first = _first(self.items())
-        return None if first is None else _info(first)
-
-    def line(self) -> list[LeaderInfo]:
-        return [_info(item) for item in sorted(self.items(), key=lambda item: item[2])]
-
-    def enter_and_wait(self, candidate_id: str, value: Any, ttl: float, timeout: float | None,
-                       cancel: threading.Event | None) -> tuple[Lease, str, int]:
-        """Join the queue and wait to be first: ``(lease, key, token)``. A
-        lease lost while waiting is replaced (the place in line is lost).
-        Raises CoordinationTimeout after ``timeout`` s, Cancelled on ``cancel``."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        record = {"candidate": candidate_id, "value": value}
-        attempt = 0
-        while True:
-            self._check(deadline if attempt else None, cancel)
-            attempt += 1
-            lease = Lease.grant(self.cluster, ttl)
-            key = f"{self.prefix}{lease.lease_id:016x}"
-            try:
-                result = run_op(self.cluster, ("put_lease", key, record, lease.lease_id))
-            except BaseException:
-                lease.revoke()
-                raise
-            if not result.ok:
-                lease.revoke()
-                continue
-            if self._wait_first(lease, key, ttl, deadline, cancel):
-                return lease, key, result.kv.create_revision
-            lease.revoke()  # the lease lapsed while waiting: leave no key behind, rejoin
-
-    def _wait_first(self, lease: Lease, key: str, ttl: float, deadline: float | None,
-                    cancel: threading.Event | None) -> bool:
-        """Wait until ``key`` is first in line: True; False if the lease was
-        lost meanwhile. Raises (revoking the lease) on timeout or cancel."""
-        known: list[tuple[str, int]] | None = None
-        try:
-            while lease.is_alive():
-                wait = POLL_S if deadline is None else max(0.0, deadline - time.monotonic())
-                try:
-                    items = self.items(known, min(wait, POLL_S, ttl))
-                except ClusterError:
-                    self._check(deadline, cancel)
-                    continue
-                known = [(item[0], item[3]) for item in items]
-                first = _first(items)
-                if not any(item[0] == key for item in items):
-                    return False  # our key is gone: the lease expired while we waited
-                if first is not None and first[0] == key and lease.is_alive():
-                    return True
-                self._check(deadline, cancel)
-            return False
-        except BaseException:
-            lease.revoke()
-            raise
-
-    @staticmethod
-    def _check(deadline: float | None, cancel: threading.Event | None) -> None:
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("cancelled while waiting for leadership")
-        if deadline is not None and time.monotonic() >= deadline:
-            raise CoordinationTimeout("not elected within the timeout: another contender "
-                                      "still holds it; wait longer or resign the holder")
 
 
 class Hold:

@@ -18,6 +18,8 @@ EXPECTED_EXPORTS = {
     "UnknownStrategy", "ValidationFailed", "__version__",
     "NotFound", "ConfigClient", "Subscription", "Quorum", "ClusterStatusModel",
     "LifecycleTransition",
+    "Barrier", "Queue", "RWLock", "Registration", "Semaphore", "ServiceInstance",
+    "ServiceWatch", "Singleton", "SingletonProxy",
 }
 
 
