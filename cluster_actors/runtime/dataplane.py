@@ -6,26 +6,37 @@ a few microseconds. So Ray stays the control plane (placement, names,
 supervision, the death watch, admin calls, bulk transfers) and the hot
 messages (Raft, heartbeats, client commands, event pushes) travel here.
 
-How :class:`~cluster_actors.runtime.transport.Transport` uses it
------------------------------------------------------------------
-* Each process that hosts components owns one :class:`DataPlane` (made with
-  the process's actor id and the cluster's secret, handed out through Ray
-  at ``Cluster.start``), ``await plane.start()``, and answers a Ray call with
-  :meth:`DataPlane.addresses`: that is how peers learn where to dial.
-* A component calls :meth:`DataPlane.register` with its handler; incoming
-  frames reach ``on_frames(src_node, payloads)``, where the Transport
-  decodes them and applies the same checks as :meth:`Transport.accept`
-  (membership, the fault filter's blocked peers, message validation).
-* When the Transport resolves a peer through Ray, it also fetches the peer's
-  :class:`Endpoint` and calls :meth:`DataPlane.set_address`. On send it
-  encodes a batch once and calls :meth:`DataPlane.send_many` with its
-  ``FaultFilter.passes``; every peer returned (its link is down, still
-  dialling or the payload is too large for a frame) gets the batch as a Ray
-  call instead. A delay the fault filter asks for is applied by the caller
-  before it sends.
+How :class:`~cluster_actors.runtime.transport.Transport` will use it
+--------------------------------------------------------------------
+* Each process that hosts components owns one :class:`DataPlane`: a
+  component actor (``per_component``) or a node host (``per_node``, one plane
+  for all the node's components; siblings in one host keep calling each other
+  directly). It is made with the process's actor id and the cluster's secret
+  (made at ``Cluster.start`` with :func:`make_secret`, handed out through
+  Ray), started with ``await plane.start()``, and a Ray method of the actor
+  returns :meth:`DataPlane.addresses`: that is how peers learn where to dial.
+  A driver that wants replies on a stream (the KV client) runs a plane too,
+  as a node of its own name.
+* A component calls :meth:`DataPlane.register` with its handler and policy
+  (``"drop"`` for Raft, ``"keep_newest"`` for heartbeats); frames reach
+  ``on_frames(src_node, payloads)``, where the Transport unpickles them and
+  applies what :meth:`Transport.accept` applies to a Ray batch (membership,
+  the fault filter's blocked peers, message validation).
+* When the Transport resolves a peer through Ray (``find_component``), it
+  also asks the peer for its :class:`Endpoint` and calls
+  :meth:`DataPlane.set_address` (per component: in ``per_component`` a
+  peer's components are separate processes). On send it pickles a batch once
+  and calls :meth:`DataPlane.send_many` with ``FaultFilter.passes``, so
+  partitions and drops hold on the stream too; every peer returned (no link
+  up yet, or the payload is over ``max_frame``, or plain pickle refused it)
+  gets the batch as a Ray call, as today. A delay the fault filter asks for
+  is applied by the caller before it sends.
 * ``on_link_down(component, peer)`` is a hint, not a death: the Transport
-  re-resolves the peer's address through Ray and keeps falling back to Ray
-  calls meanwhile. Only Ray's death watch declares a peer dead.
+  re-resolves the peer's address through Ray (a dial refused as stale means
+  the peer restarted) and falls back to Ray calls meanwhile. Only Ray's
+  death watch (``until_stopped``) declares a peer dead.
+* The stream and the Ray path are not ordered with each other; Raft and the
+  failure detector tolerate reordering and loss, as they do today.
 
 Links and frames
 ----------------
@@ -54,23 +65,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import hmac
 import logging
 import os
-import re
 import secrets
-import socket
-import stat
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ClusterError, ValidationFailed
+from ..errors import ValidationFailed
 from . import dataplane_wire as wire
+from .dataplane_sockets import DataPlaneError, machine_id, nodelay, socket_path
 from .dataplane_wire import HANDSHAKE_MAX, LENGTH, FrameReader, FrameTooLarge
+
+__all__ = ["DataPlane", "DataPlaneError", "Endpoint", "make_secret"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,16 +88,9 @@ HIGH_WATER = 8 << 20  #: default unsent bytes per link before its policy applies
 DIAL_TIMEOUT = 2.0  #: seconds to connect and finish the handshake
 HANDSHAKE_TIMEOUT = 2.0  #: seconds a listener waits for a dialler's hello
 BACKOFF_MIN, BACKOFF_MAX = 0.05, 2.0  #: seconds between failed dials, doubling
-UNIX_PATH_LIMIT = 100  #: bytes; AF_UNIX allows 107 on Linux, 103 on macOS
 POLICIES = ("drop", "keep_newest")
 
 FrameHandler = Callable[[str, list[bytes]], None]
-
-
-class DataPlaneError(ClusterError):
-    """The data plane cannot start (an unsafe socket directory, for instance)."""
-
-    code = "data_plane"
 
 
 def make_secret() -> bytes:
@@ -111,59 +113,9 @@ class Endpoint:
     unix: str | None
     tcp: tuple[str, int] | None
 
-
-def machine_id() -> str:
-    """This host's identity: its hostname and boot id (Linux)."""
-    boot = ""
-    with contextlib.suppress(OSError):
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    return f"{socket.gethostname()}/{boot}"
-
-
-# ------------------------------------------------------------ the socket path
-def _part(name: str) -> str:
-    """``name`` as a path component: itself if short and plain, else hashed."""
-    if re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,31}", name):
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
-    plain = re.sub(r"[^A-Za-z0-9_-]", "_", name)[:12]
-    return f"{plain}-{digest}" if plain else digest
-
-
-def private_dir(path: Path) -> Path:
-    """Create ``path`` with mode 0700, or tighten it to 0700 if this user
-    owns it; refuse a symlink, a non-directory or another user's directory."""
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(path, 0o700)
-    info = os.lstat(path)
-    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode) \
-            or info.st_uid != os.getuid():
-        raise DataPlaneError(f"{path} is not a directory owned by this user: remove it, or "
-                             "set XDG_RUNTIME_DIR to a private directory")
-    if stat.S_IMODE(info.st_mode) != 0o700:
-        os.chmod(path, 0o700)
-    return path
-
-
-def socket_path(cluster: str, node: str, base: str | None = None) -> Path | None:
-    """A fresh socket path in the cluster's private directory
-    ``<base>/cluster_actors-<uid>/<cluster>/``, within the AF_UNIX limit
-    (long names are hashed). ``base`` defaults to ``$XDG_RUNTIME_DIR``, else
-    the system temp directory. None if no path fits. Creates the directories."""
-    name = f"{_part(node)}-{os.getpid()}-{secrets.token_hex(3)}.sock"
-    bases = [base] if base else [os.environ.get("XDG_RUNTIME_DIR"), tempfile.gettempdir(),
-                                 "/tmp"]
-    for root in filter(None, bases):
-        for cluster_part, file in ((_part(cluster), name),
-                                   (hashlib.sha256(cluster.encode()).hexdigest()[:12],
-                                    f"{os.getpid()}-{secrets.token_hex(3)}.sock")):
-            top = Path(root) / f"cluster_actors-{os.getuid()}"
-            path = top / cluster_part / file
-            if len(os.fsencode(path)) <= UNIX_PATH_LIMIT and os.path.isdir(root):
-                private_dir(top)
-                private_dir(top / cluster_part)
-                return path
-    return None
+    def __post_init__(self) -> None:
+        if self.tcp is not None:  # a list after a trip through JSON compares unequal
+            object.__setattr__(self, "tcp", (str(self.tcp[0]), int(self.tcp[1])))
 
 
 # ---------------------------------------------------------------- the links
@@ -200,7 +152,7 @@ class _Outbound(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        _nodelay(transport)
+        nodelay(transport)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -264,12 +216,12 @@ class _Inbound(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.nonce = os.urandom(16)
         self.src: str | None = None
-        self.handler: FrameHandler | None = None
+        self.component: str | None = None  # set by a good hello
         self.timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        _nodelay(transport)
+        nodelay(transport)
         self.plane._inbound.add(self)
         self.plane.stats["accepted"] += 1
         transport.write(wire.challenge(self.nonce))  # type: ignore[attr-defined]
@@ -281,13 +233,13 @@ class _Inbound(asyncio.Protocol):
         try:
             frames = self.reader.feed(data)
         except FrameTooLarge:
-            if self.handler is None:
+            if self.component is None:
                 self._refuse("malformed")
             else:
                 plane.stats["frames_too_large"] += 1
                 self.transport.abort()  # type: ignore[union-attr]
             return
-        if self.handler is None:
+        if self.component is None:
             if not frames:
                 return
             if not self._hello(frames.pop(0)):
@@ -298,7 +250,7 @@ class _Inbound(asyncio.Protocol):
             stats["bytes_in"] += sum(map(len, frames))
             stats["batches_in"] += 1
             try:
-                self.handler(self.src, frames)  # type: ignore[misc, arg-type]
+                plane._handlers[self.component](self.src, frames)  # type: ignore[arg-type]
             except Exception:
                 stats["handler_errors"] += 1
                 logger.exception("data plane handler failed for frames from %s", self.src)
@@ -316,11 +268,10 @@ class _Inbound(asyncio.Protocol):
             return self._refuse("bad_hmac")
         if dst_actor != plane.actor_id:
             return self._refuse("stale")
-        handler = plane._handlers.get(component)
-        if handler is None:
+        if component not in plane._handlers:
             return self._refuse("component")
         self.timer.cancel()  # type: ignore[union-attr]
-        self.src, self.handler = src, handler
+        self.src, self.component = src, component
         self.reader.limit = plane.max_frame
         plane.stats["links_in"] += 1
         self.transport.write(wire.welcome(plane._secret, nonce, self.nonce, fields))  # type: ignore[union-attr]
@@ -340,12 +291,6 @@ class _Inbound(asyncio.Protocol):
         if self.timer is not None:
             self.timer.cancel()
         self.plane._inbound.discard(self)
-
-
-def _nodelay(transport: asyncio.BaseTransport) -> None:
-    sock = transport.get_extra_info("socket")
-    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 # ------------------------------------------------------------- the data plane
@@ -400,10 +345,12 @@ class DataPlane:
         self._closed = False
         self._unix_path: Path | None = None
         self._tcp: tuple[str, int] | None = None
-        self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # by start()
 
     async def start(self) -> Endpoint:
         """Listen, and return :meth:`addresses`."""
+        if self._loop is not None:
+            return self.addresses()
         self._loop = asyncio.get_running_loop()
         if self.unix:
             path = socket_path(self.cluster, self.node, self.runtime_dir)
@@ -434,6 +381,9 @@ class DataPlane:
                                                f"got {policy!r}")])
         self._handlers[component] = on_frames
         self._policies[component] = (policy, high_water or self.high_water)
+        for link in self._links.values():
+            if link.component == component:
+                link.policy, link.high_water = self._policies[component]
 
     # ------------------------------------------------------------ addresses
     def set_address(self, component: str, peer: str, endpoint: Endpoint) -> None:

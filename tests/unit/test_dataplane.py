@@ -20,14 +20,8 @@ import pytest
 
 from cluster_actors.errors import ClusterError, ValidationFailed
 from cluster_actors.runtime import dataplane_wire as wire
-from cluster_actors.runtime.dataplane import (
-    UNIX_PATH_LIMIT,
-    DataPlane,
-    DataPlaneError,
-    Endpoint,
-    make_secret,
-    socket_path,
-)
+from cluster_actors.runtime.dataplane import DataPlane, DataPlaneError, Endpoint, make_secret
+from cluster_actors.runtime.dataplane_sockets import UNIX_PATH_LIMIT, socket_path
 
 SECRET = b"k" * 32
 RAFT = "raft"
