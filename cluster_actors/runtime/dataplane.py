@@ -34,7 +34,9 @@ How :class:`~cluster_actors.runtime.transport.Transport` will use it
 * ``on_link_down(component, peer)`` is a hint, not a death: the Transport
   re-resolves the peer's address through Ray (a dial refused as stale means
   the peer restarted) and falls back to Ray calls meanwhile. Only Ray's
-  death watch (``until_stopped``) declares a peer dead.
+  death watch (``until_stopped``) declares a peer dead; on that word the
+  Transport calls :meth:`DataPlane.forget`, then ``set_address`` with the
+  new incarnation's endpoint once it resolves.
 * The stream and the Ray path are not ordered with each other; Raft and the
   failure detector tolerate reordering and loss, as they do today.
 
@@ -348,7 +350,8 @@ class DataPlane:
         self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # by start()
 
     async def start(self) -> Endpoint:
-        """Listen, and return :meth:`addresses`."""
+        """Listen, and return :meth:`addresses`. Raises :class:`DataPlaneError`
+        if the socket directory is not private to this user."""
         if self._loop is not None:
             return self.addresses()
         self._loop = asyncio.get_running_loop()
@@ -399,7 +402,9 @@ class DataPlane:
         self._links[key] = _Link(component, peer, endpoint, policy, high_water)
 
     def forget(self, component: str, peer: str) -> None:
-        """Close the link to ``peer`` (no longer a peer) and forget its address."""
+        """Close the link to ``peer`` and forget its address: it is no longer
+        a peer, or Ray's death watch says it died (a link to a host that
+        vanished without closing its sockets would otherwise look up)."""
         link = self._links.pop((component, peer), None)
         if link is not None:
             self._drop_link(link)
@@ -416,7 +421,7 @@ class DataPlane:
             return False
         self._dial(link)
         if link.task is not None:
-            await asyncio.shield(link.task)
+            await asyncio.wait([link.task])  # a dial cancelled by close() is an outcome too
         return link.state == "up"
 
     # --------------------------------------------------------------- sending

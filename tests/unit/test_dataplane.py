@@ -530,3 +530,28 @@ def test_the_frame_reader_reassembles_frames_split_anywhere() -> None:
     assert got == payloads and not reader.buffer
     with pytest.raises(wire.FrameTooLarge):
         wire.FrameReader(10).feed(wire.frame(b"x" * 11))
+
+
+def test_an_unchanged_address_keeps_its_link_and_forget_closes_it(base: str) -> None:
+    async def test() -> None:
+        async with started(base, "n1", "n2") as (a, b):
+            assert await a.link_to(b)
+            endpoint = b.endpoint
+            relayed = Endpoint(endpoint.node, endpoint.actor, endpoint.machine, endpoint.unix,
+                               list(endpoint.tcp))  # type: ignore[arg-type]  # as JSON gives it
+            a.plane.set_address(RAFT, "n2", relayed)
+            assert a.plane.is_up(RAFT, "n2") and a.plane.stats["dials"] == 1
+            a.plane.forget(RAFT, "n2")
+            assert not a.plane.send(RAFT, "n2", b"x") and a.plane.stats["dials"] == 1
+            assert a.downs == []  # closed on purpose: no hint to re-resolve
+    run(test)
+
+
+def test_one_frame_larger_than_the_high_water_mark_passes_an_empty_link(base: str) -> None:
+    async def test() -> None:
+        async with started(base, "n1", "n2", high_water=100) as (a, b):
+            assert await a.link_to(b)
+            assert a.plane.send(RAFT, "n2", b"y" * 1000)
+            assert await b.sink.wait(1) == [b"y" * 1000]
+            assert a.plane.stats["dropped_hwm"] == 0
+    run(test)
