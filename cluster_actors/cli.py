@@ -7,6 +7,10 @@
     cluster-actors config get [KEY]          # the replicated configuration (or one key)
     cluster-actors config set KEY VALUE      # a new version (VALUE as JSON, else a string)
     cluster-actors config history | rollback VERSION
+    cluster-actors kv get KEY | put KEY VALUE | del KEY | list [PREFIX]
+    cluster-actors member list | add NODE | remove NODE
+    cluster-actors lock NAME [-- COMMAND ...]   # run COMMAND while holding the lock
+    cluster-actors election leader NAME | observe NAME [--count N]
     cluster-actors chaos ...                 # a seeded chaos run with a checked history
     cluster-actors sim ...                   # simulator sweeps of the pure Raft core
     cluster-actors bench [--quick] [--only kv,...]   # benchmarks (needs a source checkout)
@@ -16,12 +20,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
+from rich.table import Table
 
 from .errors import ClusterError
 
@@ -132,6 +139,101 @@ def _config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _attached(args: argparse.Namespace) -> Any:
+    from .cluster import Cluster
+
+    _connect(args.address)
+    return Cluster.attach(args.name, address=args.address)
+
+
+def _kv(args: argparse.Namespace) -> int:
+    """etcdctl's get / put / del, and list (a prefix, in key order)."""
+    kv = _attached(args).kv
+    console = Console()
+    if args.action == "get":
+        record = kv.get_kv(args.key)
+        if record is None:
+            Console(stderr=True).print(f"no key {args.key!r}")
+            return 1
+        console.print_json(json.dumps(record.value, default=repr))
+    elif args.action == "put":
+        result = kv.put(args.key, _json_value(args.value))
+        console.print(f"OK: {args.key} at revision {result.revision}")
+    elif args.action == "del":
+        deleted = kv.delete(args.key)
+        console.print(f"deleted {args.key}" if deleted else f"no key {args.key!r}")
+        return 0 if deleted else 1
+    else:
+        table = Table("key", "value", "version", "mod revision")
+        for record in kv.items(args.prefix):
+            table.add_row(record.key, json.dumps(record.value, default=repr),
+                          str(record.version), str(record.mod_revision))
+        console.print(table)
+    return 0
+
+
+def _member(args: argparse.Namespace) -> int:
+    """etcdctl's member list / add / remove: the Raft configuration's members."""
+    cluster = _attached(args)
+    console = Console()
+    if args.action == "add":
+        with console.status(f"adding {args.node}: start, catch up as a learner, promote"):
+            cluster.add_node(args.node)
+        console.print(f"{args.node} added: members {', '.join(cluster.node_ids)}")
+    elif args.action == "remove":
+        cluster.remove_node(args.node)
+        console.print(f"{args.node} removed: members {', '.join(cluster.node_ids)}")
+    else:
+        status = cluster.status()
+        view = next((n for n in status.nodes if n.node_id == status.leader), None)
+        table = Table("node", "member", "role", "state", "term", "commit")
+        for node in status.nodes:
+            member = ("-" if view is None else "voter" if node.node_id in view.voters
+                      else "learner" if node.node_id in view.learners else "not a member")
+            table.add_row(node.node_id, member, node.role or "unreachable", node.state or "-",
+                          str(node.term if node.term is not None else "-"),
+                          str(node.commit if node.commit is not None else "-"))
+        console.print(table)
+    return 0
+
+
+def _lock(args: argparse.Namespace) -> int:
+    """Take lock NAME (waiting for it), run COMMAND while holding it, release."""
+    cluster = _attached(args)
+    command = [word for word in args.command if word != "--"]
+    console = Console()
+    with cluster.lock(args.lock, ttl=args.ttl) as lock:
+        console.print(f"acquired lock {args.lock!r}: fencing token {lock.token}")
+        if not command:
+            return 0
+        code = subprocess.run(command, check=False,
+                              env={**os.environ, "CLUSTER_ACTORS_FENCING_TOKEN":
+                                   str(lock.token)}).returncode
+    console.print(f"released lock {args.lock!r}")
+    return code
+
+
+def _election(args: argparse.Namespace) -> int:
+    """The current leader of election NAME, or its changes as they happen."""
+    election = _attached(args).election(args.election)
+    console = Console()
+    if args.action == "leader":
+        info = election.leader()
+        if info is None:
+            console.print(f"nobody leads {args.election!r}")
+            return 1
+        console.print(f"{info.candidate_id} leads {args.election!r} (token {info.token}, "
+                      f"value {json.dumps(info.value, default=repr)})")
+        return 0
+    for seen, info in enumerate(election.observe(), start=1):
+        console.print("nobody leads" if info is None else
+                      f"{info.candidate_id} leads (token {info.token}, "
+                      f"value {json.dumps(info.value, default=repr)})")
+        if args.count and seen >= args.count:
+            break
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .demo import main
 
@@ -179,6 +281,11 @@ def _bench(args: argparse.Namespace) -> int:
     if args.repeats:
         command += ["--repeats", str(args.repeats)]
     return subprocess.run(command, check=False).returncode
+
+
+def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--address", default="auto", help="Ray address (default: auto)")
+    parser.add_argument("--name", default=DEFAULT_NAME, help="the cluster's name")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -236,6 +343,49 @@ def build_parser() -> argparse.ArgumentParser:
                                                "new version")
     back.add_argument("version", type=int)
     config.set_defaults(run=_config)
+
+    kv = commands.add_parser("kv", help="the linearizable key-value store (as etcdctl)")
+    _cluster_arguments(kv)
+    kv_actions = kv.add_subparsers(dest="action", required=True)
+    kv_get = kv_actions.add_parser("get", help="a key's value (exit 1 if there is none)")
+    kv_get.add_argument("key")
+    kv_put = kv_actions.add_parser("put", help="write a key (VALUE as JSON, else a string)")
+    kv_put.add_argument("key")
+    kv_put.add_argument("value")
+    kv_del = kv_actions.add_parser("del", help="delete a key (exit 1 if there was none)")
+    kv_del.add_argument("key")
+    kv_list = kv_actions.add_parser("list", help="the keys under a prefix, in key order")
+    kv_list.add_argument("prefix", nargs="?", default="")
+    kv.set_defaults(run=_kv)
+
+    member = commands.add_parser("member", help="list, add or remove members at run time")
+    _cluster_arguments(member)
+    member_actions = member.add_subparsers(dest="action", required=True)
+    member_actions.add_parser("list", help="the nodes with role, state, term and commit")
+    for action, text in (("add", "start a node and join it (learner, then voter)"),
+                         ("remove", "take a live or dead node out of the voters")):
+        member_actions.add_parser(action, help=text).add_argument("node")
+    member.set_defaults(run=_member)
+
+    lock = commands.add_parser("lock", help="hold a lock while a command runs (its "
+                                            "fencing token in $CLUSTER_ACTORS_FENCING_TOKEN)")
+    _cluster_arguments(lock)
+    lock.add_argument("--ttl", type=float, default=5.0,
+                      help="seconds the lock outlives this process if it dies (default 5)")
+    lock.add_argument("lock", metavar="NAME", help="the lock's name")
+    lock.add_argument("command", nargs=argparse.REMAINDER,
+                      help="the command to run while holding it (after --)")
+    lock.set_defaults(run=_lock)
+
+    election = commands.add_parser("election", help="who leads an election, or follow it")
+    _cluster_arguments(election)
+    election_actions = election.add_subparsers(dest="action", required=True)
+    election_actions.add_parser("leader", help="the current leader").add_argument("election")
+    observe = election_actions.add_parser("observe", help="print each change of leader")
+    observe.add_argument("election")
+    observe.add_argument("--count", type=int, default=0,
+                         help="stop after this many lines (default: until interrupted)")
+    election.set_defaults(run=_election)
 
     bench = commands.add_parser(
         "bench", help="run the benchmarks against the seed's targets (needs a source "

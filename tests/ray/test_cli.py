@@ -278,6 +278,51 @@ def test_config_reads_changes_and_rolls_back_the_replicated_configuration(
     assert "Traceback" not in invalid.stderr + missing.stderr
 
 
+def test_kv_commands_put_get_list_and_delete_keys(
+        ray_head: RayHead, cluster_up: subprocess.CompletedProcess[str]) -> None:
+    assert cluster_up.returncode == 0, explain(cluster_up)
+    where = ("--address", ray_head.address, "--name", CLUSTER)
+    put = run_cli("kv", *where, "put", "jobs/a", '{"n": 1}')
+    assert put.returncode == 0 and re.search(r"jobs/a at revision \d+", put.stdout), explain(put)
+    got = run_cli("kv", *where, "get", "jobs/a")
+    assert got.returncode == 0 and json.loads(got.stdout) == {"n": 1}, explain(got)
+    listed = run_cli("kv", *where, "list", "jobs/")
+    assert listed.returncode == 0 and "jobs/a" in listed.stdout, explain(listed)
+    deleted = run_cli("kv", *where, "del", "jobs/a")
+    assert deleted.returncode == 0 and "deleted jobs/a" in deleted.stdout, explain(deleted)
+    gone = run_cli("kv", *where, "get", "jobs/a")
+    assert gone.returncode == 1 and "no key 'jobs/a'" in gone.stderr, explain(gone)
+
+
+def test_lock_runs_a_command_holding_the_lock_with_its_fencing_token(
+        ray_head: RayHead, cluster_up: subprocess.CompletedProcess[str]) -> None:
+    assert cluster_up.returncode == 0, explain(cluster_up)
+    where = ("--address", ray_head.address, "--name", CLUSTER)
+    result = run_cli("lock", *where, "deploy", "--", sys.executable, "-c",
+                     "import os; print('token', os.environ['CLUSTER_ACTORS_FENCING_TOKEN'])")
+    assert result.returncode == 0, explain(result)
+    token = re.search(r"fencing token (\d+)", result.stdout)
+    assert token and f"token {token.group(1)}" in result.stdout, explain(result)
+    assert "released lock 'deploy'" in result.stdout, explain(result)
+    nobody = run_cli("election", *where, "leader", "nobody-ran")
+    assert nobody.returncode == 1 and "nobody leads" in nobody.stdout, explain(nobody)
+
+
+def test_member_commands_add_list_and_remove_a_node(
+        ray_head: RayHead, cluster_up: subprocess.CompletedProcess[str]) -> None:
+    assert cluster_up.returncode == 0, explain(cluster_up)
+    where = ("--address", ray_head.address, "--name", CLUSTER)
+    added = run_cli("member", *where, "add", "n4", timeout=UP_BOUND_S)
+    assert added.returncode == 0 and "members n1, n2, n3, n4" in added.stdout, explain(added)
+    listed = run_cli("member", *where, "list")
+    assert listed.returncode == 0, explain(listed)
+    assert re.search(r"n4\s.*voter", listed.stdout), explain(listed)
+    removed = run_cli("member", *where, "remove", "n4")
+    assert removed.returncode == 0 and "members n1, n2, n3" in removed.stdout, explain(removed)
+    unknown = run_cli("member", *where, "remove", "n9")
+    assert unknown.returncode == 2 and "no node 'n9'" in unknown.stderr, explain(unknown)
+
+
 # Runs last in this module (pytest keeps file order): it stops the cluster the
 # tests above inspect.
 def test_down_stops_the_cluster(ray_head: RayHead,
