@@ -211,9 +211,12 @@ class Ready:
     nothing of its own durable state, so :meth:`split_messages` lets the
     shell send those first and write its disk while followers write theirs,
     provided the persist completes before the node steps anything else.
-    Except when the Ready changes the node's term or vote
-    (``new_term_or_vote``): then its term is not durable yet, and every
-    message waits for the persist.
+    Except when they would vouch for what is not durable yet: when the
+    Ready changes the node's term or vote (``new_term_or_vote``; the term
+    they carry is not on disk), or when its commit index covers entries of
+    this very Ready (a single voter commits what it appends: a learner must
+    not apply what the leader may still lose). Then every message waits for
+    the persist.
 
     :meth:`carry_out` is that order as code: the consensus actor and the
     simulator both run it, so what the simulator proves is what the actor does.
@@ -241,8 +244,10 @@ class Ready:
 
     def split_messages(self) -> tuple[list[Message], list[Message]]:
         """``(send_before_persist, send_after_persist)``: see the class doc."""
-        if self.new_term_or_vote:
-            return [], list(self.messages)  # they all carry a term not yet durable
+        hard_state = self.hard_state
+        if self.new_term_or_vote or (hard_state is not None and self.entries
+                                     and hard_state.commit >= self.entries[0].index):
+            return [], list(self.messages)  # they would vouch for what is not durable
         early = [m for m in self.messages if m.type in _REPLICATION_TYPES]
         if len(early) == len(self.messages):
             return early, []
