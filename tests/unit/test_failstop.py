@@ -228,3 +228,35 @@ def test_run_forever_keeps_no_handler_from_raising_into_the_loop() -> None:
         await asyncio.sleep(0.01)
 
     asyncio.run(scenario())
+
+
+class _Component(SupervisedActor):
+    def __init__(self, *args: Any) -> None:
+        self.stopped = 0
+
+    async def on_stop(self) -> None:
+        self.stopped += 1
+
+
+def test_a_crashed_component_crashes_its_node_host_after_stopping_the_others() -> None:
+    from types import SimpleNamespace
+
+    from cluster_actors.runtime.hosting import NodeHost
+
+    def actor_class(cls: type) -> Any:
+        return SimpleNamespace(__ray_metadata__=SimpleNamespace(modified_class=cls))
+
+    async def scenario() -> Any:
+        host_class = NodeHost.__ray_metadata__.modified_class
+        host = host_class("c", "n1", [("consensus", actor_class(_Component)),
+                                      ("sync", actor_class(_Component))], ())
+        host._supervised_host = object()  # no Ray process to end in this test
+        await host.on_activate()
+        host.components["consensus"].crash("persist failed: disk full")
+        with pytest.raises(ChildCrashed, match="consensus of node n1 crashed"):
+            await asyncio.wait_for(host.until_stopped(), 5.0)
+        return host
+
+    host = asyncio.run(scenario())
+    assert host.components["sync"].stopped == 1, "the sibling closes its files first"
+    assert host.components["consensus"].stopped == 0, "a crashed component is not stopped"
