@@ -9,6 +9,8 @@ import ray
 
 from cluster_actors.cluster import Cluster
 from cluster_actors.errors import ClusterError
+from cluster_actors.options import ClusterOptions
+from cluster_actors.runtime.hosting import actor_of
 from cluster_actors.testing.faulty import FULL_DISK, component_overrides
 from tests.ray.waiting import wait_until
 
@@ -17,10 +19,13 @@ pytestmark = pytest.mark.ray
 HANG_GUARD = 60.0
 
 
+@pytest.mark.parametrize("placement", ["per_component", "per_node"])
 def test_a_full_disk_restarts_the_consensus_actor_and_loses_no_acknowledged_write(
-        ray_local: None) -> None:
+        ray_local: None, placement: str) -> None:
     with component_overrides(consensus=FULL_DISK, only=("consensus",)):
-        cluster = Cluster.start("fulldisk", nodes=3)
+        cluster = Cluster.start(f"fulldisk-{placement}", nodes=3,
+                                options=ClusterOptions(placement=placement))
+    hosted = placement == "per_node"  # the node's host is the child that restarts
     try:
         leader = cluster.wait_for_leader()
         kv = cluster.kv
@@ -28,7 +33,8 @@ def test_a_full_disk_restarts_the_consensus_actor_and_loses_no_acknowledged_writ
         for i in range(10):
             kv.put(f"k{i}", i)
             acknowledged[f"k{i}"] = i
-        supervisor = cluster.supervisor(leader)
+        supervisor = cluster.supervisor(None if hosted else leader)
+        child = leader if hosted else "consensus"
         since = max((e["seq"] for e in supervisor.call("events")), default=0)
         crashed = cluster._consensus_handle(leader)
         ray.get(crashed.fail_persists.remote(after=1), timeout=HANG_GUARD)
@@ -37,12 +43,12 @@ def test_a_full_disk_restarts_the_consensus_actor_and_loses_no_acknowledged_writ
             kv.put(f"k{i}", i)
             acknowledged[f"k{i}"] = i
 
-        exited = supervisor.call("wait_event", "child_exited", "consensus", since, HANG_GUARD,
+        exited = supervisor.call("wait_event", "child_exited", child, since, HANG_GUARD,
                                  timeout=HANG_GUARD + 5)
         assert exited["reason"] == "crashed", exited
-        restarted = supervisor.call("wait_event", "child_restarted", "consensus", since,
+        restarted = supervisor.call("wait_event", "child_restarted", child, since,
                                     HANG_GUARD, timeout=HANG_GUARD + 5)
-        assert restarted["actor_id"] != crashed._actor_id.hex()
+        assert restarted["actor_id"] != actor_of(crashed)._actor_id.hex()
 
         assert {key: kv.get(key) for key in acknowledged} == acknowledged
         cluster._forget_handle(leader)
