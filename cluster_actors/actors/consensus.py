@@ -298,10 +298,10 @@ class ConsensusCore:
         self._process_scheduled = False
         if self.failed is not None:
             return  # stopped: nothing more is sent, written or applied
-        ready = self.raft.ready()
-        if ready.is_empty():
-            return
         try:
+            ready = self.raft.ready()
+            if ready.is_empty():
+                return
             ready.carry_out(self._send, self._persist, self._apply)
             self.timings["readies"] += 1
             self.leases.after_apply()
