@@ -75,6 +75,13 @@ class ComponentActor(SupervisedActor):
         if self.transport is not None:
             self.transport.close()
 
+    def on_crash(self) -> None:
+        """Fail-stop: the timers and the transport stop at once."""
+        for task in self._timers:
+            task.cancel()
+        if self.transport is not None:
+            self.transport.close()
+
     def on_peer_death(self, peer: str) -> None:
         """Hook: the same component on ``peer`` died."""
 
@@ -94,7 +101,7 @@ class ComponentActor(SupervisedActor):
                 except Exception:
                     logger.exception("%s timer of %s failed", self.component, self.node_id)
 
-        task = asyncio.get_running_loop().create_task(loop())
+        task = self.run_forever(loop(), f"a {self.component} timer of {self.node_id}")
         self._timers.append(task)
         return task
 

@@ -2,8 +2,19 @@
 
 It owns one :class:`~cluster_actors.core.raft.RaftNode`, drives ``tick()``
 from a timer, feeds it the message batches peers send, and carries out each
-``Ready`` in the contract's order: persist to SQLite, then send (one Ray call
-per peer), then apply to the replicated state machine and answer clients.
+``Ready`` in the contract's order (``Ready.carry_out``, the code the simulator
+runs too): send what may leave early, persist to SQLite, send the rest (one
+Ray call per peer), then apply to the replicated state machine and answer
+clients.
+
+**Fail-stop.** If a persist raises (a full disk, an I/O error, a value the
+storage cannot encode), if the state machine refuses an entry (a gap), or if
+the tick loop dies, the node stops at once: nothing of that Ready that was
+not persisted is sent, applied or acknowledged, waiting clients get
+:class:`~cluster_actors.errors.NotLeader`, and the actor crashes
+(:meth:`SupervisedActor.crash`) so its supervisor restarts it from its disk,
+as etcd panics on a WAL write error. The Raft core must never run on
+believing something is durable that is not.
 
 Client commands arrive in batches (:meth:`ConsensusActor.submit`); commands
 and messages that arrive in the same event-loop turn are handled by one
@@ -48,6 +59,7 @@ from ..core.raft_types import (
 from ..errors import ClusterError, CoordinationTimeout, NotLeader, ValidationFailed
 from ..options import ClusterOptions
 from ..runtime.events import EventStream
+from ..runtime.failstop import CrashHandler, run_forever
 from ..runtime.hosting import find_component
 from ..runtime.leases import LeaseManager
 from ..runtime.storage import RaftStorage, node_database_path
@@ -89,12 +101,18 @@ class ConsensusCore:
         self.raft: RaftNode | None = None  # type: ignore[assignment]
         self.leases = LeaseManager(self)  # leases: the leader's expiry clock, keepalives
         self._faults_at_start = FaultFilter()
+        self.failed: str | None = None  # why the node stopped (fail-stop), or None
+        #: called once on a fatal error (the actor's ``crash``); None: raise instead
+        self.on_fatal: CrashHandler | None = None
 
     @property
     def started(self) -> bool:
         return self.raft is not None
 
     def require_started(self) -> None:
+        if self.failed is not None:
+            raise NotLeader(self.node_id, None, f"node {self.node_id!r} stopped on a fatal "
+                            f"error and restarts from its disk; retry on another node")
         if self.raft is None:
             raise NotLeader(self.node_id, None, f"node {self.node_id!r} is still starting; "
                             "retry in a moment")
@@ -130,7 +148,8 @@ class ConsensusCore:
         self._process()
         self.events.publish("started", recovered=recovered, term=self.raft.term,
                             commit=self.raft.commit, last_index=self.raft.log.last_index)
-        self._tick_task = asyncio.get_running_loop().create_task(self._tick_loop())
+        self._tick_task = run_forever(self._tick_loop(), self._fail_stop,
+                                      f"the tick loop of consensus {self.node_id}")
 
     def _adopt_election_timeout(self) -> None:
         """Raft's election timeout follows the replicated config (a hot reload: the
@@ -160,7 +179,7 @@ class ConsensusCore:
     async def _tick_loop(self) -> None:
         interval = self.options.tick_ms / 1000
         next_tick = time.monotonic()
-        while True:
+        while self.failed is None:
             next_tick += interval
             await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
             if time.monotonic() - next_tick > 10 * interval:
@@ -291,34 +310,75 @@ class ConsensusCore:
 
     def _process(self) -> None:
         self._process_scheduled = False
-        ready = self.raft.ready()
-        if ready.is_empty():
+        if self.failed is not None:
+            return  # stopped: nothing more is sent, written or applied
+        try:
+            ready = self.raft.ready()
+            if ready.is_empty():
+                return
+            ready.carry_out(self._send, self._persist, self._apply)
+            self.timings["readies"] += 1
+            self.leases.after_apply()
+            if (self.raft.applied - self.raft.log.snapshot.index >= self.options.snapshot_every
+                    and self.sm.applied_index == self.raft.applied):
+                self.raft.compact(self.sm.snapshot())
+                self._schedule_process()
+        except Exception as error:
+            self._fail_stop(f"carrying out a Ready of consensus {self.node_id} failed "
+                            f"(term {self.raft.term}, last index {self.raft.log.last_index})",
+                            error)
+
+    def _send(self, messages: list[Any]) -> None:
+        started = time.perf_counter()
+        self.transport.send(messages)
+        self.timings["send_s"] += time.perf_counter() - started
+
+    def _persist(self, ready: Ready) -> None:
+        started = time.perf_counter()
+        self.storage.persist(ready)
+        self.timings["persist_s"] += time.perf_counter() - started
+
+    def halt(self, reason: str) -> None:
+        """Stop every activity of this node now (fail-stop; idempotent): no
+        tick, no send, no apply; waiting clients and reads fail with NotLeader."""
+        if self.failed is not None:
             return
-        timings = self.timings
-        t0 = time.perf_counter()
-        early, late = ready.split_messages()
-        if early:
-            self.transport.send(early)  # followers write their disks while we write ours
-        t1 = time.perf_counter()
-        if ready.must_persist():
-            self.storage.persist(ready)
-        t2 = time.perf_counter()
-        if late:
-            self.transport.send(late)
-        t3 = time.perf_counter()
-        self._apply(ready)
-        self.leases.after_apply()
-        t4 = time.perf_counter()
-        timings["send_s"] += (t1 - t0) + (t3 - t2)
-        timings["persist_s"] += t2 - t1
-        timings["apply_s"] += t4 - t3
-        timings["readies"] += 1
-        if (self.raft.applied - self.raft.log.snapshot.index >= self.options.snapshot_every
-                and self.sm.applied_index == self.raft.applied):
-            self.raft.compact(self.sm.snapshot())
-            self._schedule_process()
+        self.failed = reason
+        self.stats["fail_stops"] += 1
+        if self._tick_task is not None:
+            self._tick_task.cancel()
+        transport = getattr(self, "transport", None)
+        if transport is not None:
+            transport.close()
+        self._fail_waiters(NotLeader(self.node_id, None, f"node {self.node_id} stopped on a "
+                                     "fatal error; retry on another node"))
+        storage = getattr(self, "storage", None)
+        if storage is not None:
+            try:  # let the restarted actor open the file at once
+                storage.close()
+            except Exception:
+                logger.exception("closing the storage of %s after a fatal error failed",
+                                 self.node_id)
+
+    def _fail_stop(self, reason: str, error: BaseException) -> None:
+        """A fatal error: halt, then crash the actor (its supervisor restarts it
+        from disk). Without a crash handler (no actor around) raise."""
+        if self.failed is not None:
+            return
+        logger.error("consensus %s stops (fail-stop): %s", self.node_id, reason, exc_info=error)
+        self.halt(f"{reason}: {error!r}")
+        if self.on_fatal is None:
+            raise error
+        self.on_fatal(f"{reason}: {error!r}", error)
 
     def _apply(self, ready: Ready) -> None:
+        """Restore, apply the committed entries (the state machine refuses a
+        gap: that raises, and the node fails-stop), answer clients and reads."""
+        started = time.perf_counter()
+        self._apply_ready(ready)
+        self.timings["apply_s"] += time.perf_counter() - started
+
+    def _apply_ready(self, ready: Ready) -> None:
         if ready.snapshot is not None and ready.restore_snapshot:
             self.sm.restore(ready.snapshot.data)  # a config it brings is a config change
             self.events.publish("snapshot_installed", index=ready.snapshot.index)
@@ -510,6 +570,10 @@ class ConsensusActor(SupervisedActor):
                  options: dict[str, Any], initial_config: dict[str, Any] | None = None,
                  join: bool = False) -> None:
         self.core = ConsensusCore(cluster, node_id, voters, options, initial_config, join)
+        self.core.on_fatal = self.crash
+
+    def on_crash(self) -> None:
+        self.core.halt("the actor crashed")
 
     async def on_activate(self) -> None:
         await self.core.start()

@@ -173,10 +173,11 @@ class CoordinatorActor(ConfigCommands, StrategyRunner, ComponentActor):
             self._fire(E.FAILURE_DETECTED, reason="the coordinator was restarted by its "
                                                   "supervisor")
         self._reconcile()
-        loop = asyncio.get_running_loop()
-        self._timers.append(loop.create_task(self._follow_consensus(since)))
-        self._timers.extend(loop.create_task(self._follow(c)) for c in FOLLOWED if _installed(c))
-        self._timers.append(loop.create_task(self._health_loop()))
+        self._timers.append(self.run_forever(self._follow_consensus(since),
+                                             "following the consensus events"))
+        self._timers.extend(self.run_forever(self._follow(c), f"following {c}")
+                            for c in FOLLOWED if _installed(c))
+        self._timers.append(self.run_forever(self._health_loop(), "the health loop"))
         if restarted:  # the config may have changed (a fresh cluster's equals the options)
             self._spawn_config_adoption()
 

@@ -145,7 +145,7 @@ class HeartbeatActor(ComponentActor):
         self.watching: list[str] = []
         self._reassign()
         self.every(lambda: self.interval, self._round)
-        asyncio.get_running_loop().create_task(self._load_members())
+        self.run_forever(self._load_members(), "loading the members")
 
     def _policy(self) -> AdaptiveIntervalPolicy:
         base = self.base_interval
@@ -211,7 +211,7 @@ class HeartbeatActor(ComponentActor):
                 changes[peer] = True  # no longer ours to judge: withdraw the verdict
         if changes and not self._reporting:
             self._reporting = True
-            asyncio.get_running_loop().create_task(self._report(changes))
+            self.run_forever(self._report(changes), "reporting reachability")
         return bands
 
     async def _report(self, changes: dict[str, bool]) -> None:

@@ -34,7 +34,6 @@ approves a join.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from typing import Any
@@ -204,7 +203,7 @@ class MembershipActor(ComponentActor):
         monitored = self._monitored_nodes()
         if monitored != self._monitored:
             self._monitored = monitored
-            asyncio.get_running_loop().create_task(self._tell_heartbeat(monitored))
+            self.run_forever(self._tell_heartbeat(monitored), "telling the heartbeat")
 
     def _monitored_nodes(self) -> list[str]:
         return [info.node for info in self.membership.members()

@@ -267,7 +267,7 @@ class SyncActor(ComponentActor):
         self._kind_owner: dict[str, str] = {}
         self._conflicts: list[str] = []
         self.every(self.options.sync_interval / 1000, self._periodic_round)
-        self._timers.append(asyncio.get_running_loop().create_task(self._watch_consensus()))
+        self._timers.append(self.run_forever(self._watch_consensus(), "the consensus watch"))
 
     async def on_stop(self) -> None:
         await super().on_stop()

@@ -149,9 +149,10 @@ class KVStateMachine:
         remembered result is returned and nothing changes). Non-command
         entries return ``(None, False)``. An invalid op yields the
         :class:`InvalidCommand` as its result, on every replica alike."""
-        if entry.index <= self.applied_index:
-            raise ValueError(f"entry {entry.index} applied out of order (applied "
-                             f"{self.applied_index})")
+        if entry.index != self.applied_index + 1:  # a gap or a replay: never skip or redo
+            raise ValueError(f"entry {entry.index} applied out of order: the state machine "
+                             f"has applied through {self.applied_index} and takes only entry "
+                             f"{self.applied_index + 1} next")
         self.applied_index = entry.index
         command = entry.data
         if entry.kind is not EntryKind.NORMAL or not isinstance(command, Command):

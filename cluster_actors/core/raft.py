@@ -325,7 +325,10 @@ class RaftNode:
             self._snapshot_to_persist, self._restore_snapshot = None, False
         hard_state = HardState(self.term, self.vote, self.commit)
         if hard_state != self._persisted_hard_state:
+            previous = self._persisted_hard_state
             ready.hard_state = self._persisted_hard_state = hard_state
+            ready.new_term_or_vote = (hard_state.term != previous.term
+                                      or hard_state.vote != previous.vote)
         ready.messages, self._outbox = self._outbox, []
         ready.read_states, self._read_states = self._read_states, []
         soft_state = SoftState(self.lead, self.role)

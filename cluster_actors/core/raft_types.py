@@ -8,6 +8,7 @@ pickles through Ray, fits in SQLite rows and compares by value in tests.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -210,6 +211,18 @@ class Ready:
     nothing of its own durable state, so :meth:`split_messages` lets the
     shell send those first and write its disk while followers write theirs,
     provided the persist completes before the node steps anything else.
+    Except when they would vouch for what is not durable yet: when the
+    Ready changes the node's term or vote (``new_term_or_vote``; the term
+    they carry is not on disk), or when its commit index covers entries of
+    this very Ready (a single voter commits what it appends: a learner must
+    not apply what the leader may still lose). Then every message waits for
+    the persist.
+
+    :meth:`carry_out` is that order as code: the consensus actor and the
+    simulator both run it, so what the simulator proves is what the actor does.
+    If the persist raises, nothing after it runs: the late messages are not
+    sent and nothing is applied or answered (the shell must then stop and
+    restart from its storage: fail-stop).
     """
 
     hard_state: HardState | None = None
@@ -220,6 +233,7 @@ class Ready:
     committed_entries: list[Entry] = field(default_factory=list)
     read_states: list[ReadState] = field(default_factory=list)
     soft_state: SoftState | None = None
+    new_term_or_vote: bool = False  #: ``hard_state`` changes the term or the vote
 
     def is_empty(self) -> bool:
         return not (self.hard_state or self.entries or self.snapshot or self.messages
@@ -230,10 +244,30 @@ class Ready:
 
     def split_messages(self) -> tuple[list[Message], list[Message]]:
         """``(send_before_persist, send_after_persist)``: see the class doc."""
+        hard_state = self.hard_state
+        if self.new_term_or_vote or (hard_state is not None and self.entries
+                                     and hard_state.commit >= self.entries[0].index):
+            return [], list(self.messages)  # they would vouch for what is not durable
         early = [m for m in self.messages if m.type in _REPLICATION_TYPES]
         if len(early) == len(self.messages):
             return early, []
         return early, [m for m in self.messages if m.type not in _REPLICATION_TYPES]
+
+    def carry_out(self, send: Callable[[list[Message]], None],
+                  persist: Callable[[Ready], None], apply: Callable[[Ready], None]) -> None:
+        """Do this Ready in the contract's order: ``send`` the early messages,
+        ``persist`` (only if :meth:`must_persist`), ``send`` the late ones, then
+        ``apply`` (restore the snapshot, apply the committed entries, answer
+        clients and reads). An exception of any step propagates at once and
+        skips every later step."""
+        early, late = self.split_messages()
+        if early:
+            send(early)  # followers write their disks while this node writes its own
+        if self.must_persist():
+            persist(self)
+        if late:
+            send(late)
+        apply(self)
 
 
 _REPLICATION_TYPES = frozenset({MessageType.APPEND, MessageType.HEARTBEAT,

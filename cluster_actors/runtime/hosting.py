@@ -227,10 +227,24 @@ class NodeHost(SupervisedActor):
         except asyncio.CancelledError:
             return
         except Exception as error:
-            logger.warning("host %s: %s stopped abnormally (%s)", self.node_id, component, error)
+            # a crashed component crashes its node: the root supervisor must see
+            # an abnormal exit and restart the host, not a half-alive node
+            logger.error("host %s: %s stopped abnormally (%s); the node stops",
+                         self.node_id, component, error)
+            if not getattr(self, "_supervised_stopping", False):
+                self._stop_task = asyncio.ensure_future(self._crash_node(component, error))
+            return
         if not getattr(self, "_supervised_stopping", False):
             logger.info("host %s: %s stopped; stopping the node", self.node_id, component)
             self._stop_task = asyncio.ensure_future(self.graceful_stop())
+
+    async def _crash_node(self, component: str, error: Exception) -> None:
+        """Stop the other components (they close their files), then crash."""
+        self._supervised_stopping = True
+        try:
+            await self.on_stop()
+        finally:
+            self.crash(f"{component} of node {self.node_id} crashed: {error}")
 
     async def on_stop(self) -> None:
         for watcher in self._watchers:

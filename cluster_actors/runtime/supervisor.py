@@ -91,6 +91,7 @@ from cluster_actors.core.supervision import (
     SupervisorFlags,
 )
 from cluster_actors.errors import ClusterError, CoordinationTimeout, ValidationFailed
+from cluster_actors.runtime.failstop import run_forever
 from cluster_actors.runtime.naming import node_supervisor_name
 from cluster_actors.runtime.spans import recorded_spans
 from cluster_actors.telemetry import SPAN_SUPERVISOR_RESTART, ensure_tracing, start_span
@@ -111,6 +112,13 @@ class SupervisorEscalated(ClusterError):
     """A supervisor gave up: its children restarted more often than its intensity allows."""
 
     code = "escalated"
+
+
+class ChildCrashed(ClusterError):
+    """A supervised actor stopped itself on a fatal error (fail-stop, see
+    :meth:`SupervisedActor.crash`); its supervisor restarts it from its storage."""
+
+    code = "crashed"
 
 
 # --------------------------------------------------------------------------
@@ -232,6 +240,9 @@ class SupervisedActor:
         """
         await self._supervised_stop_event().wait()
         reason = getattr(self, "_supervised_exit_reason", "normal")
+        if reason.startswith("crashed"):
+            raise ChildCrashed(f"stopped on a fatal error ({reason}); its supervisor "
+                               "restarts it")
         if reason != "normal":
             raise SupervisorEscalated(f"stopped abnormally: {reason}")
         return "normal"
@@ -256,6 +267,39 @@ class SupervisedActor:
 
     async def on_stop(self) -> None:
         """Hook: release resources before a graceful stop (flush, close files)."""
+
+    def crash(self, reason: str, error: BaseException | None = None) -> None:
+        """Fail-stop: end this actor abnormally now, so that its supervisor sees
+        ``"crashed"`` and restarts it from its durable state.
+
+        For errors after which carrying on would be unsafe (a failed write to
+        disk, a background loop that died). Logs ``reason`` (and ``error``'s
+        traceback) at error level, runs :meth:`on_crash` synchronously (no
+        await separates the error from the end of the work), fails every
+        ``until_stopped`` call with :class:`ChildCrashed` and lets the process
+        exit. A component hosted in a ``NodeHost`` ends its host the same way.
+        Idempotent: only the first call counts.
+        """
+        if getattr(self, "_supervised_crashed", None) is not None:
+            return
+        self._supervised_crashed = reason
+        self._supervised_stopping = True  # a later graceful_stop only waits
+        logger.error("%s crashed (fail-stop, its supervisor restarts it): %s",
+                     type(self).__name__, reason, exc_info=error)
+        try:
+            self.on_crash()
+        except Exception:
+            logger.exception("on_crash of %s failed; exiting anyway", type(self).__name__)
+        self._finish(f"crashed: {reason}")
+
+    def on_crash(self) -> None:
+        """Hook of :meth:`crash`: stop every activity at once (timers, sends,
+        answers); synchronous, and it must not write durable state."""
+
+    def run_forever(self, coroutine: Any, what: str) -> asyncio.Task[Any]:
+        """Start a background task whose exception crashes this actor (see
+        :func:`~cluster_actors.runtime.failstop.run_forever`)."""
+        return run_forever(coroutine, self.crash, f"{type(self).__name__}: {what}")
 
     async def configure_tracing(self, exporter: str) -> None:
         """Trace this actor's process with ``exporter`` (``console``, ``memory``,
@@ -873,6 +917,7 @@ __all__ = [
     "DEFAULT_SUPERVISOR_SHUTDOWN",
     "DEFAULT_WORKER_SHUTDOWN",
     "ActorFactory",
+    "ChildCrashed",
     "ChildSpec",
     "SupervisedActor",
     "Supervisor",

@@ -8,6 +8,11 @@ bugs they are meant to catch.
 * :data:`DoubleApplyConsensusActor` applies every command as if it were new:
   its state machine forgets the client sessions, so a command retried after
   a failover takes effect twice.
+* :data:`FullDiskConsensusActor` is not broken: it is the usual consensus
+  actor over a storage double whose persists can be made to fail like a full
+  disk (``fail_persists``, a test-only call), to prove the fail-stop path:
+  the actor crashes, its supervisor restarts it from disk, nothing
+  acknowledged is lost.
 
 :func:`component_overrides` swaps them in for the clusters started inside
 it (the specs are built when ``Cluster.start`` runs, so the override sticks
@@ -28,9 +33,11 @@ import ray
 from ..actors.consensus import ConsensusActor
 from ..core.cluster_state import ClusterStateMachine
 from ..node import COMPONENT_CLASSES
+from ..runtime.storage import StorageError
 
 FORGETFUL = "cluster_actors.testing.faulty:ForgetfulConsensusActor"
 DOUBLE_APPLY = "cluster_actors.testing.faulty:DoubleApplyConsensusActor"
+FULL_DISK = "cluster_actors.testing.faulty:FullDiskConsensusActor"
 
 _Consensus: Any = ConsensusActor.__ray_actor_class__
 
@@ -53,8 +60,40 @@ class _DoubleApply(_Consensus):
         self.core.sm.__class__ = _SessionlessStateMachine
 
 
+class _FullDiskStorage:
+    """Wraps the node's RaftStorage; from the ``after``-th next persist on,
+    ``count`` persists raise as SQLite does on a full disk (nothing written)."""
+
+    def __init__(self, storage: Any, after: int, count: int) -> None:
+        self._storage = storage
+        self._countdown = after
+        self._failures_left = count
+        self.failed = 0
+
+    def persist(self, ready: Any) -> None:
+        self._countdown -= 1
+        if self._countdown <= 0 and self._failures_left > 0:
+            self._failures_left -= 1
+            self.failed += 1
+            raise StorageError(f"persisting to {self._storage.path} failed, nothing of this "
+                               "Ready was written: database or disk is full")
+        self._storage.persist(ready)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._storage, name)
+
+
+class _FullDisk(_Consensus):
+    async def fail_persists(self, after: int = 1, count: int = 1) -> None:
+        """Test only: the ``after``-th next persist and the ``count - 1`` after
+        it raise :class:`StorageError` (a full disk)."""
+        self.core.require_started()
+        self.core.storage = _FullDiskStorage(self.core.storage, after, count)
+
+
 ForgetfulConsensusActor = ray.remote(num_cpus=0, max_restarts=0)(_Forgetful)
 DoubleApplyConsensusActor = ray.remote(num_cpus=0, max_restarts=0)(_DoubleApply)
+FullDiskConsensusActor = ray.remote(num_cpus=0, max_restarts=0)(_FullDisk)
 
 
 @contextlib.contextmanager
@@ -78,5 +117,5 @@ def component_overrides(only: Sequence[str] | None = None, **classes: str) -> It
         COMPONENT_CLASSES.update(saved)
 
 
-__all__ = ["DOUBLE_APPLY", "FORGETFUL", "DoubleApplyConsensusActor", "ForgetfulConsensusActor",
-           "component_overrides"]
+__all__ = ["DOUBLE_APPLY", "FORGETFUL", "FULL_DISK", "DoubleApplyConsensusActor",
+           "ForgetfulConsensusActor", "FullDiskConsensusActor", "component_overrides"]

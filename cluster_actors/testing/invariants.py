@@ -12,6 +12,10 @@ run on Ray can feed it the logs it gathers from every node):
   whether the state machine found it a duplicate: **State Machine Safety**
   (no two nodes apply different entries at one index), applied entries are
   contiguous and committed, and **no command is applied twice**.
+* :meth:`RaftInvariants.on_acknowledged` for every command whose result a
+  client received: **No Acknowledged Write Lost** (every later leader's log
+  holds that command at its index), checked whatever the checker saw
+  committed, so a node that acknowledges and then loses its disk is caught.
 * :meth:`RaftInvariants.observe` after each step, with each live node's
   term, role, log and commit index: **Election Safety** (one leader per
   term), **Leader Append-Only**, **Leader Completeness** (a new leader holds
@@ -75,6 +79,7 @@ class RaftInvariants:
         self._applied_upto: dict[str, int] = {}
         self._effects: dict[str, dict[tuple[str, int], int]] = {}
         self._leader_marks: dict[str, _LeaderMark] = {}
+        self.acknowledged: dict[int, tuple[Any, ...]] = {}
         self.checks = 0
 
     # ------------------------------------------------------------ persistence
@@ -124,6 +129,15 @@ class RaftInvariants:
                     "Exactly Once", f"node {node} applied command {key} at index "
                     f"{entry.index} and again at {effects[key]}")
             effects[key] = entry.index
+
+    def on_acknowledged(self, node: str, entry: Entry) -> None:
+        """A client was answered for ``entry``'s command, applied by ``node``."""
+        identity = _identity(entry)
+        known = self.acknowledged.setdefault(entry.index, identity)
+        if known != identity:
+            raise InvariantViolation(
+                "No Acknowledged Write Lost", f"node {node} acknowledged {identity} at index "
+                f"{entry.index}, where {known} was acknowledged before")
 
     def on_restart(self, node: str, snapshot_index: int) -> None:
         """The node restarted from its persisted state (state machine rebuilt
@@ -186,6 +200,13 @@ class RaftInvariants:
 
     def _check_completeness(self, node: NodeView) -> None:
         log = node.log
+        for index, identity in self.acknowledged.items():
+            if index <= log.snapshot.index:
+                continue  # in its snapshot: applied there, checked by State Machine Safety
+            if index > log.last_index or _identity(log.entry(index)) != identity:
+                raise InvariantViolation(
+                    "No Acknowledged Write Lost", f"new leader {node.id} of term {node.term} "
+                    f"lacks the acknowledged entry {index} ({identity[2]!r})")
         if log.last_index < self.max_committed:
             raise InvariantViolation(
                 "Leader Completeness", f"new leader {node.id} of term {node.term} has last "

@@ -2,10 +2,23 @@
 
 One seed fixes everything: the network's fault mix (drop, duplication,
 delay and so reordering), the schedule of partitions (every Jepsen shape),
-crash-restarts that keep only persisted state, membership changes, and the
-clients' commands. Every step is one logical tick; every invariant of
+crash-restarts that keep only persisted state, storage faults, membership
+changes, and the clients' commands. Every step is one logical tick; every invariant of
 :mod:`cluster_actors.testing.invariants` is checked at every step, and a
 failing run raises with its seed, which replays it exactly.
+
+A node carries out each ``Ready`` with :meth:`Ready.carry_out`, the same
+code as the consensus actor (early messages, persist, late messages, apply),
+so the order the simulator proves safe is the order the actor runs.
+Storage faults (kind ``storage``) hit a node's Nth next persist:
+
+* ``fail``: the persist raises (a full disk, an I/O error); nothing of the
+  batch is written and the node fail-stops: it restarts at once from what
+  its storage holds, as the actor's supervisor restarts it;
+* ``torn``: the process dies while writing: the early messages are out, the
+  batch was not yet synced and is lost, the node is down;
+* ``after_persist``: the process dies after the persist, before the late
+  messages are sent or anything is applied.
 
 After the fault phase the run heals everything and checks liveness: a
 leader is elected and every replica converges to the same applied state
@@ -39,7 +52,17 @@ from .invariants import InvariantViolation, RaftInvariants
 from .linearizability import UNKNOWN, Operation
 from .sim_network import PARTITION_SHAPES, NetworkFaults, SimNetwork, partition_groups
 
-FAULT_KINDS = ("partition", "crash", "network", "reconfigure")
+FAULT_KINDS = ("partition", "crash", "network", "reconfigure", "storage")
+STORAGE_FAULTS = ("fail", "torn", "after_persist")
+BUGS = ("forget_vote", "commit_old_term", "send_before_persist", "ignore_persist_error")
+
+
+class StorageFailed(Exception):
+    """A simulated persist error (a full disk): nothing of the batch was written."""
+
+
+class ProcessDied(Exception):
+    """A simulated crash in the middle of carrying out a Ready."""
 
 
 @dataclass(slots=True)
@@ -103,6 +126,7 @@ class RunResult:
     messages: int
     ticks_to_recover: int
     violation: InvariantViolation | None = None
+    fail_stops: int = 0  #: persists that failed, each followed by a restart from storage
 
     @property
     def ok(self) -> bool:
@@ -117,6 +141,9 @@ class SimNode:
         self.sim = sim
         self.storage = Storage()
         self.alive = True
+        #: an armed storage fault: (kind from STORAGE_FAULTS, persists until it hits)
+        self.storage_fault: tuple[str, int] | None = None
+        self.fail_stops = 0
         self.raft = self._with_bug(RaftNode.bootstrap(
             node_id, voters, options=sim.config.options, rng=random.Random(sim.rng.random())))
         self.sm = KVStateMachine()
@@ -131,10 +158,15 @@ class SimNode:
         hard_state = storage.hard_state
         if self.sim.config.bug == "forget_vote":
             hard_state = HardState(hard_state.term, None, hard_state.commit)
-        self.raft = self._with_bug(RaftNode(
-            self.id, hard_state=hard_state, snapshot=storage.snapshot,
-            entries=list(storage.entries), options=self.sim.config.options,
-            rng=random.Random(self.sim.rng.random())))
+        try:
+            raft = RaftNode(self.id, hard_state=hard_state, snapshot=storage.snapshot,
+                            entries=list(storage.entries), options=self.sim.config.options,
+                            rng=random.Random(self.sim.rng.random()))
+        except ValueError as error:  # the real storage refuses such a file: StorageCorrupted
+            raise InvariantViolation(
+                "Durable Log", f"node {self.id} cannot restart from its storage: {error}"
+            ) from None
+        self.raft = self._with_bug(raft)
         self.sm = KVStateMachine()
         self.sm.restore(storage.snapshot.data)
         self.sim.invariants.on_restart(self.id, storage.snapshot.index)
@@ -145,16 +177,58 @@ class SimNode:
         if ready.is_empty():
             return
         sim = self.sim
+        try:
+            if sim.config.bug == "send_before_persist":
+                _send_everything_first(ready, self._send, self._persist, self._apply)
+            else:
+                ready.carry_out(self._send, self._persist, self._apply)
+        except StorageFailed:
+            self.fail_stops += 1
+            self.restart()  # fail-stop: the supervisor restarts it from its storage
+            return
+        except ProcessDied:
+            self.alive = False
+            sim.crashes += 1
+            return
+        if (self.raft.applied - self.raft.log.snapshot.index >= sim.config.compact_every
+                and self.sm.applied_index == self.raft.applied):
+            self.raft.compact(self.sm.snapshot())  # persisted with the next Ready
+
+    def _send(self, messages: list[Message]) -> None:
+        for message in messages:
+            self.sim.network.send(message, self.sim.now)
+
+    def _storage_fault_due(self) -> str | None:
+        if self.storage_fault is None:
+            return None
+        kind, countdown = self.storage_fault
+        if countdown > 1:
+            self.storage_fault = (kind, countdown - 1)
+            return None
+        self.storage_fault = None
+        return kind
+
+    def _persist(self, ready: Ready) -> None:
+        fault = self._storage_fault_due()
+        if fault == "fail":
+            if self.sim.config.bug == "ignore_persist_error":
+                return  # the bug: log the error and carry on as if the batch were on disk
+            raise StorageFailed(f"persist failed on {self.id}")
+        if fault == "torn":
+            raise ProcessDied(f"{self.id} died before its write was synced")
         if ready.entries:
             prev = ready.entries[0].index - 1
             prev_term = (self.raft.log.term(prev) if prev >= self.raft.log.snapshot.index
                          else None)
             if prev_term is None:
                 prev_term = self.storage.term_at(prev)
-            sim.invariants.on_persist(self.id, ready.entries, prev_term)
+            self.sim.invariants.on_persist(self.id, ready.entries, prev_term)
         self.storage.persist(ready)
-        for message in ready.messages:
-            sim.network.send(message, sim.now)
+        if fault == "after_persist":
+            raise ProcessDied(f"{self.id} died after its persist")
+
+    def _apply(self, ready: Ready) -> None:
+        sim = self.sim
         if ready.snapshot is not None and ready.restore_snapshot:
             self.sm.restore(ready.snapshot.data)
             sim.invariants.on_snapshot_restore(self.id, ready.snapshot.index)
@@ -162,12 +236,21 @@ class SimNode:
             result, duplicate = self.sm.apply(entry)
             sim.invariants.on_apply(self.id, entry, duplicate)
             if isinstance(entry.data, Command):
-                sim.deliver_result(self.id, entry.data, result)
+                sim.deliver_result(self.id, entry, result)
         for read in ready.read_states:
             sim.deliver_read(self.id, read.context)
-        if (self.raft.applied - self.raft.log.snapshot.index >= sim.config.compact_every
-                and self.sm.applied_index == self.raft.applied):
-            self.raft.compact(self.sm.snapshot())  # persisted with the next Ready
+
+
+def _send_everything_first(ready: Ready, send: Callable[[list[Message]], None],
+                           persist: Callable[[Ready], None],
+                           apply: Callable[[Ready], None]) -> None:
+    """A broken order (bug ``send_before_persist``): votes and acknowledgements
+    leave before what they vouch for is on disk."""
+    if ready.messages:
+        send(ready.messages)
+    if ready.must_persist():
+        persist(ready)
+    apply(ready)
 
 
 @dataclass
@@ -226,11 +309,14 @@ class SimClient:
         pending.node = target
         node.handle_ready()
 
-    def on_result(self, node: str, seq: int, output: Any) -> None:
+    def on_result(self, node: str, seq: int, output: Any) -> bool:
+        """Deliver a result; True if it acknowledged the pending operation."""
         pending = self.pending
         if pending is not None and pending.seq == seq and pending.node == node:
             self.leader_hint = node
             self._finish(output, returned=True)
+            return True
+        return False
 
     def _finish(self, output: Any, returned: bool) -> None:
         pending = self.pending
@@ -277,10 +363,12 @@ class Simulation:
             return ("cas", key, self.rng.randrange(max(1, value - 5), value + 1), value)
         return (kind, key)
 
-    def deliver_result(self, node: str, command: Command, result: Any) -> None:
+    def deliver_result(self, node: str, entry: Entry, result: Any) -> None:
+        command = entry.data
         for client in self.clients:
-            if client.id == command.client_id:
-                client.on_result(node, command.seq, _output_of(command.op, result))
+            if client.id == command.client_id and client.on_result(
+                    node, command.seq, _output_of(command.op, result)):
+                self.invariants.on_acknowledged(node, entry)
 
     def deliver_read(self, node: str, context: Any) -> None:
         client_id, seq = context
@@ -308,7 +396,7 @@ class Simulation:
                 node.raft.step(message)
             node.raft.tick()
             node.handle_ready()
-            if node.raft.is_leader:
+            if node.alive and node.raft.is_leader:
                 self.leaders_seen.add((node.raft.term, nid))
         for client in self.clients:
             client.act()
@@ -339,6 +427,9 @@ class Simulation:
                     victim.restart()  # a bounce: the process restarts at once
         elif kind == "reconfigure":
             self._reconfigure()
+        elif kind == "storage":
+            victim = self.rng.choice(self.live_nodes() or list(self.nodes.values()))
+            victim.storage_fault = (self.rng.choice(STORAGE_FAULTS), self.rng.randint(1, 4))
 
     def _reconfigure(self) -> None:
         leader = self.current_leader()
@@ -371,6 +462,7 @@ class Simulation:
         self.network.heal()
         self.network.faults = NetworkFaults()
         for node in self.nodes.values():
+            node.storage_fault = None
             if not node.alive:
                 node.restart()
 
@@ -413,7 +505,8 @@ class Simulation:
         committed = max((n.raft.commit for n in self.nodes.values()), default=0)
         return RunResult(self.config.seed, self.now, committed, len(self.leaders_seen),
                          self.crashes, self.partitions, self.reconfigurations, self.history,
-                         self.network.sent, recovered_after, violation)
+                         self.network.sent, recovered_after, violation,
+                         sum(n.fail_stops for n in self.nodes.values()))
 
 
 def _output_of(op: tuple[Any, ...], result: Any) -> Any:

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
-from .sim import FAULT_KINDS, run_seed
+from .sim import BUGS, FAULT_KINDS, run_seed
 
 
 @dataclass(slots=True)
@@ -60,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"comma-separated fault kinds from {', '.join(FAULT_KINDS)}")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="worker processes (default: all cores)")
-    parser.add_argument("--bug", default=None, choices=("forget_vote", "commit_old_term"),
+    parser.add_argument("--bug", default=None, choices=BUGS,
                         help="run a deliberately broken variant (the checks must catch it)")
     args = parser.parse_args(argv)
     faults = tuple(f for f in args.faults.split(",") if f)

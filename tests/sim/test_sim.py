@@ -1,6 +1,7 @@
 """Seeded whole-cluster simulations: every invariant at every step, liveness
-after healing, linearizable client histories, exact replay, and proof that
-the checks catch deliberately broken variants."""
+after healing, linearizable client histories, exact replay, storage faults
+(a persist that fails, a crash before or after a write), and proof that the
+checks catch deliberately broken variants."""
 
 from __future__ import annotations
 
@@ -18,25 +19,28 @@ SWEEP_SEEDS = int(os.environ.get("SIM_SWEEP_SEEDS", "1000"))
 SWEEP_STEPS = 1000
 
 
-def _check_seed(seed: int) -> tuple[int, str | None, int, int]:
+def _check_seed(seed: int) -> tuple[int, str | None, int, int, int]:
     result = run_seed(seed, nodes=5, steps=SWEEP_STEPS, faults=FAULT_KINDS)
+    done = (result.committed, len(result.operations), result.fail_stops)
     if not result.ok:
-        return seed, str(result.violation), result.committed, len(result.operations)
+        return seed, str(result.violation), *done
     verdict = check_operations(KVModel(), result.operations, timeout=10).verdict
     if verdict is not Verdict.LINEARIZABLE:
-        return seed, f"history is {verdict.value}", result.committed, len(result.operations)
-    return seed, None, result.committed, len(result.operations)
+        return seed, f"history is {verdict.value}", *done
+    return seed, None, *done
 
 
 def test_sweep_of_seeds_with_all_faults_finds_no_violation() -> None:
     """1,000 seeds x 1,000 steps on 5 nodes with partitions of every shape,
-    crash-restarts, message loss/duplication/delay and membership changes."""
+    crash-restarts, message loss/duplication/delay, membership changes and
+    storage faults; every acknowledged write stays in every later leader's log."""
     with ProcessPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
         outcomes = list(pool.map(_check_seed, range(SWEEP_SEEDS), chunksize=16))
-    failures = [(seed, why) for seed, why, _, _ in outcomes if why]
+    failures = [(seed, why) for seed, why, *_ in outcomes if why]
     assert not failures, f"failing seeds (replay with run_seed(seed)): {failures[:10]}"
-    assert sum(c for _, _, c, _ in outcomes) > 50 * SWEEP_SEEDS, "too little was committed"
-    assert sum(n for _, _, _, n in outcomes) > 50 * SWEEP_SEEDS, "too few client operations"
+    assert sum(o[2] for o in outcomes) > 50 * SWEEP_SEEDS, "too little was committed"
+    assert sum(o[3] for o in outcomes) > 50 * SWEEP_SEEDS, "too few client operations"
+    assert sum(o[4] for o in outcomes) > SWEEP_SEEDS // 10, "too few failed persists"
 
 
 def _fingerprint(result: RunResult) -> tuple[object, ...]:
@@ -51,7 +55,7 @@ def test_a_seed_replays_exactly() -> None:
 
 
 @pytest.mark.parametrize("faults", [(), ("partition",), ("crash",), ("network",),
-                                    ("reconfigure",)])
+                                    ("reconfigure",), ("storage",)])
 def test_each_fault_kind_alone_keeps_safety_and_liveness(faults: tuple[str, ...]) -> None:
     for seed in range(30):
         result = run_seed(seed, faults=faults, steps=600)
@@ -99,6 +103,32 @@ def test_correct_variant_passes_the_same_adversarial_runs() -> None:
     for seed in range(60):
         result = run_seed(seed, **_BUG_RUN)
         assert result.ok, f"seed {seed}: {result.violation}"
+
+
+# The same small cluster with storage faults: failed persists, crashes while
+# writing and crashes between the persist and the late messages.
+_STORAGE_RUN = dict(_BUG_RUN, faults=("crash", "partition", "network", "storage"))
+
+
+def test_sending_votes_and_acknowledgements_before_the_persist_is_caught() -> None:
+    caught = {r.violation.invariant for s in range(60)
+              if not (r := run_seed(s, bug="send_before_persist", **_STORAGE_RUN)).ok}
+    assert caught & {"Election Safety", "No Acknowledged Write Lost"}, caught
+
+
+def test_carrying_on_after_a_failed_persist_is_caught() -> None:
+    caught = [r.violation.invariant for s in range(20)
+              if not (r := run_seed(s, bug="ignore_persist_error", **_STORAGE_RUN)).ok]
+    assert len(caught) >= 10, "a node that believes a failed write must be caught"
+
+
+def test_correct_variant_passes_the_storage_fault_runs_and_fail_stops() -> None:
+    fail_stops = 0
+    for seed in range(60):
+        result = run_seed(seed, **_STORAGE_RUN)
+        assert result.ok, f"seed {seed}: {result.violation}"
+        fail_stops += result.fail_stops
+    assert fail_stops > 60, "the runs must actually fail persists"
 
 
 @pytest.mark.parametrize("shape", PARTITION_SHAPES)

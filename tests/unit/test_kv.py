@@ -262,11 +262,32 @@ def test_non_command_entries_advance_applied_index_only() -> None:
 
 def test_entries_must_be_applied_in_order() -> None:
     sm = KVStateMachine()
+    sm.apply(Entry(1, 1, EntryKind.NOOP))
     sm.apply(Entry(2, 1, EntryKind.NOOP))
     for index in (1, 2):
         with pytest.raises(ValueError, match="out of order"):
             sm.apply(Entry(index, 1, EntryKind.NORMAL, Command("c", index, ("put", "k", 1))))
     assert sm.data == {}
+
+
+def test_a_gap_in_the_applied_entries_is_refused_and_changes_nothing() -> None:
+    sm = KVStateMachine()
+    sm.apply(Entry(1, 1, EntryKind.NOOP))
+    with pytest.raises(ValueError, match="applied through 1 and takes only entry 2"):
+        sm.apply(Entry(3, 1, EntryKind.NORMAL, Command("c", 1, ("put", "k", 1))))
+    assert sm.data == {} and sm.applied_index == 1
+
+
+def test_after_a_snapshot_restore_the_next_entry_is_the_one_after_the_snapshot() -> None:
+    source = KVStateMachine()
+    for index in (1, 2):
+        source.apply(Entry(index, 1, EntryKind.NORMAL, Command("c", index, ("put", "k", index))))
+    sm = KVStateMachine()
+    sm.restore(source.snapshot())
+    with pytest.raises(ValueError, match="out of order"):
+        sm.apply(Entry(4, 1, EntryKind.NOOP))
+    sm.apply(Entry(3, 1, EntryKind.NOOP))
+    assert sm.applied_index == 3 and sm.get("k").value == 2
 
 
 # ----------------------------------------------------------------- invalid input
