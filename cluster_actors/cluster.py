@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
+import uuid
 from typing import Any
 
 import ray
@@ -133,17 +134,25 @@ class Cluster:
     @classmethod
     def start(cls, name: str = "demo", nodes: int | list[str] = 3,
               options: ClusterOptions | dict[str, Any] | None = None, *,
-              ray_nodes: list[str] | None = None, fresh: bool = True,
+              ray_nodes: list[str] | None = None, fresh: bool = False,
               wait: bool = True, **ray_init: Any) -> Cluster:
         """Start a cluster of ``nodes`` logical nodes (a count or a list of ids).
 
         Calls ``ray.init(**ray_init)`` if Ray is not running. ``ray_nodes``
         pins logical node i to Ray node ``ray_nodes[i % len]``.
-        ``fresh`` wipes durable state a previous cluster of this name left.
-        With ``wait``, returns once a leader is elected.
+
+        Restarts keep the data: if a previous cluster of this name left its
+        files in the data directory (``options.data_dir``, default a per-user
+        directory, see :meth:`ClusterOptions.data_root`), the cluster resumes
+        it with the same members; a node whose files are gone rejoins as a
+        learner through the leader. ``fresh=True`` deletes those files first
+        and founds a new cluster (a new cluster id). With ``wait``, returns
+        once a leader is elected.
         """
         check_name("cluster", name)
         opts = ClusterOptions.parse(options)
+        # resolved once here, so every actor (wherever it runs) uses the same root
+        opts = opts.model_copy(update={"data_dir": opts.data_root()})
         node_ids = ([f"n{i + 1}" for i in range(nodes)] if isinstance(nodes, int)
                     else [check_name("node", n) for n in nodes])
         if not node_ids or len(set(node_ids)) != len(node_ids):
@@ -168,7 +177,8 @@ class Cluster:
         lifetime = {"lifetime": "detached"} if opts.detached else {}
         registry = ClusterRegistry.options(
             name=registry_name(name), namespace=ns, num_cpus=0, **lifetime).remote(
-            name, node_ids, opts.model_dump(), {p.node_id: p.ray_node_id for p in plans})
+            name, node_ids, opts.model_dump(), {p.node_id: p.ray_node_id for p in plans},
+            cluster_id=uuid.uuid4().hex, fresh=fresh)
         flags = SupervisorFlags(Strategy.ONE_FOR_ONE, opts.supervisor_intensity,
                                 opts.supervisor_period)
         root = Supervisor.options(name=root_supervisor_name(name), namespace=ns, num_cpus=0,
