@@ -197,8 +197,9 @@ class ConsensusCore:
             self._begin(RaftNode.bootstrap(self.node_id, self.initial_voters,
                                            **self._raft_kwargs()), False)
             return
-        self.rejoin = Rejoin(self.cluster, self.node_id, peers, self.events)
-        self._begin(RaftNode.bootstrap(self.node_id, [], **self._raft_kwargs()), False)
+        # the Raft core runs once the leader removed this node (see Rejoin)
+        self.rejoin = Rejoin(self.cluster, self.node_id, peers, self.events, lambda: self._begin(
+            RaftNode.bootstrap(self.node_id, [], **self._raft_kwargs()), False))
         self._rejoin_task = asyncio.get_running_loop().create_task(self.rejoin.run())
 
     def _begin(self, raft: RaftNode, recovered: bool) -> None:

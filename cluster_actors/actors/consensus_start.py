@@ -10,10 +10,10 @@ module carries it out through Ray:
   holds (``ConsensusActor.identity``: a cheap call answered from the open
   database, also while the peer itself is still deciding);
 * :class:`Rejoin` re-admits a node whose storage was empty while its peers
-  hold the cluster's state: it asks the leader to make it a learner (a voter
-  demoted through joint consensus), waits until it caught up, then asks the
-  leader to promote it (etcd's "member add --learner" then "promote", done
-  by the node itself). Until promoted it drops every vote request.
+  hold the cluster's state: it asks the leader to remove it, then to add it
+  back as a learner, waits until it caught up, then asks the leader to
+  promote it (etcd's "member remove", "member add --learner", "promote",
+  done by the node itself). Until promoted it drops every vote request.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import ray
@@ -79,19 +79,26 @@ async def probe_peers(cluster: str, peers: Iterable[str]
 
 
 class Rejoin:
-    """Re-admits this node (a learner first, then a voter) through the leader.
+    """Re-admits this node through the leader, as etcd re-adds a member whose
+    data is gone: removed from the configuration, then added back as a learner
+    (the leader starts its progress from nothing, so it sends the whole log or
+    a snapshot), then promoted to voter once caught up.
 
-    ``state``: "pending" (looking for a leader), "learner" (re-admitted as a
-    learner, catching up), "done" (promoted) or "stopped". ``voting`` is False
-    until the promotion is applied: the shell then drops vote requests.
+    ``begin`` is called once the removal is applied: only then does the node
+    run its Raft core and answer the leader, which still counts the old log
+    of this node as matched until the removal. ``state``: "pending" (looking
+    for a leader), "removed", "learner" (catching up), "done" (promoted) or
+    "stopped". ``voting`` is False until the promotion is applied: the shell
+    drops vote requests until then.
     """
 
-    def __init__(self, cluster: str, node_id: str, peers: Iterable[str],
-                 events: Any, change_timeout: float = 10.0) -> None:
+    def __init__(self, cluster: str, node_id: str, peers: Iterable[str], events: Any,
+                 begin: Callable[[], None], change_timeout: float = 10.0) -> None:
         self.cluster = cluster
         self.node_id = node_id
         self.peers = sorted(set(peers) - {node_id})
         self.events = events
+        self.begin = begin
         self.change_timeout = change_timeout
         self.state = "pending"
         self.attempts = 0
@@ -123,11 +130,19 @@ class Rejoin:
                 await asyncio.sleep(delay)
                 delay = min(LONGEST_RETRY, delay * 2)
 
+    async def _change(self, handle: Any, kind: str) -> dict[str, Any]:
+        return dict(await bounded(handle.change_membership.remote(
+            [(kind, self.node_id)], self.change_timeout), self.change_timeout + 1))
+
     async def _attempt(self) -> None:
         leader, handle = await self._leader()
         if self.state == "pending":
-            await bounded(handle.change_membership.remote(
-                [("add_learner", self.node_id)], self.change_timeout), self.change_timeout + 1)
+            await self._change(handle, "remove")
+            self.state = "removed"
+            self.events.publish("rejoin_removed", leader=leader)
+            self.begin()
+        if self.state == "removed":
+            await self._change(handle, "add_learner")
             self.state = "learner"
             self.events.publish("rejoin_learner", leader=leader)
         deadline = time.monotonic() + self.change_timeout
@@ -141,8 +156,7 @@ class Rejoin:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.node_id} did not catch up with {leader}")
             await asyncio.sleep(0.02)
-        result = await bounded(handle.change_membership.remote(
-            [("add_voter", self.node_id)], self.change_timeout), self.change_timeout + 1)
+        result = await self._change(handle, "add_voter")
         self.state = "done"
         self.events.publish("rejoined", leader=leader, voters=result.get("voters"))
 
