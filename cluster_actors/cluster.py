@@ -9,6 +9,7 @@ a cluster already running on a Ray cluster.
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 import time
 import uuid
@@ -39,7 +40,10 @@ from .runtime.naming import (
 )
 from .runtime.registry import ClusterRegistry
 from .runtime.spans import cluster_actor_handles, collect_spans
+from .runtime.storage import volatile_storage_warning
 from .runtime.supervisor import Supervisor
+
+logger = logging.getLogger(__name__)
 
 # Ray destroys a non-detached actor once every handle to it is gone, so the
 # process that starts a cluster keeps its root handles until shutdown().
@@ -168,8 +172,11 @@ class Cluster:
             raise ClusterError(f"a cluster named {name!r} is already running: attach to it "
                                f"with Cluster.attach({name!r}) or shut it down first")
         forget_cluster(name)
-        if fresh:
+        if fresh:  # here; a node on another machine deletes its own files (a new cluster id)
             shutil.rmtree(opts.resolved_data_dir(name), ignore_errors=True)
+        warning = volatile_storage_warning(opts.data_root(), opts.fsync)
+        if warning:
+            logger.warning("cluster %s: %s", name, warning)
         plans = [NodePlan(name, node_id, node_ids, opts,
                           ray_nodes[i % len(ray_nodes)] if ray_nodes else None,
                           initial_config=initial_config)
@@ -372,8 +379,27 @@ class Cluster:
         leader = self.find_leader(timeout=timeout)
         if leader is None:
             raise CoordinationTimeout(f"no leader elected within {timeout} s: check that a "
-                                      f"majority of {self.node_ids} is running and connected")
+                                      f"majority of {self.node_ids} is running and connected"
+                                      f"{self._start_problems()}")
         return leader
+
+    def _start_problems(self) -> str:
+        """Why nodes are not running Raft (a refusal, a pending rejoin), as a
+        sentence to append to an error; "" when none says."""
+        problems = []
+        for node_id, status in self._statuses().items():
+            if status is None:
+                continue
+            if status.get("refused"):
+                problems.append(str(status["refused"]))
+            elif (status.get("rejoin") or {}).get("state") == "pending":
+                problems.append(f"{node_id} lost its storage and waits for a leader to "
+                                f"re-admit it")
+        if not problems:
+            return ""
+        return ("; " + "; ".join(problems) + ". If a majority of the nodes lost their files, "
+                "the acknowledged data is gone with them: restore the files, or start over "
+                "with fresh=True")
 
     def _gather(self, component: str, method: str, timeout: float) -> dict[str, Any]:
         """``method()`` of ``component`` on every node, in parallel; nodes that

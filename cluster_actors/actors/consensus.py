@@ -20,6 +20,7 @@ the leader; the client library redirects (it does not forward).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import logging
@@ -147,6 +148,9 @@ class ConsensusCore:
             self._begin(RaftNode.bootstrap(self.node_id, [], **self._raft_kwargs()), False)
             return
         info = await start_info(self.cluster, self.node_id)
+        if self._state_on_disk and info["fresh"] and info["cluster_id"] is not None and \
+                self.storage.get_meta("cluster_id") != info["cluster_id"]:
+            self._wipe_for_fresh_start(path)  # the driver's wipe cannot reach other machines
         if self._state_on_disk:
             own = self.storage.get_meta("cluster_id") or self.cluster  # older files: the name
             decision = decide(own, info["cluster_id"], {}, fresh=info["fresh"])
@@ -161,6 +165,19 @@ class ConsensusCore:
             self._begin(raft, True)
             return
         self._start_task = asyncio.get_running_loop().create_task(self._start_empty(info))
+
+    def _wipe_for_fresh_start(self, path: Any) -> None:
+        """``Cluster.start(fresh=True)``: this node's files belong to an older
+        incarnation (on a machine the driver's wipe did not reach): delete them."""
+        logger.warning("consensus of %s: fresh start: deleting %s (an older incarnation, "
+                       "cluster id %s)", self.node_id, path, self.storage.get_meta("cluster_id"))
+        self.storage.close()
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{path}{suffix}")
+        self.storage = RaftStorage(path, synchronous=self.storage.synchronous,
+                                   node_id=self.node_id)
+        self._state_on_disk = False
 
     def _raft_kwargs(self) -> dict[str, Any]:
         return {"options": self.options.raft_options(),

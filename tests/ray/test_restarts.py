@@ -101,6 +101,8 @@ def test_a_wiped_majority_never_answers_a_wrong_value(data_dir: Path) -> None:
             == "pending" for n, h in states().items() if n != "n3"))
         with pytest.raises(ClusterError):
             cluster.kv.get_many(["key0", "key49"], timeout=2.0)
+        with pytest.raises(ClusterError, match="lost its storage"):
+            cluster.wait_for_leader(timeout=1.0)  # says why, and what to do
         statuses = [ray.get(h.status.remote(), timeout=10) for h in states().values()]
         assert not any(s["role"] == "leader" for s in statuses)
         assert all(s["term"] == 0 and s["voters"] == [] for s in statuses[:2])
