@@ -66,6 +66,7 @@ from ..telemetry import SPAN_ELECTION, configure_tracing_from_options, start_spa
 from .consensus_start import (
     FIRST_RETRY,
     LONGEST_RETRY,
+    PROBE_BATCH,
     Rejoin,
     claim_founding,
     probe_peers,
@@ -186,12 +187,17 @@ class ConsensusCore:
     async def _start_empty(self, info: dict[str, Any]) -> None:
         """Probe the peers until :func:`decide` answers, then bootstrap or
         rejoin; a refusal leaves the node not started, the reason in status."""
-        peers = set(self.initial_voters) - {self.node_id}
+        # peers in start order; an answer is kept (an empty peer can only go on to
+        # found this start's cluster or rejoin one that another peer reports)
+        peers = [p for p in dict.fromkeys(self.initial_voters) if p != self.node_id]
         reports: dict[str, PeerReport | None] = dict.fromkeys(peers)
         delay = FIRST_RETRY
         while True:
-            pending = [p for p, r in reports.items() if r is None or r.empty]
-            reports.update(await probe_peers(self.cluster, pending))
+            # a few at a time: the peers of a large cluster that starts are not up yet
+            pending = [p for p in peers if reports[p] is None][:PROBE_BATCH]
+            answers = await probe_peers(self.cluster, pending)
+            progress = any(answer is not None for answer in answers.values())
+            reports.update(answers)
             decision = decide(None, info["cluster_id"], reports, fresh=info["fresh"],
                               founder=info["founder"])
             if decision.action is Action.BOOTSTRAP and not await claim_founding(
@@ -200,8 +206,8 @@ class ConsensusCore:
                 continue
             if decision.action is not Action.WAIT:
                 break
+            delay = FIRST_RETRY if progress else min(LONGEST_RETRY, delay * 1.5)
             await asyncio.sleep(delay)
-            delay = min(LONGEST_RETRY, delay * 1.5)
         self.bootstrap_action = decision.action.value
         if decision.action is Action.REFUSE:
             self.refused = f"node {self.node_id} refuses to start: {decision.reason}"

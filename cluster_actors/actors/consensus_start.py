@@ -37,7 +37,9 @@ logger = logging.getLogger(__name__)
 #: Seconds a peer gets to answer an identity probe or a leadership poll.
 PROBE_TIMEOUT = 2.0
 #: Seconds between probe rounds: from the first to the longest.
-FIRST_RETRY, LONGEST_RETRY = 0.05, 0.5
+FIRST_RETRY, LONGEST_RETRY = 0.05, 1.0
+#: At most this many peers probed per round (the next unanswered, in start order).
+PROBE_BATCH = 8
 
 
 async def start_info(cluster: str, node_id: str) -> dict[str, Any]:
@@ -177,4 +179,4 @@ class Rejoin:
         raise LookupError(f"no leader among {', '.join(self.peers)}")
 
 
-__all__ = ["Rejoin", "claim_founding", "probe_peers", "start_info"]
+__all__ = ["FIRST_RETRY", "LONGEST_RETRY", "PROBE_BATCH", "Rejoin", "claim_founding", "probe_peers", "start_info"]
