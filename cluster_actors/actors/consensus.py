@@ -76,6 +76,9 @@ from .monitor import task_cause
 
 logger = logging.getLogger(__name__)
 
+#: Storage meta key: "pending" while this node rejoins after losing its storage.
+REJOIN_META = "rejoin"
+
 
 class ConsensusCore:
     """Everything of the consensus component except the Ray actor wrapper,
@@ -164,8 +167,34 @@ class ConsensusCore:
                             entries=state.entries, **self._raft_kwargs())
             self.sm.restore(state.snapshot.data)
             self._begin(raft, True)
+            if self.storage.get_meta(REJOIN_META) == "pending":  # restarted mid-rejoin
+                self._start_rejoin(begin=None)
             return
-        self._start_task = asyncio.get_running_loop().create_task(self._start_empty(info))
+        self._start_task = asyncio.get_running_loop().create_task(self._start_empty_safely(info))
+
+    async def _start_empty_safely(self, info: dict[str, Any]) -> None:
+        try:
+            await self._start_empty(info)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # never a node silently stuck "starting"
+            self.refused = f"node {self.node_id} failed to start: {error}"
+            logger.exception("consensus of %s: start failed", self.node_id)
+            self.events.publish("start_refused", reason=str(error))
+
+    def _start_rejoin(self, begin: Callable[[], None] | None) -> None:
+        """Run :class:`Rejoin` (``begin``: start the Raft core once removed; None
+        when it runs already: a node restarted mid-rejoin, its removal done)."""
+        self.storage.set_meta(REJOIN_META, "pending")
+        peers = set(self.initial_voters) - {self.node_id}
+        self.rejoin = Rejoin(self.cluster, self.node_id, peers, self.events,
+                             begin or (lambda: None), on_done=self._rejoin_done)
+        if begin is None:
+            self.rejoin.state = "removed"
+        self._rejoin_task = asyncio.get_running_loop().create_task(self.rejoin.run())
+
+    def _rejoin_done(self) -> None:
+        self.storage.set_meta(REJOIN_META, "done")
 
     def _wipe_for_fresh_start(self, path: Any) -> None:
         """``Cluster.start(fresh=True)``: this node's files belong to an older
@@ -200,10 +229,17 @@ class ConsensusCore:
             reports.update(answers)
             decision = decide(None, info["cluster_id"], reports, fresh=info["fresh"],
                               founder=info["founder"])
-            if decision.action is Action.BOOTSTRAP and not await claim_founding(
-                    self.cluster, self.node_id):
-                info = {**info, "founder": False}
-                continue
+            if decision.action is Action.BOOTSTRAP:
+                try:
+                    claimed = await claim_founding(self.cluster, self.node_id)
+                except Exception as error:  # the registry did not answer: ask again
+                    logger.warning("consensus of %s: founding not recorded: %s",
+                                   self.node_id, task_cause(error))
+                    await asyncio.sleep(LONGEST_RETRY)
+                    continue
+                if not claimed:
+                    info = {**info, "founder": False}
+                    continue
             if decision.action is not Action.WAIT:
                 break
             delay = FIRST_RETRY if progress else min(LONGEST_RETRY, delay * 1.5)
@@ -221,9 +257,8 @@ class ConsensusCore:
                                            **self._raft_kwargs()), False)
             return
         # the Raft core runs once the leader removed this node (see Rejoin)
-        self.rejoin = Rejoin(self.cluster, self.node_id, peers, self.events, lambda: self._begin(
+        self._start_rejoin(lambda: self._begin(
             RaftNode.bootstrap(self.node_id, [], **self._raft_kwargs()), False))
-        self._rejoin_task = asyncio.get_running_loop().create_task(self.rejoin.run())
 
     def _begin(self, raft: RaftNode, recovered: bool) -> None:
         """Run ``raft``: transport, the first Ready, the tick loop."""

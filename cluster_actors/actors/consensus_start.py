@@ -95,12 +95,14 @@ class Rejoin:
     """
 
     def __init__(self, cluster: str, node_id: str, peers: Iterable[str], events: Any,
-                 begin: Callable[[], None], change_timeout: float = 10.0) -> None:
+                 begin: Callable[[], None], change_timeout: float = 10.0,
+                 on_done: Callable[[], None] | None = None) -> None:
         self.cluster = cluster
         self.node_id = node_id
         self.peers = sorted(set(peers) - {node_id})
         self.events = events
         self.begin = begin
+        self.on_done = on_done
         self.change_timeout = change_timeout
         self.state = "pending"
         self.attempts = 0
@@ -160,6 +162,8 @@ class Rejoin:
             await asyncio.sleep(0.02)
         result = await self._change(handle, "add_voter")
         self.state = "done"
+        if self.on_done is not None:
+            self.on_done()
         self.events.publish("rejoined", leader=leader, voters=result.get("voters"))
 
     async def _leader(self) -> tuple[str, Any]:
