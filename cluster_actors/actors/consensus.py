@@ -35,7 +35,7 @@ import ray
 
 import strategies
 
-from ..core.bootstrap import Action, PeerReport, decide
+from ..core.bootstrap import Action, Decision, PeerReport, decide
 from ..core.cluster_state import ClusterStateMachine
 from ..core.kv import Command
 from ..core.raft import ProposalDropped, RaftNode
@@ -152,12 +152,14 @@ class ConsensusCore:
             self._begin(RaftNode.bootstrap(self.node_id, [], **self._raft_kwargs()), False)
             return
         info = await start_info(self.cluster, self.node_id)
-        if self._state_on_disk and info["fresh"] and info["cluster_id"] is not None and \
-                self.storage.get_meta("cluster_id") != info["cluster_id"]:
+        stored = self.storage.get_meta("cluster_id")
+        if self._state_on_disk and stored is not None and info["fresh"] and \
+                info["cluster_id"] is not None and stored != info["cluster_id"]:
             self._wipe_for_fresh_start(path)  # the driver's wipe cannot reach other machines
         if self._state_on_disk:
-            own = self.storage.get_meta("cluster_id") or self.cluster  # older files: the name
-            decision = decide(own, info["cluster_id"], {}, fresh=info["fresh"])
+            # no id recorded (a node added at runtime, older files): nothing to check
+            decision = decide(stored, info["cluster_id"], {}, fresh=info["fresh"]) \
+                if stored is not None else Decision(Action.RESUME, None, "own state on disk")
             if decision.action is Action.REFUSE:
                 self.storage.close()
                 raise StorageCorrupted(f"node {self.node_id} ({path}): {decision.reason}")
