@@ -150,6 +150,7 @@ class ConsensusCore:
         if self.join and not self._state_on_disk:  # added at runtime: join_cluster admits it
             self.bootstrap_action = "join"
             self._begin(RaftNode.bootstrap(self.node_id, [], **self._raft_kwargs()), False)
+            self._start_task = asyncio.get_running_loop().create_task(self._learn_cluster_id())
             return
         info = await start_info(self.cluster, self.node_id)
         stored = self.storage.get_meta("cluster_id")
@@ -173,6 +174,19 @@ class ConsensusCore:
                 self._start_rejoin(begin=None)
             return
         self._start_task = asyncio.get_running_loop().create_task(self._start_empty_safely(info))
+
+    async def _learn_cluster_id(self) -> None:
+        """A node added at runtime records the cluster id its peers hold."""
+        delay = FIRST_RETRY
+        peers = [p for p in self.initial_voters if p != self.node_id]
+        while True:
+            ids = {r.cluster_id for r in (await probe_peers(self.cluster, peers)).values()
+                   if r is not None and r.cluster_id is not None}
+            if len(ids) == 1:
+                self.storage.bind_cluster(ids.pop())
+                return
+            await asyncio.sleep(delay)
+            delay = min(LONGEST_RETRY * 10, delay * 2)
 
     async def _start_empty_safely(self, info: dict[str, Any]) -> None:
         try:

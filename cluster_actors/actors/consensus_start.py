@@ -71,9 +71,9 @@ async def probe_peers(cluster: str, peers: Iterable[str]
             answer = await bounded(handle.identity.remote(), PROBE_TIMEOUT)
         except Exception:
             return None
-        if not answer:
-            return None
-        return PeerReport((answer["cluster_id"] or cluster) if answer["state"] else None)
+        if not answer or (answer["state"] and not answer["cluster_id"]):
+            return None  # not open yet, or state without a recorded id: uninformative
+        return PeerReport(answer["cluster_id"] if answer["state"] else None)
 
     names = sorted(set(peers))
     answers = await asyncio.gather(*(one(peer) for peer in names))
