@@ -29,7 +29,8 @@ from cluster_actors.cluster import Cluster
 
 
 def measure(nodes: int, kills: int, name: str) -> dict[str, list[float]]:
-    cluster = Cluster.start(name, nodes=nodes, options={"supervisor_intensity": 1000})
+    cluster = Cluster.start(name, nodes=nodes, options={"supervisor_intensity": 1000},
+                            fresh=True)
     times: dict[str, list[float]] = {"time_to_leader": [], "time_to_commit": [],
                                      "time_to_first_write": []}
     try:

@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--latency-samples", type=int, default=500)
     parser.add_argument("--no-fsync", action="store_true")
     args = parser.parse_args(argv)
-    cluster = Cluster.start("bench", nodes=args.nodes, options={"fsync": not args.no_fsync})
+    cluster = Cluster.start("bench", nodes=args.nodes, options={"fsync": not args.no_fsync},
+                            fresh=True)
     try:
         results = {
             "nodes": args.nodes, "fsync": not args.no_fsync,

@@ -178,8 +178,9 @@ def run_chaos_command(args: argparse.Namespace) -> int:
         ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
     name = args.name or f"chaos-{args.seed}"
     with console.status(f"starting {args.nodes} nodes"):
+        # fresh: the checks judge this run's history alone, never a previous run's data
         cluster = Cluster.start(name, nodes=args.nodes, options=_options(args.option),
-                                ray_nodes=ray_nodes)
+                                ray_nodes=ray_nodes, fresh=True)
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
                       console=console, disable=not args.progress, transient=True) as bar:

@@ -90,7 +90,7 @@ def _up(args: argparse.Namespace) -> int:
     console = Console()
     with console.status(f"starting {count} logical nodes on {len(ray_nodes)} Ray node(s)"):
         cluster = Cluster.start(args.name, nodes=count, options=options,
-                                ray_nodes=ray_nodes if args.pin else None)
+                                ray_nodes=ray_nodes if args.pin else None, fresh=args.fresh)
     console.print(status_table(cluster.status(), f"cluster {args.name!r} is up"))
     where = f"--name {args.name}{_address_option(args.address)}"
     console.print(f"inspect with `cluster-actors status {where}`, stop with "
@@ -314,7 +314,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "Ray node)")
     up.add_argument("--no-pin", dest="pin", action="store_false",
                     help="do not pin logical nodes to Ray nodes")
-    up.add_argument("--data-dir", default=None)
+    up.add_argument("--data-dir", default=None,
+                    help="where the nodes keep their files (default: $CLUSTER_ACTORS_DATA_DIR, "
+                         "else $XDG_DATA_HOME/cluster_actors, else ~/.local/share/cluster_actors)")
+    up.add_argument("--fresh", action="store_true",
+                    help="delete the data a previous cluster of this name left and start a new "
+                         "one (default: resume it with the same members)")
     up.set_defaults(run=_up)
 
     for name, run, text in (("status", _status, "show the cluster's nodes"),

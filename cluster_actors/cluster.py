@@ -9,8 +9,10 @@ a cluster already running on a Ray cluster.
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import ray
@@ -39,6 +41,7 @@ from .runtime.naming import (
 )
 from .runtime.registry import ClusterRegistry
 from .runtime.spans import cluster_actor_handles, collect_spans
+from .runtime.storage import volatile_storage_warning
 from .runtime.supervisor import Supervisor
 
 if TYPE_CHECKING:
@@ -48,6 +51,8 @@ if TYPE_CHECKING:
     from .recipes.rwlock import RWLock
     from .recipes.semaphore import Semaphore
     from .recipes.singleton import SingletonProxy
+
+logger = logging.getLogger(__name__)
 
 # Ray destroys a non-detached actor once every handle to it is gone, so the
 # process that starts a cluster keeps its root handles until shutdown().
@@ -143,17 +148,25 @@ class Cluster:
     @classmethod
     def start(cls, name: str = "demo", nodes: int | list[str] = 3,
               options: ClusterOptions | dict[str, Any] | None = None, *,
-              ray_nodes: list[str] | None = None, fresh: bool = True,
+              ray_nodes: list[str] | None = None, fresh: bool = False,
               wait: bool = True, **ray_init: Any) -> Cluster:
         """Start a cluster of ``nodes`` logical nodes (a count or a list of ids).
 
         Calls ``ray.init(**ray_init)`` if Ray is not running. ``ray_nodes``
         pins logical node i to Ray node ``ray_nodes[i % len]``.
-        ``fresh`` wipes durable state a previous cluster of this name left.
-        With ``wait``, returns once a leader is elected.
+
+        Restarts keep the data: if a previous cluster of this name left its
+        files in the data directory (``options.data_dir``, default a per-user
+        directory, see :meth:`ClusterOptions.data_root`), the cluster resumes
+        it with the same members; a node whose files are gone rejoins as a
+        learner through the leader. ``fresh=True`` deletes those files first
+        and founds a new cluster (a new cluster id). With ``wait``, returns
+        once a leader is elected.
         """
         check_name("cluster", name)
         opts = ClusterOptions.parse(options)
+        # resolved once here, so every actor (wherever it runs) uses the same root
+        opts = opts.model_copy(update={"data_dir": opts.data_root()})
         node_ids = ([f"n{i + 1}" for i in range(nodes)] if isinstance(nodes, int)
                     else [check_name("node", n) for n in nodes])
         if not node_ids or len(set(node_ids)) != len(node_ids):
@@ -169,8 +182,11 @@ class Cluster:
             raise ClusterError(f"a cluster named {name!r} is already running: attach to it "
                                f"with Cluster.attach({name!r}) or shut it down first")
         forget_cluster(name)
-        if fresh:
+        if fresh:  # here; a node on another machine deletes its own files (a new cluster id)
             shutil.rmtree(opts.resolved_data_dir(name), ignore_errors=True)
+        warning = volatile_storage_warning(opts.data_root(), opts.fsync)
+        if warning:
+            logger.warning("cluster %s: %s", name, warning)
         plans = [NodePlan(name, node_id, node_ids, opts,
                           ray_nodes[i % len(ray_nodes)] if ray_nodes else None,
                           initial_config=initial_config)
@@ -178,7 +194,8 @@ class Cluster:
         lifetime = {"lifetime": "detached"} if opts.detached else {}
         registry = ClusterRegistry.options(
             name=registry_name(name), namespace=ns, num_cpus=0, **lifetime).remote(
-            name, node_ids, opts.model_dump(), {p.node_id: p.ray_node_id for p in plans})
+            name, node_ids, opts.model_dump(), {p.node_id: p.ray_node_id for p in plans},
+            cluster_id=uuid.uuid4().hex, fresh=fresh)
         flags = SupervisorFlags(Strategy.ONE_FOR_ONE, opts.supervisor_intensity,
                                 opts.supervisor_period)
         root = Supervisor.options(name=root_supervisor_name(name), namespace=ns, num_cpus=0,
@@ -472,8 +489,27 @@ class Cluster:
         leader = self.leader_watch.wait_for_leader(timeout) or self.find_leader(timeout=0.1)
         if leader is None:
             raise CoordinationTimeout(f"no leader elected within {timeout} s: check that a "
-                                      f"majority of {self.node_ids} is running and connected")
+                                      f"majority of {self.node_ids} is running and connected"
+                                      f"{self._start_problems()}")
         return leader
+
+    def _start_problems(self) -> str:
+        """Why nodes are not running Raft (a refusal, a pending rejoin), as a
+        sentence to append to an error; "" when none says."""
+        problems = []
+        for node_id, status in self._statuses().items():
+            if status is None:
+                continue
+            if status.get("refused"):
+                problems.append(str(status["refused"]))
+            elif (status.get("rejoin") or {}).get("state") == "pending":
+                problems.append(f"{node_id} lost its storage and waits for a leader to "
+                                f"re-admit it")
+        if not problems:
+            return ""
+        return ("; " + "; ".join(problems) + ". If a majority of the nodes lost their files, "
+                "the acknowledged data is gone with them: restore the files, or start over "
+                "with fresh=True")
 
     def _gather(self, component: str, method: str, timeout: float) -> dict[str, Any]:
         """``method()`` of ``component`` on every node, in parallel; nodes that

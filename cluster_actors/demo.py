@@ -107,7 +107,7 @@ def run(nodes: int = 5, writes: int = 2000, console: Console | None = None,
     with console.status("starting the cluster (one supervisor and its component "
                         "actors per node)..."):
         started = time.perf_counter()
-        cluster = Cluster.start(DEMO, nodes=nodes, options={"detached": keep})
+        cluster = Cluster.start(DEMO, nodes=nodes, options={"detached": keep}, fresh=True)
         figures["start_s"] = time.perf_counter() - started
     try:
         leader = cluster.wait_for_leader(timeout=30)

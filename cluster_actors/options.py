@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import tempfile
 from typing import Any, Literal
 
 from pydantic import (
@@ -53,7 +52,10 @@ class ClusterOptions(BaseModel):
         default_factory=dict, description="per node id: labels its heartbeats carry and the "
                                           "failover strategies read (region, weight)")
     placement: Literal["per_component", "per_node"] = "per_component"
-    data_dir: str | None = Field(None, description="where each node keeps its SQLite file")
+    data_dir: str | None = Field(
+        None, description="where each node keeps its SQLite files (one directory per cluster "
+                          "below it); default: $CLUSTER_ACTORS_DATA_DIR, else "
+                          "$XDG_DATA_HOME/cluster_actors, else ~/.local/share/cluster_actors")
     fsync: bool = Field(
         True, description="fsync the Raft log before acknowledging (SQLite synchronous=FULL); "
                           "False survives process crashes but not power loss, and is faster")
@@ -131,10 +133,34 @@ class ClusterOptions(BaseModel):
             max_entries_per_message=self.max_batch)
 
     def data_root(self) -> str:
-        return self.data_dir or os.path.join(tempfile.gettempdir(), "cluster_actors")
+        """The directory that holds every cluster's files: ``data_dir`` if set,
+        else a per-user data directory that survives reboots (never ``/tmp``):
+        ``$CLUSTER_ACTORS_DATA_DIR``, else ``$XDG_DATA_HOME/cluster_actors``,
+        else ``~/.local/share/cluster_actors``. ``Cluster.start`` resolves it once
+        in the driver and hands the result to every actor in ``data_dir``."""
+        if self.data_dir:
+            return self.data_dir
+        return default_data_root()
 
     def resolved_data_dir(self, cluster: str) -> str:
         return os.path.join(self.data_root(), cluster)
+
+
+#: Environment variable that overrides the default data root (tests point it
+#: at a temporary directory).
+DATA_DIR_ENV = "CLUSTER_ACTORS_DATA_DIR"
+
+
+def default_data_root() -> str:
+    """The per-user data root of this process's environment (see
+    :meth:`ClusterOptions.data_root`)."""
+    explicit = os.environ.get(DATA_DIR_ENV)
+    if explicit:
+        return os.path.abspath(os.path.expanduser(explicit))
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = xdg if xdg and os.path.isabs(xdg) else os.path.join(
+        os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "cluster_actors")
 
 
 def _otlp_installed() -> bool:

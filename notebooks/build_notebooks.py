@@ -76,7 +76,10 @@ QUICKSTART = [
         Each logical node is a supervisor with one Ray actor per component
         (coordinator, membership, heartbeat, consensus, sync, monitor).
         `Cluster.start` calls `ray.init()` when Ray is not running yet and
-        returns once a leader is elected.
+        returns once a leader is elected. Restarting a cluster of the same name
+        resumes the data its nodes left on disk (by default under
+        `~/.local/share/cluster_actors`); `fresh=True`, as here, deletes it and
+        starts a new cluster, so the notebook runs the same every time.
     """),
     code("""
         import time
@@ -88,7 +91,7 @@ QUICKSTART = [
         from cluster_actors.demo import status_table
 
         started = time.perf_counter()
-        cluster = Cluster.start("quickstart", nodes=3)
+        cluster = Cluster.start("quickstart", nodes=3, fresh=True)
         print(f"{len(cluster.node_ids)} nodes {cluster.node_ids} up in "
               f"{time.perf_counter() - started:.1f} s")
     """, "start"),
@@ -187,7 +190,7 @@ CHAOS = [
         FIGURES = Path(os.environ.get("CLUSTER_ACTORS_FIGURES")
                        or Path.cwd().parent / "docs" / "images")
 
-        cluster = Cluster.start("chaos-notebook", nodes=3, options=OPTIONS)
+        cluster = Cluster.start("chaos-notebook", nodes=3, options=OPTIONS, fresh=True)
         print(f"nodes {cluster.node_ids}, leader {cluster.wait_for_leader()}")
     """, "start"),
     md("""
@@ -629,7 +632,8 @@ CUSTOM_STRATEGY = [
     code("""
         cluster = Cluster.start("strategy-notebook", nodes=3,
                                 options={"heartbeat_interval": 100,
-                                         "acceptable_heartbeat_pause": 300})
+                                         "acceptable_heartbeat_pause": 300},
+                                fresh=True)
         monkey = ChaosMonkey(cluster)
         members = tuple(cluster.node_ids)
         leader = cluster.wait_for_leader()

@@ -31,6 +31,7 @@ the leader; the client library redirects (it does not forward).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import logging
@@ -45,6 +46,7 @@ import ray
 
 import strategies
 
+from ..core.bootstrap import Action, Decision, PeerReport, decide
 from ..core.cluster_state import ClusterStateMachine
 from ..core.kv import Command
 from ..core.raft import ProposalDropped, RaftNode
@@ -52,6 +54,7 @@ from ..core.raft_types import (
     ConfChange,
     ConfChangeType,
     EntryKind,
+    MessageType,
     Ready,
     Role,
     validate_message,
@@ -62,13 +65,31 @@ from ..runtime.events import EventStream
 from ..runtime.failstop import CrashHandler, run_forever
 from ..runtime.hosting import find_component
 from ..runtime.leases import LeaseManager
-from ..runtime.storage import RaftStorage, node_database_path
+from ..runtime.storage import (
+    RaftStorage,
+    StorageCorrupted,
+    StorageError,
+    node_database_path,
+    volatile_storage_warning,
+)
 from ..runtime.supervisor import SupervisedActor
 from ..runtime.transport import FaultFilter, Transport
 from ..telemetry import SPAN_ELECTION, configure_tracing_from_options, start_span
+from .consensus_start import (
+    FIRST_RETRY,
+    LONGEST_RETRY,
+    PROBE_BATCH,
+    Rejoin,
+    claim_founding,
+    probe_peers,
+    start_info,
+)
 from .monitor import task_cause
 
 logger = logging.getLogger(__name__)
+
+#: Storage meta key: "pending" while this node rejoins after losing its storage.
+REJOIN_META = "rejoin"
 
 
 class ConsensusCore:
@@ -104,6 +125,12 @@ class ConsensusCore:
         self.failed: str | None = None  # why the node stopped (fail-stop), or None
         #: called once on a fatal error (the actor's ``crash``); None: raise instead
         self.on_fatal: CrashHandler | None = None
+        self.bootstrap_action: str | None = None  # how it started (core/bootstrap.py)
+        self.storage_warning: str | None = None
+        self.refused: str | None = None  # why it refuses to start, if it does
+        self.rejoin: Rejoin | None = None
+        self._start_task: asyncio.Task[None] | None = None
+        self._rejoin_task: asyncio.Task[None] | None = None
 
     @property
     def started(self) -> bool:
@@ -113,43 +140,183 @@ class ConsensusCore:
         if self.failed is not None:
             raise NotLeader(self.node_id, None, f"node {self.node_id!r} stopped on a fatal "
                             f"error and restarts from its disk; retry on another node")
+        if self.refused is not None:
+            raise StorageError(self.refused)
         if self.raft is None:
             raise NotLeader(self.node_id, None, f"node {self.node_id!r} is still starting; "
                             "retry in a moment")
 
     # ------------------------------------------------------------- lifecycle
     async def start(self) -> None:
+        """Open the storage and decide how to start (core/bootstrap.py): a node
+        with state resumes at once; a node with empty storage decides in the
+        background once its peers answered (they start one after another), so
+        it may bootstrap a new cluster, or rejoin one that exists as a learner.
+        Until then ``require_started`` answers "still starting"."""
         configure_tracing_from_options(self.options)
-        self.storage = RaftStorage(
-            node_database_path(self.options.data_root(), self.cluster, self.node_id),
-            synchronous="FULL" if self.options.fsync else "NORMAL",
-            cluster_id=self.cluster, node_id=self.node_id)
-        rng = random.Random(hash((self.node_id, time.time_ns())))
-        raft_options = self.options.raft_options()
+        path = node_database_path(self.options.data_root(), self.cluster, self.node_id)
+        self.storage = RaftStorage(path, synchronous="FULL" if self.options.fsync else "NORMAL",
+                                   node_id=self.node_id)
+        self.storage_warning = volatile_storage_warning(path.parent, self.options.fsync)
+        if self.storage_warning:
+            logger.warning("consensus of %s: %s", self.node_id, self.storage_warning)
+        self._state_on_disk = not self.storage.is_empty()
         # installed plug-ins count as known strategy names (the same on every node)
         self.sm = ClusterStateMachine(
             self.initial_config, known_strategies=strategies.known_strategies(),
             min_election_timeout=3 * self.options.raft_heartbeat_ms)
-        if self.storage.is_empty():
-            voters = [] if self.join else self.initial_voters
-            self.raft = RaftNode.bootstrap(self.node_id, voters, options=raft_options, rng=rng)
-            recovered = False
-        else:
+        if self.join and not self._state_on_disk:  # added at runtime: join_cluster admits it
+            self.bootstrap_action = "join"
+            self._begin(RaftNode.bootstrap(self.node_id, [], **self._raft_kwargs()), False)
+            self._start_task = asyncio.get_running_loop().create_task(self._learn_cluster_id())
+            return
+        info = await start_info(self.cluster, self.node_id)
+        stored = self.storage.get_meta("cluster_id")
+        if self._state_on_disk and stored is not None and info["fresh"] and \
+                info["cluster_id"] is not None and stored != info["cluster_id"]:
+            self._wipe_for_fresh_start(path)  # the driver's wipe cannot reach other machines
+        if self._state_on_disk:
+            # no id recorded (a node added at runtime, older files): nothing to check
+            decision = decide(stored, info["cluster_id"], {}, fresh=info["fresh"]) \
+                if stored is not None else Decision(Action.RESUME, None, "own state on disk")
+            if decision.action is Action.REFUSE:
+                self.storage.close()
+                raise StorageCorrupted(f"node {self.node_id} ({path}): {decision.reason}")
+            self.bootstrap_action = decision.action.value
             state = self.storage.load()
-            self.raft = RaftNode(self.node_id, hard_state=state.hard_state,
-                                 snapshot=state.snapshot, entries=state.entries,
-                                 options=raft_options, rng=rng)
+            raft = RaftNode(self.node_id, hard_state=state.hard_state, snapshot=state.snapshot,
+                            entries=state.entries, **self._raft_kwargs())
             self.sm.restore(state.snapshot.data)
-            recovered = True
+            self._begin(raft, True)
+            if self.storage.get_meta(REJOIN_META) == "pending":  # restarted mid-rejoin
+                self._start_rejoin(begin=None)
+            return
+        self._start_task = asyncio.get_running_loop().create_task(self._start_empty_safely(info))
+
+    async def _learn_cluster_id(self) -> None:
+        """A node added at runtime records the cluster id its peers hold."""
+        delay = FIRST_RETRY
+        peers = [p for p in self.initial_voters if p != self.node_id]
+        while True:
+            ids = {r.cluster_id for r in (await probe_peers(self.cluster, peers)).values()
+                   if r is not None and r.cluster_id is not None}
+            if len(ids) == 1:
+                self.storage.bind_cluster(ids.pop())
+                return
+            await asyncio.sleep(delay)
+            delay = min(LONGEST_RETRY * 10, delay * 2)
+
+    async def _start_empty_safely(self, info: dict[str, Any]) -> None:
+        try:
+            await self._start_empty(info)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # never a node silently stuck "starting"
+            self.refused = f"node {self.node_id} failed to start: {error}"
+            logger.exception("consensus of %s: start failed", self.node_id)
+            self.events.publish("start_refused", reason=str(error))
+
+    def _start_rejoin(self, begin: Callable[[], None] | None) -> None:
+        """Run :class:`Rejoin` (``begin``: start the Raft core once removed; None
+        when it runs already: a node restarted mid-rejoin, its removal done)."""
+        self.storage.set_meta(REJOIN_META, "pending")
+        peers = set(self.initial_voters) - {self.node_id}
+        self.rejoin = Rejoin(self.cluster, self.node_id, peers, self.events,
+                             begin or (lambda: None), on_done=self._rejoin_done)
+        if begin is None:
+            self.rejoin.state = "removed"
+        self._rejoin_task = asyncio.get_running_loop().create_task(self.rejoin.run())
+
+    def _rejoin_done(self) -> None:
+        self.storage.set_meta(REJOIN_META, "done")
+
+    def _wipe_for_fresh_start(self, path: Any) -> None:
+        """``Cluster.start(fresh=True)``: this node's files belong to an older
+        incarnation (on a machine the driver's wipe did not reach): delete them."""
+        logger.warning("consensus of %s: fresh start: deleting %s (an older incarnation, "
+                       "cluster id %s)", self.node_id, path, self.storage.get_meta("cluster_id"))
+        self.storage.close()
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{path}{suffix}")
+        self.storage = RaftStorage(path, synchronous=self.storage.synchronous,
+                                   node_id=self.node_id)
+        self._state_on_disk = False
+
+    def _raft_kwargs(self) -> dict[str, Any]:
+        return {"options": self.options.raft_options(),
+                "rng": random.Random(hash((self.node_id, time.time_ns())))}
+
+    async def _start_empty(self, info: dict[str, Any]) -> None:
+        """Probe the peers until :func:`decide` answers, then bootstrap or
+        rejoin; a refusal leaves the node not started, the reason in status."""
+        # peers in start order; an answer is kept (an empty peer can only go on to
+        # found this start's cluster or rejoin one that another peer reports)
+        peers = [p for p in dict.fromkeys(self.initial_voters) if p != self.node_id]
+        reports: dict[str, PeerReport | None] = dict.fromkeys(peers)
+        delay = FIRST_RETRY
+        while True:
+            # a few at a time: the peers of a large cluster that starts are not up yet
+            pending = [p for p in peers if reports[p] is None][:PROBE_BATCH]
+            answers = await probe_peers(self.cluster, pending)
+            progress = any(answer is not None for answer in answers.values())
+            reports.update(answers)
+            decision = decide(None, info["cluster_id"], reports, fresh=info["fresh"],
+                              founder=info["founder"])
+            if decision.action is Action.BOOTSTRAP:
+                try:
+                    claimed = await claim_founding(self.cluster, self.node_id)
+                except Exception as error:  # the registry did not answer: ask again
+                    logger.warning("consensus of %s: founding not recorded: %s",
+                                   self.node_id, task_cause(error))
+                    await asyncio.sleep(LONGEST_RETRY)
+                    continue
+                if not claimed:
+                    info = {**info, "founder": False}
+                    continue
+            if decision.action is not Action.WAIT:
+                break
+            delay = FIRST_RETRY if progress else min(LONGEST_RETRY, delay * 1.5)
+            await asyncio.sleep(delay)
+        self.bootstrap_action = decision.action.value
+        if decision.action is Action.REFUSE:
+            self.refused = f"node {self.node_id} refuses to start: {decision.reason}"
+            logger.error("consensus of %s: %s", self.node_id, self.refused)
+            self.events.publish("start_refused", reason=decision.reason)
+            return
+        assert decision.cluster_id is not None
+        self.storage.bind_cluster(decision.cluster_id, replace=True)
+        if decision.action is Action.BOOTSTRAP:
+            self._begin(RaftNode.bootstrap(self.node_id, self.initial_voters,
+                                           **self._raft_kwargs()), False)
+            return
+        # the Raft core runs once the leader removed this node (see Rejoin)
+        self._start_rejoin(lambda: self._begin(
+            RaftNode.bootstrap(self.node_id, [], **self._raft_kwargs()), False))
+
+    def _begin(self, raft: RaftNode, recovered: bool) -> None:
+        """Run ``raft``: transport, the first Ready, the tick loop."""
+        self.raft = raft
         self._adopt_election_timeout()
         self.transport = Transport(self.cluster, self.node_id, "consensus",
                                    self._peers(), on_peer_death=self._peer_died)
         self.transport.faults = self._faults_at_start
         self._process()
         self.events.publish("started", recovered=recovered, term=self.raft.term,
-                            commit=self.raft.commit, last_index=self.raft.log.last_index)
+                            commit=self.raft.commit, last_index=self.raft.log.last_index,
+                            bootstrap=self.bootstrap_action, storage_warning=self.storage_warning)
         self._tick_task = run_forever(self._tick_loop(), self._fail_stop,
                                       f"the tick loop of consensus {self.node_id}")
+
+    def identity(self) -> dict[str, Any] | None:
+        """What this node's storage holds, for a peer deciding how to start:
+        ``state`` (anything persisted) and the ``cluster_id`` bound to it; None
+        while the storage is not open yet."""
+        storage = getattr(self, "storage", None)
+        if storage is None or storage.closed:
+            return None
+        return {"node_id": self.node_id, "state": not storage.is_empty(),
+                "cluster_id": storage.get_meta("cluster_id")}
 
     def _adopt_election_timeout(self) -> None:
         """Raft's election timeout follows the replicated config (a hot reload: the
@@ -164,7 +331,12 @@ class ConsensusCore:
                                 election_tick=ticks)
 
     async def stop(self) -> None:
+        for task in (self._start_task, self._rejoin_task):
+            if task is not None:
+                task.cancel()
         if self.raft is None:
+            if getattr(self, "storage", None) is not None:
+                self.storage.close()
             return
         if self._tick_task:
             self._tick_task.cancel()
@@ -204,7 +376,17 @@ class ConsensusCore:
         reason = validate_message(message)
         if reason is None and message.dst != self.node_id:
             reason = f"addressed to {message.dst!r}"
+        if reason is None:
+            reason = self._rejoin_refusal(message)
         return reason
+
+    def _rejoin_refusal(self, message: Any) -> str | None:
+        """A node rejoining after losing its storage lost the votes it cast:
+        until re-admitted and promoted it answers no vote request at all."""
+        if self.rejoin is not None and not self.rejoin.voting and \
+                message.type in (MessageType.VOTE, MessageType.PRE_VOTE):
+            return "rejoining after its storage was lost: it does not vote until promoted"
+        return None
 
     def _peer_died(self, peer: str) -> None:
         self.events.publish("peer_died", peer=peer, leader=self.raft.lead)
@@ -456,11 +638,15 @@ class ConsensusCore:
 
     # ---------------------------------------------------------- admin calls
     def status(self) -> dict[str, Any]:
+        start = {"bootstrap": self.bootstrap_action, "storage_warning": self.storage_warning,
+                 "refused": self.refused,
+                 "rejoin": self.rejoin.describe() if self.rejoin is not None else None}
         if self.raft is None:
-            return {"id": self.node_id, "role": "starting", "term": 0, "leader": None,
-                    "commit": 0, "applied": 0, "last_index": 0, "voters": [],
-                    "learners": [], "state_hash": None}
+            return {"id": self.node_id, "role": "refused" if self.refused else "starting",
+                    "term": 0, "leader": None, "commit": 0, "applied": 0, "last_index": 0,
+                    "voters": [], "learners": [], "state_hash": None, **start}
         status = self.raft.status()
+        status.update(start)
         latencies = sorted(self._commit_latencies[-2000:])
         status.update({
             "cluster": self.cluster, "revision": self.sm.revision,
@@ -600,6 +786,11 @@ class ConsensusActor(SupervisedActor):
 
     async def status(self) -> dict[str, Any]:
         return self.core.status()
+
+    async def identity(self) -> dict[str, Any] | None:
+        """What this node's storage holds (``state``, ``cluster_id``), for a
+        peer deciding how to start; None while it is not open yet."""
+        return self.core.identity()
 
     async def leadership(self) -> dict[str, Any]:
         """``role``, ``term`` and ``leader`` only: a cheap call to poll."""

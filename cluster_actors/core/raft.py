@@ -590,8 +590,14 @@ class RaftNode:
     # ------------------------------------------------------ follower/candidate
     def _handle_vote_request(self, msg: Message) -> None:
         pre = msg.type is MT.PRE_VOTE
-        can_vote = (self.vote == msg.src or (self.vote is None and self.lead is None)
-                    or (pre and msg.term > self.term))
+        # Only a voter of its own configuration votes. A node with no configuration
+        # (started empty to join or rejoin) may have lost a vote it cast in this
+        # very term; a learner is not counted. (etcd lets learners vote, for a
+        # learner promoted by entries it has not received yet; here such a node
+        # votes once it has them: availability waits, safety does not.)
+        can_vote = self.id in self.conf.all_voters and (
+            self.vote == msg.src or (self.vote is None and self.lead is None)
+            or (pre and msg.term > self.term))
         response = MT.PRE_VOTE_RESP if pre else MT.VOTE_RESP
         if can_vote and self.log.is_up_to_date(msg.index, msg.log_term):
             self._outbox.append(Message(response, self.id, msg.src, msg.term))

@@ -79,8 +79,14 @@ _DROP_COVERED = "DELETE FROM entries WHERE idx <= ?"
 _DROP_ALL = "DELETE FROM entries"
 _DROP_SUFFIX = "DELETE FROM entries WHERE idx >= ?"
 _APPEND = "INSERT INTO entries (idx, term, kind, data) VALUES (?, ?, ?, ?)"
-_START_OVER = "delete the directory (or this file) to start the node fresh; it then " \
-    "catches up from the leader"
+_START_OVER = (
+    "never delete a voter's file and start it as a new cluster: its lost vote could elect "
+    "a second leader. The safe procedure, while a majority of the cluster runs: remove the "
+    "node from the voters (on the leader: consensus change_membership([('remove', node)]))"
+    ", move this file away (keep it for diagnosis) and restart the node with the same "
+    "cluster name: with empty storage it rejoins as a learner through the leader, catches "
+    "up and is promoted to voter (a node restarted on an empty directory while its peers "
+    "hold the data does this by itself)")
 
 
 class StorageError(ClusterError):
@@ -241,6 +247,20 @@ class RaftStorage:
             raise ValidationFailed(errors)
         if to_record:
             self._write_meta(to_record)
+
+    def bind_cluster(self, cluster_id: str, replace: bool = False) -> None:
+        """Record ``cluster_id`` (the incarnation this node belongs to) in a
+        database that has none yet; raise :class:`StorageCorrupted` if it holds
+        another one, unless ``replace`` and nothing else was ever persisted (a
+        node that was bound but stopped before its first write). Done when the
+        node bootstraps or rejoins."""
+        stored = self.get_meta("cluster_id")
+        if stored is None or (stored != cluster_id and replace and self.is_empty()):
+            self._write_meta([("cluster_id", cluster_id)])
+        elif stored != cluster_id:
+            raise StorageCorrupted(
+                f"{self.path} holds the state of cluster incarnation {stored!r}, not "
+                f"{cluster_id!r}: it belongs to another cluster; {_START_OVER}")
 
     # ------------------------------------------------------------ writing
     def persist(self, ready: Ready) -> None:
@@ -412,6 +432,38 @@ class RaftStorage:
         return self._conn
 
 
+def filesystem_type(path: str | Path) -> str | None:
+    """The type of the file system ``path`` lives on (Linux ``/proc/mounts``:
+    "ext4", "tmpfs", ...), or None when it cannot be told."""
+    try:
+        target = os.path.realpath(path)
+        best, kind = "", None
+        with open("/proc/mounts", encoding="utf-8") as mounts:
+            for line in mounts:
+                fields = line.split()
+                if len(fields) < 3:
+                    continue
+                point = fields[1].replace("\\040", " ")
+                inside = target == point or target.startswith(point.rstrip("/") + "/")
+                if inside and len(point) >= len(best):
+                    best, kind = point, fields[2]
+        return kind
+    except OSError:
+        return None
+
+
+def volatile_storage_warning(path: str | Path, fsync: bool) -> str | None:
+    """A warning when ``fsync`` is asked for but ``path`` is on a RAM file
+    system (tmpfs, ramfs): fsync there protects nothing, the data is gone at
+    the next reboot. None otherwise."""
+    kind = filesystem_type(path)
+    if fsync and kind in ("tmpfs", "ramfs"):
+        return (f"the data directory {path} is on {kind}: fsync=True cannot make it "
+                "durable and every node's data is lost at the next reboot; set "
+                "ClusterOptions(data_dir=...) to a directory on a disk")
+    return None
+
+
 def _encode_entries(entries: list[Entry]) -> list[tuple[int, int, str, bytes | None]]:
     dumps = pickle.dumps
     try:
@@ -452,6 +504,8 @@ __all__ = [
     "RaftStorage",
     "StorageCorrupted",
     "StorageError",
+    "filesystem_type",
     "node_database_path",
     "open_database",
+    "volatile_storage_warning",
 ]

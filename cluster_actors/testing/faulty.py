@@ -45,7 +45,11 @@ _Consensus: Any = ConsensusActor.__ray_actor_class__
 class _Forgetful(_Consensus):
     async def on_activate(self) -> None:
         await super().on_activate()
-        self.core.storage.persist = lambda ready: None  # the bug
+        storage = self.core.storage
+        persist = storage.persist
+        # the bug: once anything is on disk (a new node's first Ready, which it
+        # may write after on_activate returns, once its peers answered), nothing more
+        storage.persist = lambda ready: persist(ready) if storage.is_empty() else None
 
 
 class _SessionlessStateMachine(ClusterStateMachine):

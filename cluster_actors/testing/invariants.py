@@ -145,6 +145,13 @@ class RaftInvariants:
         self.on_snapshot_restore(node, snapshot_index)
         self._leader_marks.pop(node, None)
 
+    def on_wipe(self, node: str) -> None:
+        """The node lost its storage and restarts empty (to rejoin): its commit
+        index and state machine start over from nothing. Election Safety and
+        the logs' invariants keep holding across the wipe."""
+        self.on_restart(node, 0)
+        self._commit_seen.pop(node, None)
+
     # ---------------------------------------------------------------- observing
     def observe(self, nodes: Iterable[NodeView]) -> None:
         """Check the per-step invariants over the live nodes."""

@@ -37,7 +37,7 @@ def main() -> None:
     workers = [n for n in ray_cluster.list_all_nodes() if n.node_id != head]
     ray_nodes = [head, *(w.node_id for w in workers)]
     cluster = Cluster.start("placed", nodes=3, ray_nodes=ray_nodes,
-                            options=ClusterOptions(placement=args.placement))
+                            options=ClusterOptions(placement=args.placement), fresh=True)
     result: dict[str, object] = {"ray_nodes": ray_nodes}
     try:
         where: dict[str, dict[str, str]] = {}

@@ -3,6 +3,10 @@ do, and version 1 of the replicated configuration derived from them."""
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from cluster_actors.cluster import initial_config_of
@@ -49,3 +53,22 @@ def test_a_quorum_the_nodes_cannot_satisfy_safely_is_refused(quorum: int, fragme
     with pytest.raises(ValidationFailed, match=fragment) as error:
         initial_config_of(ClusterOptions.parse({"quorum": quorum}), ["n1", "n2", "n3"])
     assert [path for path, _ in error.value.errors] == ["quorum"]
+
+
+def test_the_default_data_root_is_a_per_user_directory_that_survives_reboots(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from cluster_actors.options import DATA_DIR_ENV
+
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "explicit"))
+    assert ClusterOptions().data_root() == str(tmp_path / "explicit")
+    monkeypatch.delenv(DATA_DIR_ENV)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert ClusterOptions().data_root() == str(tmp_path / "xdg" / "cluster_actors")
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    root = ClusterOptions().data_root()
+    assert root == str(tmp_path / "home" / ".local" / "share" / "cluster_actors")
+    assert not root.startswith(tempfile.gettempdir() + os.sep + "cluster_actors")
+    given = ClusterOptions(data_dir=str(tmp_path / "mine"))
+    assert given.data_root() == str(tmp_path / "mine")
+    assert given.resolved_data_dir("demo") == str(tmp_path / "mine" / "demo")

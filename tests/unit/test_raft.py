@@ -1263,3 +1263,113 @@ def test_an_append_with_inconsistent_entry_indexes_changes_no_log() -> None:
     with contextlib.suppress(Exception):  # a clear error is acceptable, a changed log is not
         raft.step(bad)
     assert raft.log.last_index == 3
+
+
+# ------------------------------------------------ identity: who may vote, rejoining
+def _vote_request(kind: MessageType, dst: str, term: int = 5) -> Message:
+    return Message(kind, "n2", dst, term, index=10, log_term=4)
+
+
+@pytest.mark.parametrize("kind", [MT.VOTE, MT.PRE_VOTE])
+def test_a_node_with_empty_storage_grants_no_vote_in_a_term_it_may_have_voted_in(
+        kind: MessageType) -> None:
+    # a voter whose files were wiped restarts with term 0, no vote, no configuration:
+    # granting would let it vote twice in a term (two leaders); it must refuse
+    wiped = RaftNode("n3")
+    wiped.step(_vote_request(kind, "n3"))
+    [answer] = wiped.ready().messages
+    assert answer.reject and wiped.vote is None
+    founder = RaftNode.bootstrap("n3", ["n1", "n2", "n3"])  # the same request, a voter
+    founder.step(_vote_request(kind, "n3"))
+    [granted] = [m for m in founder.ready().messages if m.dst == "n2"]
+    assert not granted.reject
+
+
+def test_a_learner_grants_no_vote() -> None:
+    learner = RaftNode.bootstrap("n4", ["n1", "n2", "n3"], learners=["n4"])
+    learner.step(_vote_request(MT.VOTE, "n4"))
+    [answer] = [m for m in learner.ready().messages if m.dst == "n2"]
+    assert answer.reject and learner.vote is None
+
+
+def test_a_voter_is_demoted_to_learner_and_promoted_back_through_joint_configurations() -> None:
+    net = three()
+    leader = net.force_leader("n1")
+    net.propose("n1", put("k", 1))
+    net.run(2)
+    leader.propose_conf_change(conf_change(ConfChangeType.ADD_LEARNER, "n3"))
+    net.process("n1")
+    net.deliver_all()
+    # joint: the old voters {n1, n2, n3} and the new {n1, n2} must both agree
+    assert leader.conf.joint and leader.conf.voters_outgoing == {"n1", "n2", "n3"}
+    assert leader.conf.voters == {"n1", "n2"} and leader.conf.learners == {"n3"}
+    net.run(3)  # the leader leaves the joint configuration by itself
+    demoted = ConfState(voters=frozenset({"n1", "n2"}), learners=frozenset({"n3"}))
+    assert all(raft.conf == demoted for raft in net.nodes.values())
+    assert not net.nodes["n3"].promotable
+    net.cut("n1", "n2")  # n1 + the learner n3 are no quorum of {n1, n2}
+    [index] = net.propose("n1", put("k", 2, seq=2))
+    net.deliver_all()
+    assert leader.commit < index and net.nodes["n3"].log.last_index >= index
+    net.heal()
+    leader.propose_conf_change(conf_change(ConfChangeType.ADD_VOTER, "n3"))
+    net.process("n1")
+    net.run(4)
+    final = ConfState(voters=frozenset({"n1", "n2", "n3"}))
+    assert all(raft.conf == final for raft in net.nodes.values())
+    assert all(any(c.joint for c in net.confs[nid]) for nid in net.nodes)
+    assert value(net, "n3", "k") == 2
+
+
+def test_a_wiped_voter_is_removed_then_re_added_as_learner_then_promoted_with_all_data(
+        ) -> None:
+    net = three()
+    leader = net.force_leader("n1")
+    net.propose("n1", *(put(f"k{i}", i, seq=i + 1) for i in range(5)))
+    net.run(2)
+    term = leader.term
+    net.crash("n3")  # n3 stops; its files are lost
+    leader.propose_conf_change(conf_change(ConfChangeType.REMOVE, "n3"))
+    net.process("n1")
+    net.run(3)
+    assert leader.conf == ConfState(voters=frozenset({"n1", "n2"}))
+    assert "n3" not in leader.progress  # its old match index is forgotten
+    net.invariants.on_wipe("n3")
+    net.down.discard("n3")
+    wiped = net.add_node("n3")  # empty storage, no configuration: it never votes
+    leader.propose_conf_change(conf_change(ConfChangeType.ADD_LEARNER, "n3"))
+    net.process("n1")
+    net.run(3)
+    assert wiped.conf.learners == {"n3"} and not wiped.promotable
+    assert [value(net, "n3", f"k{i}") for i in range(5)] == list(range(5))
+    leader.propose_conf_change(conf_change(ConfChangeType.ADD_VOTER, "n3"))
+    net.process("n1")
+    net.run(4)
+    final = ConfState(voters=frozenset({"n1", "n2", "n3"}))
+    assert all(raft.conf == final for raft in net.nodes.values())
+    assert wiped.promotable and leader.is_leader and leader.term == term
+    # a voter again: the cluster survives losing the old leader, with n3's vote
+    net.crash("n1")
+    net.run_until(lambda: net.leader() in ("n2", "n3"))
+    new = net.leader()
+    assert new is not None
+    net.propose(new, put("after", 1, seq=99))
+    net.run(2)
+    assert value(net, "n3", "after") == 1 and value(net, "n2", "k4") == 4
+
+
+def test_a_wiped_voter_cannot_help_elect_a_second_leader_in_its_old_term() -> None:
+    net = three()
+    leader = net.force_leader("n1")  # n2 and n3 voted for n1 in this term
+    term = leader.term
+    net.invariants.on_wipe("n3")
+    net.add_node("n3")  # n3 loses its files, and with them its vote
+    net.isolate("n1")
+    candidate = net.nodes["n2"]
+    # n2 asks for votes in the very term n1 won (as a delayed request would)
+    candidate.role, candidate.vote, candidate.lead = Role.CANDIDATE, "n2", None
+    candidate.votes = {"n2": True}
+    net.queue.append(Message(MT.VOTE, "n2", "n3", term, index=candidate.log.last_index,
+                             log_term=candidate.log.last_term))
+    net.deliver_all()
+    assert not candidate.is_leader and net.nodes["n3"].vote is None

@@ -524,3 +524,47 @@ def test_everything_acknowledged_survives_a_sigkill(tmp_path: Path, mode: str) -
     assert len(state.entries) == state.hard_state.commit  # each Ready whole or not at all
     assert state.entries == [Entry(i, 1, data=Command("c", i, ("put", "k", i)))
                              for i in range(1, state.hard_state.commit + 1)]
+
+
+def test_a_node_is_bound_to_one_cluster_incarnation_and_refuses_another(
+        tmp_path: Path) -> None:
+    path = tmp_path / "n1.db"
+    with RaftStorage(path, node_id="n1") as storage:
+        storage.bind_cluster("incarnation-1")
+        storage.bind_cluster("incarnation-1")  # idempotent
+        storage.persist(Ready(hard_state=HardState(3, "n2", 0)))
+        with pytest.raises(StorageCorrupted) as refused:
+            storage.bind_cluster("incarnation-2", replace=True)  # it holds state: never
+        assert refused.value.code == "storage_corrupted"
+        message = refused.value.message
+        assert "'incarnation-1'" in message and "'incarnation-2'" in message
+        assert "remove the node from the voters" in message and "learner" in message
+        assert storage.get_meta("cluster_id") == "incarnation-1"
+    with RaftStorage(tmp_path / "n2.db", node_id="n2") as storage:
+        storage.bind_cluster("incarnation-1")
+        storage.bind_cluster("incarnation-2", replace=True)  # bound, never written: allowed
+        assert storage.get_meta("cluster_id") == "incarnation-2"
+
+
+def test_the_corruption_advice_never_says_to_delete_a_voter_and_start_fresh(
+        tmp_path: Path) -> None:
+    path = tmp_path / "n1.db"
+    path.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(StorageCorrupted) as refused:
+        RaftStorage(path)
+    message = refused.value.message
+    assert "start the node fresh" not in message
+    assert "never delete a voter's file" in message
+    assert "remove the node from the voters" in message and "promoted to voter" in message
+
+
+def test_fsync_on_a_ram_file_system_is_warned_about(tmp_path: Path) -> None:
+    from cluster_actors.runtime.storage import filesystem_type, volatile_storage_warning
+
+    assert filesystem_type("/proc") == "proc"
+    if os.path.isdir("/dev/shm") and filesystem_type("/dev/shm") == "tmpfs":
+        warning = volatile_storage_warning("/dev/shm/cluster_actors", fsync=True)
+        assert warning is not None and "tmpfs" in warning and "data_dir" in warning
+        assert volatile_storage_warning("/dev/shm/cluster_actors", fsync=False) is None
+    if filesystem_type(tmp_path) not in ("tmpfs", "ramfs"):
+        assert volatile_storage_warning(tmp_path, fsync=True) is None
