@@ -198,9 +198,13 @@ class ConsensusCore:
     def _is_member(self, src: str) -> bool:
         """Whether ``src`` may send us Raft messages: a member of our configuration,
         a founding voter, or a node a configuration entry in our log names (one
-        being added). Anyone else (a removed node, a stray process) is dropped."""
+        being added). Anyone else (a removed node, a stray process) is dropped.
+        A joining node that has not learned any configuration yet cannot tell,
+        and listens to every node of its cluster (the leader adding it)."""
         raft = self.raft
         if src in raft.conf.members or src in self.initial_voters:
+            return True
+        if self.join and not raft.conf.members:
             return True
         log = raft.log
         first = max(raft.applied + 1, log.first_index)

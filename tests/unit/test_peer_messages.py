@@ -250,3 +250,16 @@ def test_a_raw_config_command_from_a_client_is_refused_before_anything_is_propos
         refuse_config_commands([Command("c", 1, ("config", record))])
     assert raised.value.code == "validation_failed"
     refuse_config_commands([Command("c", 1, ("put", "config", 1))])  # a key named config
+
+
+def test_a_joining_node_that_knows_no_configuration_yet_listens_to_its_cluster() -> None:
+    core = ConsensusCore("c", "n4", [], {}, join=True)
+    core.raft = RaftNode("n4")
+    core.sm = ClusterStateMachine()
+    core.transport = Transport("c", "n4", "consensus", peers=[])
+    core._schedule_process = lambda: None  # type: ignore[method-assign]
+    core.receive("c", "n7", _encode([Message(MT.HEARTBEAT, "n7", "n4", 3)]))
+    assert core.raft.lead == "n7"  # the leader adding it, whoever that is
+    core.raft.conf = _CONF  # once it knows its configuration, strangers are dropped
+    core.receive("c", "n9", _encode([Message(MT.HEARTBEAT, "n9", "n4", 4)]))
+    assert core.raft.term == 3 and core.transport.stats["dropped_non_member"] == 1
