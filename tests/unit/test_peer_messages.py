@@ -11,6 +11,8 @@ import random
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cluster_actors.actors.consensus import ConsensusCore
 from cluster_actors.core.cluster_state import ClusterStateMachine, refuse_config_commands
@@ -263,3 +265,44 @@ def test_a_joining_node_that_knows_no_configuration_yet_listens_to_its_cluster()
     core.raft.conf = _CONF  # once it knows its configuration, strangers are dropped
     core.receive("c", "n9", _encode([Message(MT.HEARTBEAT, "n9", "n4", 4)]))
     assert core.raft.term == 3 and core.transport.stats["dropped_non_member"] == 1
+
+
+# ============================================================ fuzz: no crash
+_ids = st.sampled_from(["n1", "n2", "n3", "n9"])
+_small = st.integers(min_value=0, max_value=12)
+_junk = st.one_of(st.none(), st.integers(), st.text(max_size=3), st.just(ConfChange()),
+                  st.builds(ConfChange, st.tuples(st.tuples(
+                      st.sampled_from(list(ConfChangeType)), _ids))),
+                  st.builds(Command, st.just("c"), _small, st.just(("put", "k", 1))))
+_entries = st.lists(st.tuples(st.sampled_from(list(EntryKind)), _junk, _small), max_size=4)
+_snapshots = st.one_of(st.none(), st.builds(
+    Snapshot, _small, _small,
+    st.sampled_from([_CONF, ConfState(), ConfState(frozenset({"n1"}))]), st.none()))
+
+
+@st.composite
+def _messages(draw: Any) -> Message:
+    kind = draw(st.sampled_from(list(MessageType)))
+    term, index = draw(_small), draw(_small)
+    entries = tuple(Entry(index + 1 + i, t, k, d)
+                    for i, (k, d, t) in enumerate(draw(_entries)))
+    return Message(kind, draw(_ids), draw(st.sampled_from(["n1", "n2"])), term,
+                   index=index, log_term=draw(_small), entries=entries,
+                   commit=draw(st.one_of(_small, st.just(10**9))), reject=draw(st.booleans()),
+                   reject_hint=draw(_small), context=draw(st.one_of(_small, st.just(10**9))),
+                   snapshot=draw(_snapshots))
+
+
+@settings(max_examples=300, deadline=None)
+@given(batch=st.lists(_messages(), max_size=8))
+def test_whatever_passes_validation_never_crashes_the_raft_core(batch: list[Message]) -> None:
+    leader, followers = _leader_of_three()
+    for message in batch:
+        if validate_message(message) is not None:
+            continue
+        for node in (leader, *followers):
+            if message.dst == node.id:
+                node.step(message)
+                node.ready()
+    for node in (leader, *followers):
+        assert node.commit <= node.log.last_index
