@@ -30,6 +30,7 @@ from __future__ import annotations
 from typing import Any
 
 from .client import DEFAULT_TIMEOUT, ComponentClient
+from .core.data_ops import check_data_op
 from .errors import SyncFailed, ValidationFailed
 
 
@@ -50,8 +51,9 @@ class DataStore:
     # ------------------------------------------------------------ writes
     def update(self, op: tuple[Any, ...]) -> Any:
         """Apply one raw operation (``cluster_actors.actors.sync.DATA_OPS``); the
-        key's value after it."""
-        return self._sync.data_update(tuple(op))
+        key's value after it. Checked here first (ValidationFailed, nothing sent)
+        and again on the node."""
+        return self._sync.data_update(check_data_op(op))
 
     def increment(self, key: str, amount: int = 1) -> int:
         """Add ``amount`` to the counter ``key`` (created at 0); its new value here."""

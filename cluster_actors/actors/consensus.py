@@ -47,7 +47,7 @@ import ray
 import strategies
 
 from ..core.bootstrap import Action, Decision, PeerReport, decide
-from ..core.cluster_state import ClusterStateMachine
+from ..core.cluster_state import ClusterStateMachine, refuse_config_commands
 from ..core.kv import Command
 from ..core.raft import ProposalDropped, RaftNode
 from ..core.raft_types import (
@@ -90,6 +90,10 @@ logger = logging.getLogger(__name__)
 
 #: Storage meta key: "pending" while this node rejoins after losing its storage.
 REJOIN_META = "rejoin"
+
+
+def _message_src(message: Any) -> Any:
+    return message.src
 
 
 class ConsensusCore:
@@ -366,7 +370,8 @@ class ConsensusCore:
         if self.raft is None:
             return  # still starting: peers retransmit
         started = time.perf_counter()
-        for message in self.transport.accept(cluster, src, messages, self._validate):
+        for message in self.transport.accept(cluster, src, messages, self._validate,
+                                             src_of=_message_src, is_member=self._is_member):
             self.raft.step(message)
         self.timings["step_s"] += time.perf_counter() - started
         self.timings["batches_in"] += 1
@@ -378,6 +383,8 @@ class ConsensusCore:
             reason = f"addressed to {message.dst!r}"
         if reason is None:
             reason = self._rejoin_refusal(message)
+        if reason is None and message.type is MessageType.SNAPSHOT:
+            reason = self.sm.snapshot_problem(message.snapshot.data)
         return reason
 
     def _rejoin_refusal(self, message: Any) -> str | None:
@@ -387,6 +394,25 @@ class ConsensusCore:
                 message.type in (MessageType.VOTE, MessageType.PRE_VOTE):
             return "rejoining after its storage was lost: it does not vote until promoted"
         return None
+
+    def _is_member(self, src: str) -> bool:
+        """Whether ``src`` may send us Raft messages: a member of our configuration,
+        a founding voter, or a node a configuration entry in our log names (one
+        being added). Anyone else (a removed node, a stray process) is dropped.
+        A joining node that has not learned any configuration yet cannot tell,
+        and listens to every node of its cluster (the leader adding it)."""
+        raft = self.raft
+        if src in raft.conf.members or src in self.initial_voters:
+            return True
+        if self.join and not raft.conf.members:
+            return True
+        log = raft.log
+        first = max(raft.applied + 1, log.first_index)
+        if first > log.last_index:
+            return False
+        return any(entry.kind is EntryKind.CONFIG and isinstance(entry.data, ConfChange)
+                   and any(node == src for _kind, node in entry.data.changes)
+                   for entry in log.entries_from(first))
 
     def _peer_died(self, peer: str) -> None:
         self.events.publish("peer_died", peer=peer, leader=self.raft.lead)
@@ -407,11 +433,17 @@ class ConsensusCore:
             raise NotLeader(self.node_id, self.raft.lead)
         record = prepare(self.sm.config)
         command = Command(client_id, seq, ("config", record.model_dump(mode="json")), seq)
-        [result] = await self.submit([command], timeout)
+        [result] = await self._submit([command], timeout)  # the only way config is proposed
         return record.version, result
 
     async def submit(self, commands: list[Command], timeout: float = 5.0) -> list[Any]:
-        """Propose a batch of commands; results in the same order once applied."""
+        """Propose a batch of commands; results in the same order once applied.
+        A ``("config", ...)`` op is refused (ValidationFailed, nothing proposed):
+        configuration changes go through :meth:`submit_config`."""
+        refuse_config_commands(commands)
+        return await self._submit(commands, timeout)
+
+    async def _submit(self, commands: list[Command], timeout: float) -> list[Any]:
         self.require_started()
         if self.raft.role is not Role.LEADER:
             raise NotLeader(self.node_id, self.raft.lead)
@@ -654,6 +686,7 @@ class ConsensusCore:
             "transport": dict(self.transport.stats), "faults": self.transport.faults.describe(),
             "peers_down": sorted(self.transport.peers - set(self.transport.handles)),
             "stats": dict(self.stats), "leader_changes": self.leader_changes,
+            "dropped_messages": self.raft.dropped_messages,  # stale or impossible acks
             "timings": dict(self.timings),
             "election_timeout_ms": self.raft.options.election_tick * self.options.tick_ms,
             "commit_latency_p50_ms": latencies[len(latencies) // 2] * 1000 if latencies else None,

@@ -55,10 +55,13 @@ import ray
 import strategies
 from strategies.sync_base import SyncMessage, SyncStats, SyncStrategy
 
-from ..core.crdt import CRDT, RESOLUTIONS, LWWRegister, MVRegister, ORMap, ORSet, PNCounter
+from ..core.crdt import RESOLUTIONS
+from ..core.data_ops import DATA_OPS as DATA_OPS  # re-exported: its public home
+from ..core.data_ops import apply_data_op, check_data_op
 from ..core.merkle import (
     DEFAULT_DEPTH,
     MAX_DEPTH,
+    MAX_REMOTE_DEPTH,
     MerkleProof,
     create_merkle_tree,
     depth_for_keys,
@@ -80,18 +83,12 @@ SYNC_TYPES = ("full_sync", "incremental")
 """``trigger_sync`` types: a full anti-entropy exchange with every reachable
 peer, or one round of the configured strategy."""
 
-DATA_OPS: dict[str, tuple[str, ...]] = {
-    "counter_add": ("key", "amount"),        # PN-counter; a negative amount decrements
-    "set_add": ("key", "element"),           # add-wins observed-remove set
-    "set_remove": ("key", "element"),
-    "register_set": ("key", "value"),        # last-write-wins register (HLC stamps)
-    "mv_set": ("key", "value"),              # multi-value register: concurrent writes kept
-    "map_put": ("key", "field", "value"),    # observed-remove map of LWW registers
-    "map_remove": ("key", "field"),
-    "delete": ("key",),                      # the type's empty state (not for counters)
-}
-"""Local write operations, ``(name, *arguments)``, accepted by ``data_update``."""
 
+
+#: A peer's LWW timestamp more than this many seconds ahead of our clock is
+#: refused (its entry is dropped and counted): a runaway clock would make its
+#: writes win every later one.
+MAX_CLOCK_DRIFT_S = 300.0
 ROUND_HISTORY = 50
 FULL_SYNC_TIMEOUT = 5.0  # s, at least; a full sync waits for every contacted peer's answer
 CONFIG_POLL_SECONDS = 10.0
@@ -99,73 +96,6 @@ CONFIG_POLL_SECONDS = 10.0
 
 class KeyNotFound(NotFound):
     """No such key in this replica's store (the seed's ``{error, not_found}``)."""
-
-
-# ---------------------------------------------------------------------------
-# local data operations
-# ---------------------------------------------------------------------------
-
-def check_data_op(op: Any) -> tuple[Any, ...]:
-    """``op`` as a tuple if it names a known operation with the right arity and a
-    str key; ValidationFailed listing the valid operations otherwise."""
-    valid = "; ".join(f"({name}, {', '.join(args)})" for name, args in DATA_OPS.items())
-    if not isinstance(op, (tuple, list)) or not op or op[0] not in DATA_OPS:
-        raise ValidationFailed([("op", f"unknown data operation {op!r:.80}; valid: {valid}")])
-    args = DATA_OPS[op[0]]
-    if len(op) != 1 + len(args):
-        raise ValidationFailed([("op", f"{op[0]} takes ({', '.join(args)}), got "
-                                 f"{len(op) - 1} argument(s)")])
-    if not isinstance(op[1], str) or not op[1]:
-        raise ValidationFailed([("op.key", f"keys are non-empty strings, got {op[1]!r}")])
-    if op[0] == "counter_add" and (isinstance(op[2], bool) or not isinstance(op[2], int)):
-        raise ValidationFailed([("op.amount", f"must be an integer, got {op[2]!r}")])
-    return tuple(op)
-
-
-def _typed(store: ReplicaStore, key: str, cls: type[CRDT]) -> CRDT | None:
-    current = store.get(key)
-    if current is not None and not isinstance(current, cls):
-        raise ValidationFailed([(f"op.{key}", f"key holds a {type(current).__name__}, "
-                                 f"not a {cls.__name__}")])
-    return current
-
-
-def apply_data_op(store: ReplicaStore, op: tuple[Any, ...], now: float) -> None:
-    """Apply a checked operation to ``store`` as a local write at wall time ``now``.
-
-    ValidationFailed (nothing changed) when the key holds another type or a
-    value cannot be stored (not JSON-able, a counter cannot be deleted ...).
-    """
-    name, key, *args = op
-    rid = store.replica_id
-    try:
-        if name == "counter_add":
-            _typed(store, key, PNCounter)
-            store.update(key, lambda c: (c or PNCounter()).increment(rid, args[0]))
-        elif name == "set_add":
-            _typed(store, key, ORSet)
-            store.update(key, lambda s: (s or ORSet()).add(rid, args[0]))
-        elif name == "set_remove":
-            if _typed(store, key, ORSet) is not None:
-                store.update(key, lambda s: s.remove(args[0]))
-        elif name == "register_set":
-            store.put_register(key, args[0], now)
-        elif name == "mv_set":
-            _typed(store, key, MVRegister)
-            store.update(key, lambda r: (r or MVRegister()).assign(rid, args[0]))
-        elif name == "map_put":
-            _typed(store, key, ORMap)
-            field = LWWRegister(args[1], store.timestamp(now))
-            store.update(key, lambda m: (m or ORMap()).put(rid, args[0], field))
-        elif name == "map_remove":
-            if _typed(store, key, ORMap) is not None:
-                store.update(key, lambda m: m.remove(args[0]))
-        else:  # delete
-            store.delete(key, now)
-    except ValidationFailed:
-        raise
-    except (TypeError, ValueError) as error:
-        raise ValidationFailed([(f"op.{key}", f"{name}: {error}")]) from error
 
 
 def _validate_message(message: Any, src: Any, me: str) -> str | None:
@@ -247,7 +177,8 @@ class SyncActor(ComponentActor):
             replica_database_path(self.options.data_root(), self.cluster, self.node_id))
         saved = self.storage.load()
         self.store = ReplicaStore.restore(f"{self.node_id}@{self.incarnation}", saved,
-                                          merkle_depth=depth, incarnation=self.incarnation)
+                                          merkle_depth=depth, incarnation=self.incarnation,
+                                          max_drift=MAX_CLOCK_DRIFT_S)
         self.recovered_keys = len(saved)
         self._saved_seq = self.store.change_seq
         self.rng = random.Random(f"{self.node_id}/{self.incarnation}")
@@ -376,6 +307,7 @@ class SyncActor(ComponentActor):
             return  # still starting: the peer's next round repeats what matters
         accepted = self.transport.accept(
             cluster, src, messages, lambda m: _validate_message(m, src, self.node_id))
+        self.store.physical_time = time.time()  # for the max_drift check of merges
         replies: list[SyncMessage] = []
         for message in accepted:
             try:
@@ -628,9 +560,13 @@ class SyncActor(ComponentActor):
     def _tree(data: Any, depth: int | None) -> Any:
         if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
             raise ValidationFailed([("data", "expected a dict with str keys")])
-        depth = depth_for_keys(len(data)) if depth is None else depth
-        if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= MAX_DEPTH:
-            raise ValidationFailed([("depth", f"must be an integer in 0..{MAX_DEPTH}")])
+        depth = min(depth_for_keys(len(data)), MAX_REMOTE_DEPTH) if depth is None else depth
+        if isinstance(depth, bool) or not isinstance(depth, int) or \
+                not 0 <= depth <= MAX_REMOTE_DEPTH:
+            raise ValidationFailed([("depth", (
+                f"must be an integer in 0..{MAX_REMOTE_DEPTH} for a tree built on request "
+                f"(2**depth leaves; depth {MAX_DEPTH} would take about 0.7 GB), got "
+                f"{depth!r:.40}"))])
         try:
             return create_merkle_tree(data, depth)
         except TypeError as error:
@@ -733,15 +669,22 @@ class SyncActor(ComponentActor):
                            "the serving side")
 
     async def data_update(self, op: Any) -> Any:
-        """Apply one local write (see :data:`DATA_OPS`); the key's value after it.
+        """Apply one local write (see :data:`~cluster_actors.core.data_ops.DATA_OPS`); the key's value after it.
         Raises :class:`NoQuorum` while the partition strategy keeps this side
         read-only or down."""
         self._require_mode(write=True)
         store = self._require_store()
         op = check_data_op(op)
-        before = store.change_seq
+        before, entry_before = store.change_seq, store.entry(op[1])
         apply_data_op(store, op, time.time())
         if store.change_seq != before:
+            try:
+                self._save()
+            except Exception as error:  # nothing unsaved stays visible or is shipped
+                store.revert(op[1], entry_before)
+                raise SyncFailed(f"{op[0]} of {op[1]!r} was not saved on {self.node_id} "
+                                 f"({type(error).__name__}: {error}); nothing changed: retry, "
+                                 "or check the node's disk") from error
             self._local_update(op[1])
             self._note_conflicts()
         return store.value(op[1])

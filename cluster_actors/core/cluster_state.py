@@ -8,9 +8,21 @@ from __future__ import annotations
 import pickle
 from typing import Any, ClassVar
 
-from ..errors import ClusterError
+from ..errors import ClusterError, ValidationFailed
 from .config import ConfigChange, ConfigStore
 from .leases import LeasedKV
+
+
+def refuse_config_commands(commands: Any) -> None:
+    """Raise :class:`ValidationFailed` if a client batch holds a ``("config", ...)``
+    op: configuration enters the log only through the validated (and, with
+    ``require_approval``, approved) config path, never as a raw command."""
+    for command in commands if isinstance(commands, (list, tuple)) else ():
+        op = getattr(command, "op", None)
+        if isinstance(op, tuple) and op and isinstance(op[0], str) and op[0] == "config":
+            raise ValidationFailed([("op", "configuration changes are not KV commands: "
+                                     "use cluster.config (set/update), which validates "
+                                     "and approves them; nothing was proposed")])
 
 
 class ClusterStateMachine(LeasedKV):
@@ -55,6 +67,28 @@ class ClusterStateMachine(LeasedKV):
 
     def snapshot(self) -> bytes:
         return pickle.dumps((super().snapshot(), self.config), protocol=pickle.HIGHEST_PROTOCOL)
+
+    def snapshot_problem(self, blob: Any) -> str | None:
+        """Why ``blob`` is not a snapshot :meth:`restore` can load, or None: a
+        peer's malformed snapshot is dropped on arrival instead of failing in
+        the apply loop. (It is restored into a scratch machine: snapshots are
+        rare, and this node is about to load it anyway.)"""
+        if blob is None:
+            return None
+        if not isinstance(blob, bytes):
+            return f"snapshot data must be bytes, got {type(blob).__name__}"
+        scratch = ClusterStateMachine(self.initial_config, self.max_sessions,
+                                      known_strategies=self.known_strategies,
+                                      min_election_timeout=self.min_election_timeout)
+        try:
+            scratch.restore(blob)
+        except Exception as error:
+            return f"snapshot data does not load: {type(error).__name__}: {error}"[:300]
+        if not isinstance(scratch.config, ConfigStore):
+            return f"snapshot config must be a ConfigStore, got {type(scratch.config).__name__}"
+        if not isinstance(scratch.data, dict) or not isinstance(scratch.revision, int):
+            return "snapshot state must hold a dict of keys and an integer revision"
+        return None
 
     def restore(self, blob: bytes | None) -> None:
         if blob is None:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Set
+from collections.abc import Callable, Iterable, Iterator, Mapping, Set
 from typing import Any, ClassVar, TypeVar
 
 from cluster_actors.core.vclock import HLCTimestamp, VectorClock
@@ -53,6 +53,7 @@ __all__ = [
     "crdt_from_data",
     "register_crdt",
     "resolve_conflict",
+    "timestamps_of",
 ]
 
 C = TypeVar("C", bound="CRDT")
@@ -697,6 +698,21 @@ class MVRegister(CRDT):
 # ---------------------------------------------------------------------------
 # Maps
 # ---------------------------------------------------------------------------
+
+def timestamps_of(value: CRDT) -> Iterator[HLCTimestamp]:
+    """Every LWW timestamp ``value`` holds (in registers, element sets and the
+    values of maps): what a clock-drift check looks at."""
+    if isinstance(value, LWWRegister):
+        if value.timestamp is not None:
+            yield value.timestamp
+    elif isinstance(value, LWWElementSet):
+        yield from value._adds.values()
+        yield from value._removes.values()
+    elif isinstance(value, ORMap):
+        for snapshots in value._entries.values():
+            for snapshot in snapshots.values():
+                yield from timestamps_of(snapshot)
+
 
 def _join_values(a: CRDT, b: CRDT) -> CRDT:
     """Join two snapshots stored under one dot (equal by construction)."""

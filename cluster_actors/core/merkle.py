@@ -40,6 +40,7 @@ __all__ = [
     "DEFAULT_DEPTH",
     "HASH_SIZE",
     "MAX_DEPTH",
+    "MAX_REMOTE_DEPTH",
     "DiffResult",
     "MerkleProof",
     "MerkleTree",
@@ -58,6 +59,11 @@ DEFAULT_DEPTH = 16
 """65,536 leaves: about 15 keys per bucket at a million keys (Cassandra uses 15)."""
 
 MAX_DEPTH = 24
+
+MAX_REMOTE_DEPTH = 16
+"""The deepest tree a remote caller may have built (``create_merkle_tree`` and
+``merkle_proof`` with data): 65,536 leaves, a few MB, whereas depth 24 costs
+about 0.7 GB per call. The store's own tree may go to :data:`MAX_DEPTH`."""
 
 _KEY_PERSON = b"ca-merkle-key"
 _VALUE_PERSON = b"ca-merkle-value"
@@ -523,10 +529,16 @@ def verify_merkle_proof(leaf: tuple[str, Any], root: bytes, proof: MerkleProof) 
     change to key, value, bucket entries, siblings, leaf index, depth or root
     makes it False; malformed input gives False, never an exception.
     """
+    if (not isinstance(leaf, (tuple, list)) or len(leaf) != 2
+            or not isinstance(proof, MerkleProof)
+            or not isinstance(root, (bytes, bytearray)) or len(root) != HASH_SIZE):
+        return False  # e.g. "kv" would unpack into key "k" and value "v"
     try:
         key, value = leaf
         depth = proof.depth
-        if (not isinstance(key, str) or not 0 <= depth <= MAX_DEPTH
+        if (not isinstance(key, str) or isinstance(depth, bool) or not isinstance(depth, int)
+                or not 0 <= depth <= MAX_DEPTH
+                or isinstance(proof.leaf_index, bool) or not isinstance(proof.leaf_index, int)
                 or len(proof.siblings) != depth
                 or leaf_index_for(key, depth) != proof.leaf_index):
             return False

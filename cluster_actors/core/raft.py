@@ -541,6 +541,12 @@ class RaftNode:
         pr = self.progress.get(msg.src)
         if pr is None:
             return
+        if (msg.type is MT.APPEND_RESP and msg.index > self.log.last_index) or (
+                msg.type is MT.HEARTBEAT_RESP and msg.context > self._read_seq):
+            # an acknowledgement of what this leader never sent: a follower
+            # only ever acknowledges entries of our log and reads we asked for
+            self.dropped_messages += 1
+            return
         if msg.type is MT.APPEND_RESP:
             pr.recent_active = True
             self._handle_append_response(msg, pr)

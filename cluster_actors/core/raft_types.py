@@ -274,11 +274,60 @@ _REPLICATION_TYPES = frozenset({MessageType.APPEND, MessageType.HEARTBEAT,
                                 MessageType.SNAPSHOT, MessageType.TIMEOUT_NOW})
 
 
+#: The largest index or term a message may carry (SQLite's integer range).
+MAX_INDEX = 2**63 - 1
+
+
+def _bad_int(value: object) -> bool:
+    return (not isinstance(value, int) or isinstance(value, bool)
+            or not 0 <= value <= MAX_INDEX)
+
+
+def _conf_change_problem(data: object) -> str | None:
+    """Why ``data`` is not a well-formed :class:`ConfChange`, or None."""
+    if not isinstance(data, ConfChange):
+        return f"a config entry must carry a ConfChange, got {type(data).__name__}"
+    if not isinstance(data.changes, tuple):
+        return "a ConfChange's changes must be a tuple"
+    for change in data.changes:
+        if (not isinstance(change, tuple) or len(change) != 2
+                or not isinstance(change[0], ConfChangeType)
+                or not isinstance(change[1], str) or not change[1]):
+            return f"malformed configuration change {change!r}: expected (ConfChangeType, node)"
+    return None
+
+
+def _snapshot_problem(snapshot: object, term: int) -> str | None:
+    """Why ``snapshot`` is not a well-formed :class:`Snapshot` sent at ``term``, or None.
+    Its ``data`` belongs to the state machine, which checks it itself."""
+    if not isinstance(snapshot, Snapshot):
+        return "a snapshot message without a snapshot"
+    if _bad_int(snapshot.index) or _bad_int(snapshot.term) or snapshot.index < 1:
+        return f"snapshot index/term must be integers, index >= 1, got " \
+               f"{snapshot.index!r}/{snapshot.term!r}"
+    if snapshot.term > term:
+        return f"snapshot term {snapshot.term} is newer than its message's term {term}"
+    conf = snapshot.conf
+    if not isinstance(conf, ConfState):
+        return f"snapshot conf must be a ConfState, got {type(conf).__name__}"
+    for name in ("voters", "voters_outgoing", "learners"):
+        nodes = getattr(conf, name)
+        if not isinstance(nodes, frozenset) or not all(isinstance(n, str) and n for n in nodes):
+            return f"snapshot conf {name} must be a frozenset of node ids"
+    if not conf.voters:
+        return "snapshot conf has no voters"
+    return None
+
+
 def validate_message(message: object) -> str | None:
     """Why ``message`` is not a well-formed Raft message, or None if it is.
 
     Transports drop (and count) what this rejects, so that a malformed or
-    hostile peer can never feed the protocol garbage.
+    hostile peer can never feed the protocol garbage: every number is a
+    non-negative integer below :data:`MAX_INDEX`, entries follow the
+    message's index in sequence, a CONFIG entry carries a well-formed
+    :class:`ConfChange` and a SNAPSHOT a well-formed :class:`Snapshot`.
+    Whether an index lies within the receiver's log is the core's check.
     """
     if not isinstance(message, Message):
         return f"not a Message: {type(message).__name__}"
@@ -288,17 +337,25 @@ def validate_message(message: object) -> str | None:
         return "src and dst must be node ids"
     for name in ("term", "index", "log_term", "commit", "reject_hint", "context"):
         value = getattr(message, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            return f"{name} must be a non-negative integer, got {value!r}"
+        if _bad_int(value):
+            return f"{name} must be a non-negative integer below 2**63, got {value!r}"
+    if not (isinstance(message.reject, bool) and isinstance(message.force, bool)):
+        return "reject and force must be booleans"
     if not isinstance(message.entries, tuple):
         return "entries must be a tuple"
     expected = message.index + 1
     for entry in message.entries:
         if not isinstance(entry, Entry) or not isinstance(entry.kind, EntryKind):
             return "entries must be Entry values"
+        if _bad_int(entry.index) or _bad_int(entry.term):
+            return "entry index and term must be non-negative integers"
         if entry.index != expected or entry.term > message.term or entry.term < 1:
             return f"entry {entry.index}/{entry.term} out of sequence"
+        if entry.kind is EntryKind.CONFIG:
+            problem = _conf_change_problem(entry.data)
+            if problem is not None:
+                return f"entry {entry.index}: {problem}"
         expected += 1
-    if message.type is MessageType.SNAPSHOT and not isinstance(message.snapshot, Snapshot):
-        return "a snapshot message without a snapshot"
+    if message.type is MessageType.SNAPSHOT:
+        return _snapshot_problem(message.snapshot, message.term)
     return None

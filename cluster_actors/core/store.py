@@ -19,9 +19,13 @@ Contract:
 - :meth:`~ReplicaStore.merge_entry` is the CRDT join: commutative,
   associative, idempotent. Without siblings it joins all versions into one
   (vectors merged, values merged); with siblings it keeps every version not
-  dominated by another. Mixed CRDT types under one key (only a concurrent
-  misuse can cause them) resolve deterministically to the type whose name
-  sorts first.
+  dominated by another. Versions of different CRDT types under one key (only
+  a concurrent misuse can cause them) are never joined: they stay siblings, a
+  conflict listed by :meth:`~ReplicaStore.conflicts`, until resolved; reads
+  show the type whose name sorts first meanwhile.
+- Bounded: counts and vectors as :mod:`.vclock` bounds them; with
+  ``max_drift`` a merged LWW timestamp too far ahead of the caller's clock is
+  refused.
 - A Merkle tree over ``value_digest(entry)`` is kept up to date on every
   change, so :meth:`~ReplicaStore.state_hash` (its root) is identical for
   identical content at the same ``merkle_depth``, and sync strategies can use
@@ -57,6 +61,7 @@ from cluster_actors.core.crdt import (
     ORSet,
     PNCounter,
     crdt_from_data,
+    timestamps_of,
 )
 from cluster_actors.core.crdt import resolve_conflict as resolve_crdt_conflict
 from cluster_actors.core.merkle import DEFAULT_DEPTH, MerkleTree, value_digest
@@ -100,7 +105,8 @@ def _parse_entry(key: str, entry: Any) -> Parsed:
 
 
 def _join_all(values: Iterable[CRDT]) -> CRDT:
-    """The join of values; of mixed types, the join of the type whose name sorts first."""
+    """The join of values; of mixed types, the join of the type whose name sorts
+    first (what a reader of a key with a type clash sees until it is resolved)."""
     by_type: dict[str, CRDT] = {}
     for value in values:
         seen = by_type.get(value.type_name)
@@ -116,20 +122,24 @@ def _merged_clock(versions: Parsed) -> VectorClock:
 
 
 def _collapse(versions: Parsed) -> Parsed:
-    """One version: vectors merged, values joined."""
+    """One version: vectors merged, values joined. Versions of different CRDT
+    types cannot be joined: they stay siblings (a visible conflict)."""
     if len(versions) == 1:
         return versions
+    if len({value.type_name for _, value in versions}) > 1:
+        return _siblings(versions)
     return ((_merged_clock(versions), _join_all(value for _, value in versions)),)
 
 
 def _siblings(versions: Parsed) -> Parsed:
-    """Every version not dominated by another (equal vectors joined), in canonical order."""
-    by_clock: dict[VectorClock, CRDT] = {}
+    """Every version not dominated by another (equal vectors of one type joined),
+    in canonical order."""
+    by_clock: dict[tuple[VectorClock, str], CRDT] = {}
     for vector, value in versions:
-        seen = by_clock.get(vector)
-        by_clock[vector] = value if seen is None else _join_all((seen, value))
-    kept = [(vector, value) for vector, value in by_clock.items()
-            if not any(other.dominates(vector) for other in by_clock)]
+        seen = by_clock.get((vector, value.type_name))
+        by_clock[vector, value.type_name] = value if seen is None else seen.merge(value)
+    kept = [(vector, value) for (vector, _), value in by_clock.items()
+            if not any(other.dominates(vector) for other, _ in by_clock)]
     return tuple(sorted(kept, key=lambda v: _canonical([v[0].to_dict(), v[1].to_data()])))
 
 
@@ -143,11 +153,21 @@ class ReplicaStore:
     """One replica's CRDT store; see the module docstring for the contract."""
 
     def __init__(self, replica_id: str, *, merkle_depth: int = DEFAULT_DEPTH,
-                 clock: HybridLogicalClock | None = None, incarnation: str = "") -> None:
-        """An empty store for ``replica_id`` (unique per incarnation, as CRDT dots need)."""
+                 clock: HybridLogicalClock | None = None, incarnation: str = "",
+                 max_drift: float | None = None) -> None:
+        """An empty store for ``replica_id`` (unique per incarnation, as CRDT dots need).
+
+        ``max_drift``: a merged entry holding an LWW timestamp more than this
+        ahead of :attr:`physical_time` (which the caller keeps current, in the
+        unit of its timestamps) is refused with ValidationFailed, so one node's
+        runaway clock cannot make its writes win forever. None: no check.
+        """
         if not isinstance(replica_id, str) or not replica_id:
             raise ValidationFailed([("replica_id", f"must be a non-empty string, "
                                      f"got {replica_id!r}")])
+        self.max_drift = max_drift
+        #: The caller's current physical time for the ``max_drift`` check (None: unknown).
+        self.physical_time: float | None = None
         self.replica_id = replica_id
         self.incarnation = str(incarnation)
         self._entries: dict[str, Entry] = {}
@@ -189,9 +209,11 @@ class ReplicaStore:
 
     @classmethod
     def restore(cls, replica_id: str, snapshot: Mapping[str, Entry], *,
-                merkle_depth: int = DEFAULT_DEPTH, incarnation: str = "") -> ReplicaStore:
+                merkle_depth: int = DEFAULT_DEPTH, incarnation: str = "",
+                max_drift: float | None = None) -> ReplicaStore:
         """A store from :meth:`snapshot` data (validated and re-encoded canonically)."""
-        store = cls(replica_id, merkle_depth=merkle_depth, incarnation=incarnation)
+        store = cls(replica_id, merkle_depth=merkle_depth, incarnation=incarnation,
+                    max_drift=max_drift)
         digests = []
         for key, entry in snapshot.items():
             _check_key(key)
@@ -220,6 +242,7 @@ class ReplicaStore:
         clone._parsed = dict(self._parsed)
         clone._tree = self._tree.copy()
         clone._hlc = HybridLogicalClock(rid, max_drift=self._hlc.max_drift, last=self._hlc.last)
+        clone.max_drift, clone.physical_time = self.max_drift, self.physical_time
         clone._conflicts = set(self._conflicts)
         clone._changes = {}
         clone._seq = 0
@@ -291,7 +314,9 @@ class ReplicaStore:
         """The key's CRDT: the join of its versions (None if absent)."""
         if key not in self._entries:
             return None
-        return _collapse(self._versions(key))[0][1]
+        versions = self._versions(key)
+        return versions[0][1] if len(versions) == 1 else \
+            _join_all(value for _, value in versions)
 
     def value(self, key: str, default: Any = None) -> Any:
         """The user-visible value of ``key`` (``default`` if absent)."""
@@ -480,6 +505,24 @@ class ReplicaStore:
         self._store(key, ((vector, resolved),))
         return True
 
+    def revert(self, key: str, entry: Entry | None) -> None:
+        """Put ``key`` back to ``entry`` as it was read before a write (None: the
+        key did not exist), e.g. when that write could not be saved. Recorded as
+        a change of the key, so the change feed still covers every key whose
+        content moved; the clock keeps its readings (it only moves forward)."""
+        _check_key(key)
+        if entry is None:
+            if self._entries.pop(key, None) is not None:
+                self._parsed.pop(key, None)
+                self._tree.remove(key)
+                self._conflicts.discard(key)
+                self._seq += 1
+                self._changes.pop(key, None)
+                self._changes[key] = self._seq
+            return
+        if self._entries.get(key) != entry:
+            self._store(key, _parse_entry(key, entry))
+
     # -- merging remote state -------------------------------------------------------
     def merge_entry(self, key: str, entry: Entry, *, keep_siblings: bool = False) -> bool:
         """Join a remote entry into ``key``; returns whether the store changed.
@@ -493,6 +536,7 @@ class ReplicaStore:
         if local is not None and entry == local:
             return False
         remote = _parse_entry(key, entry)
+        self._check_drift(key, remote)
         self._observe(remote)
         if local is None:
             combined = remote
@@ -520,9 +564,23 @@ class ReplicaStore:
         differing = [(key, entry) for key, entry in entries.items() if mine.get(key) != entry]
         for key, entry in differing:
             _check_key(key)
-            _parse_entry(key, entry)
+            self._check_drift(key, _parse_entry(key, entry))
         return [key for key, entry in differing
                 if self.merge_entry(key, entry, keep_siblings=keep_siblings)]
+
+    def _check_drift(self, key: str, versions: Parsed) -> None:
+        """ValidationFailed if a timestamp in ``versions`` is more than
+        :attr:`max_drift` ahead of :attr:`physical_time`."""
+        now, limit = self.physical_time, self.max_drift
+        if now is None or limit is None:
+            return
+        for _, value in versions:
+            for stamp in timestamps_of(value):
+                if stamp.wall - now > limit:
+                    raise ValidationFailed([(f"entries.{key}", (
+                        f"timestamp of {stamp.node_id!r} is {stamp.wall - now:.3g} ahead of "
+                        f"this node's clock, more than max_drift={limit}; fix clock "
+                        "synchronisation (NTP) on that node"))])
 
     def _observe(self, versions: Parsed) -> None:
         """Advance the HLC past every register timestamp seen, so later writes win."""

@@ -25,6 +25,8 @@ from typing import Any, NamedTuple, Union
 from cluster_actors.errors import ValidationFailed
 
 __all__ = [
+    "MAX_COUNT",
+    "MAX_VECTOR_SIZE",
     "HLCTimestamp",
     "HybridLogicalClock",
     "Ordering",
@@ -45,12 +47,23 @@ class Ordering(enum.Enum):
 ClockLike = Union["VectorClock", Mapping[str, int]]
 
 
+#: The largest count a clock (and so a CRDT counter) holds: a signed 64-bit
+#: integer, what every JSON reader and SQLite keep exactly enough.
+MAX_COUNT = 2**63 - 1
+#: The most replicas one vector (clock, counter, causal context) names.
+MAX_VECTOR_SIZE = 10_000
+#: The longest replica id a vector names.
+MAX_NODE_ID_LENGTH = 512
+
+
 def _check_count(node: Any, count: Any, path: str) -> None:
-    if not isinstance(node, str):
-        raise ValidationFailed([(path, f"node id must be a string, got {node!r}")])
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise ValidationFailed(
-            [(f"{path}.{node}", f"count must be a non-negative integer, got {count!r}")])
+    if not isinstance(node, str) or len(node) > MAX_NODE_ID_LENGTH:
+        raise ValidationFailed([(path, f"node id must be a string of at most "
+                                 f"{MAX_NODE_ID_LENGTH} characters, got {node!r:.80}")])
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_COUNT:
+        raise ValidationFailed([(f"{path}.{node}", (
+            f"count must be an integer in 0..2**63-1, got {count!r:.80}; a larger count "
+            "cannot come from real events: the data is corrupt or forged"))])
 
 
 class VectorClock:
@@ -74,6 +87,9 @@ class VectorClock:
             _check_count(node, count, "vector_clock")
             if count:
                 stored[node] = count
+        if len(stored) > MAX_VECTOR_SIZE:
+            raise ValidationFailed([("vector_clock", (
+                f"names {len(stored)} replicas, more than the {MAX_VECTOR_SIZE} allowed"))])
         self._counts = stored
 
     # -- reading ---------------------------------------------------------
@@ -108,6 +124,9 @@ class VectorClock:
             raise ValueError(f"increment must be a positive integer, got {by!r}")
         counts = dict(self._counts)
         counts[node] = counts.get(node, 0) + by
+        if counts[node] > MAX_COUNT:
+            raise ValidationFailed([(f"vector_clock.{node}", (
+                f"count would exceed 2**63-1 (at {self.get(node)}, adding {by})"))])
         return VectorClock(counts)
 
     def merge(self, other: ClockLike) -> VectorClock:
@@ -243,9 +262,10 @@ class HLCTimestamp(NamedTuple):
                 [("timestamp", f"expected [wall, logical, node_id], got {data!r}")])
         wall, logical, node_id = data
         _check_time(wall, "timestamp.wall")
-        if isinstance(logical, bool) or not isinstance(logical, int) or logical < 0:
-            raise ValidationFailed(
-                [("timestamp.logical", f"must be a non-negative integer, got {logical!r}")])
+        if isinstance(logical, bool) or not isinstance(logical, int) \
+                or not 0 <= logical <= MAX_COUNT:
+            raise ValidationFailed([("timestamp.logical",
+                                     f"must be an integer in 0..2**63-1, got {logical!r:.80}")])
         if not isinstance(node_id, str):
             raise ValidationFailed([("timestamp.node_id", f"must be a string, got {node_id!r}")])
         return cls(wall, logical, node_id)

@@ -12,8 +12,10 @@ One :class:`Transport` lives inside each component actor. It
   that fails within milliseconds when the peer's actor dies, and reports the
   death (the consensus actor uses this to start a pre-vote at once instead of
   waiting for an election timeout);
-* validates what arrives: a batch from another cluster, from an unknown
-  sender or holding malformed messages is dropped and counted, never applied;
+* validates what arrives: a batch from another cluster, from a sender that
+  is not a member (when the component says who is),
+  holding malformed messages or messages whose own source differs from the
+  batch's is dropped and counted, never applied;
 * applies the :class:`FaultFilter` the chaos layer sets: blocked peers in
   either direction, a drop rate and an added delay.
 """
@@ -215,12 +217,21 @@ class Transport:
 
     # ---------------------------------------------------------- receiving
     def accept(self, cluster: Any, src: Any, messages: Any,
-               validate: Callable[[Any], str | None]) -> list[Any]:
+               validate: Callable[[Any], str | None],
+               src_of: Callable[[Any], Any] | None = None,
+               is_member: Callable[[str], bool] | None = None) -> list[Any]:
         """The messages of an incoming batch that may be applied.
 
-        A batch from another cluster or a blocked peer is dropped whole; each
-        message ``validate`` rejects (returning a reason) is dropped alone.
-        Drops are counted in :attr:`stats`.
+        Dropped whole (and counted in :attr:`stats`): a batch from another
+        cluster (``dropped_foreign``), one that is not a list
+        (``dropped_malformed``), from a blocked peer (``dropped_in``), or from
+        a sender ``is_member`` (when given) refuses (``dropped_non_member``;
+        without it any node of this cluster may send, e.g. gossip from a
+        joiner). Then each
+        message ``validate`` rejects (returning a reason) is dropped alone
+        (``dropped_malformed``), and so is each whose own source
+        (``src_of(message)``, when given) is not the batch's sender
+        (``dropped_spoofed``).
         """
         if cluster != self.cluster:
             self.stats["dropped_foreign"] += 1
@@ -236,16 +247,25 @@ class Transport:
         if not isinstance(src, str) or src in self.faults.blocked:
             self.stats["dropped_in"] += len(messages)
             return []
+        if is_member is not None and not is_member(src):
+            if messages:  # an empty batch is a hello: nothing to count
+                self.stats["dropped_non_member"] += 1
+                logger.debug("dropped a batch of %d from %s: not a member", len(messages), src)
+            return []
         if src not in self.handles and src in self._wake:
             self._wake[src].set()  # a peer we are looking for is up
         accepted = []
         for message in messages:
             reason = validate(message)
-            if reason is None:
-                accepted.append(message)
-            else:
+            if reason is not None:
                 self.stats["dropped_malformed"] += 1
                 logger.debug("dropped a malformed message from %s: %s", src, reason)
+            elif src_of is not None and src_of(message) != src:
+                self.stats["dropped_spoofed"] += 1
+                logger.debug("dropped a message claiming sender %r in a batch from %s",
+                             src_of(message), src)
+            else:
+                accepted.append(message)
         return accepted
 
     def close(self) -> None:

@@ -300,8 +300,15 @@ def test_a_config_change_switches_every_node(
     consensus = cluster._consensus_handle(leader)
     record = ray.get(consensus.config_store.remote(), timeout=HANG).prepare(
         {"sync_strategy": "last_write_wins"})
-    result = ray.get(consensus.propose.remote(("config", record.model_dump())), timeout=HANG)
-    assert not isinstance(result["result"], Exception)
+    # a raw config command bypasses validation and approval: refused, nothing proposed
+    with pytest.raises(ValidationFailed, match="not KV commands"):
+        try:
+            ray.get(consensus.propose.remote(("config", record.model_dump())), timeout=HANG)
+        except ray.exceptions.RayTaskError as error:
+            raise error.cause from None
+    assert ray.get(consensus.config_store.remote(), timeout=HANG).version == record.version - 1
+    version = cluster.config(leader).set_config("sync_strategy", "last_write_wins")
+    assert version == record.version
     statuses = wait_until(lambda: (s := [sync(cluster, n).get_sync_status() for n in NODES])
                           and all(x["strategy"]["name"] == "last_write_wins" for x in s) and s,
                           "every node on last_write_wins")
