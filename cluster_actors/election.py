@@ -42,9 +42,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .core.kv import KVResult
-from .errors import ClusterError, CoordinationTimeout
-from .lease import Lease, leader_call, run_op
+from .core.kv import KVResult, shown
+from .errors import ClusterError, CoordinationTimeout, ValidationFailed
+from .lease import Lease, check_ttl, leader_call, run_op
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -129,7 +129,10 @@ class _Queue:
                        cancel: threading.Event | None) -> tuple[Lease, str, int]:
         """Join the queue and wait to be first: ``(lease, key, token)``. A
         lease lost while waiting is replaced (the place in line is lost).
-        Raises CoordinationTimeout after ``timeout`` s, Cancelled on ``cancel``."""
+        Raises CoordinationTimeout after ``timeout`` s, Cancelled on ``cancel``,
+        ValidationFailed (before anything is granted) for a ``ttl`` that is not
+        a number between the cluster's election timeout and one day."""
+        check_ttl(self.cluster, ttl)
         deadline = None if timeout is None else time.monotonic() + timeout
         record = {"candidate": candidate_id, "value": value}
         attempt = 0
@@ -279,7 +282,8 @@ class LeaderElection:
 
     def __init__(self, cluster: Cluster, name: str) -> None:
         if not isinstance(name, str) or not name:
-            raise ValueError(f"an election name is a non-empty string, got {name!r}")
+            raise ValidationFailed([("name", f"an election name is a non-empty string, got "
+                                             f"{shown(name)}")])
         self.cluster = cluster
         self.name = name
         self._queue = _Queue(cluster, f"{ELECTION_PREFIX}{name}/")

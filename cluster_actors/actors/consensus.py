@@ -35,7 +35,8 @@ import ray
 import strategies
 
 from ..core.cluster_state import ClusterStateMachine
-from ..core.kv import Command
+from ..core.kv import Command, InvalidCommand, shown
+from ..core.limits import MAX_BATCH, check_command, check_timeout
 from ..core.raft import ProposalDropped, RaftNode
 from ..core.raft_types import (
     ConfChange,
@@ -209,11 +210,47 @@ class ConsensusCore:
         [result] = await self.submit([command], timeout)
         return record.version, result
 
+    def check_command(self, command: Any) -> Command:
+        """``command`` if it may be proposed, else raises InvalidCommand (a
+        ValidationFailed): a well-formed op whose values survive the log's plain
+        pickle within ``max_value_bytes``, a lease TTL of at least the election
+        timeout (see :mod:`~cluster_actors.core.limits`). Changes nothing."""
+        return check_command(command, extra_ops=self.sm.EXTRA_OPS,
+                             max_value_bytes=self.options.max_value_bytes,
+                             min_lease_ttl_ms=self.options.election_timeout)
+
     async def submit(self, commands: list[Command], timeout: float = 5.0) -> list[Any]:
-        """Propose a batch of commands; results in the same order once applied."""
+        """Propose a batch of commands; results in the same order once applied.
+        Each command is checked first (:meth:`check_command`): a refused one
+        gets its InvalidCommand as its result and is not proposed, the others
+        are. A batch that is not a list of at most ``MAX_BATCH`` commands, or a
+        bad ``timeout``, is refused whole; nothing is proposed."""
         self.require_started()
         if self.raft.role is not Role.LEADER:
             raise NotLeader(self.node_id, self.raft.lead)
+        if not isinstance(commands, (list, tuple)) or len(commands) > MAX_BATCH:
+            raise InvalidCommand(f"submit takes a list of at most {MAX_BATCH} commands, got "
+                                 f"{type(commands).__name__} {shown(commands)}")
+        timeout = check_timeout(timeout)
+        results: list[Any] = [None] * len(commands)
+        accepted: list[Command] = []
+        positions: list[int] = []
+        for position, command in enumerate(commands):
+            try:
+                accepted.append(self.check_command(command))
+                positions.append(position)
+            except InvalidCommand as error:
+                results[position] = error
+        if len(accepted) < len(commands):
+            self.stats["refused"] += len(commands) - len(accepted)
+        if accepted:
+            for position, result in zip(positions, await self._propose_checked(
+                    accepted, timeout), strict=True):
+                results[position] = result
+        return results
+
+    async def _propose_checked(self, commands: list[Command], timeout: float) -> list[Any]:
+        """Propose checked commands; their results in order once applied."""
         loop = asyncio.get_running_loop()
         futures = []
         now = time.perf_counter()
@@ -573,8 +610,13 @@ class ConsensusActor(SupervisedActor):
     async def propose(self, command: Any, timeout: float = 5.0) -> dict[str, Any]:
         """Propose one kv operation tuple (or a Command); returns its result."""
         if not isinstance(command, Command):
+            if not isinstance(command, (tuple, list)):
+                raise InvalidCommand(f"propose takes an operation tuple or a Command, got "
+                                     f"{type(command).__name__} {shown(command)}")
             command = Command(f"propose-{self.core.node_id}-{os.getpid()}",
                               next(self.core.propose_seq), tuple(command))
+        self.core.require_started()
+        self.core.check_command(command)  # refused here rather than as a result
         [result] = await self.core.submit([command], timeout)
         return {"ref": (command.client_id, command.seq), "result": result}
 

@@ -18,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import os
 import time
 import uuid
 from typing import Any
 
-from ..core.kv import Command, KeyValue
-from ..core.leases import LeaseDeadlines, LeaseResult
+from ..core.kv import Command, InvalidCommand, KeyValue, shown
+from ..core.leases import LeaseDeadlines, LeaseResult, check_lease_op
 from ..core.raft_types import Role
 from ..errors import NotLeader
 
@@ -123,9 +124,17 @@ class LeaseManager:
             raise NotLeader(self.core.node_id, self.core.raft.lead)
 
     async def grant(self, ttl_ms: int, lease_id: int | None = None) -> LeaseResult:
-        """Grant a lease of ``ttl_ms`` (through the log); its clock starts now."""
+        """Grant a lease of ``ttl_ms`` (through the log); its clock starts now.
+        A TTL that is not a finite number, or out of range (see
+        :func:`~cluster_actors.core.leases.check_lease_op`), raises
+        InvalidCommand (a ValidationFailed) and nothing is proposed."""
         self._require_leader()
-        [result] = await self._propose([("lease_grant", lease_id, int(ttl_ms))])
+        if isinstance(ttl_ms, bool) or not isinstance(ttl_ms, (int, float)) \
+                or (isinstance(ttl_ms, float) and not math.isfinite(ttl_ms)):
+            raise InvalidCommand(f"a lease TTL is a number of ms, got {shown(ttl_ms)}")
+        op = ("lease_grant", lease_id, int(ttl_ms))
+        check_lease_op(op)
+        [result] = await self._propose([op])
         if result.ok:
             self.deadlines.renew(result.lease_id, result.ttl_ms, time.monotonic())
         return result
