@@ -35,8 +35,8 @@ import ray
 import strategies
 
 from ..core.cluster_state import ClusterStateMachine
-from ..core.kv import Command, InvalidCommand, shown
-from ..core.limits import MAX_BATCH, check_command, check_timeout
+from ..core.kv import Command, InvalidCommand, check_key, shown
+from ..core.limits import MAX_BATCH, check_command, check_keys, check_timeout
 from ..core.raft import ProposalDropped, RaftNode
 from ..core.raft_types import (
     ConfChange,
@@ -287,6 +287,8 @@ class ConsensusCore:
         self.require_started()
         if self.raft.role is not Role.LEADER:
             raise NotLeader(self.node_id, self.raft.lead)
+        keys = check_keys(keys)
+        timeout = check_timeout(timeout)
         context = next(self._read_ids)
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._reads[context] = (future, time.monotonic() + timeout)
@@ -496,6 +498,7 @@ class ConsensusCore:
 
     def kv_items(self, prefix: str = "") -> list[Any]:
         self.require_started()
+        check_key(prefix, "prefix")
         return self.sm.range(prefix)
 
     def config_store(self) -> Any:

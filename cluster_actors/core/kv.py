@@ -93,7 +93,14 @@ class InvalidCommand(ValidationFailed):
     ``validation_failed``, also a ValueError); nothing was changed."""
 
 
-_REPR = reprlib.Repr()
+class _ShortRepr(reprlib.Repr):
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 128:
+            return f"an integer of {x.bit_length()} bits"
+        return super().repr_int(x, level)
+
+
+_REPR = _ShortRepr()
 _REPR.maxstring = _REPR.maxother = 60
 _REPR.maxlevel = 3
 
@@ -101,8 +108,6 @@ _REPR.maxlevel = 3
 def shown(value: Any) -> str:
     """A short repr for an error message, safe for any input (a 32 MiB value,
     an integer of a million digits, an object whose repr raises)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
-        return f"an integer of {value.bit_length()} bits"
     try:
         return _REPR.repr(value)
     except Exception:
@@ -134,7 +139,8 @@ def validate_op(op: Any, extra_ops: dict[str, int] | None = None) -> None:
     """Raise :class:`InvalidCommand` unless ``op`` is well formed.
     ``extra_ops`` maps the op names a subclass adds to their arity."""
     arities = {**_ARITY, **(extra_ops or {})}
-    if not isinstance(op, tuple) or not op or op[0] not in arities:
+    if not isinstance(op, tuple) or not op or not isinstance(op[0], str) \
+            or op[0] not in arities:
         raise InvalidCommand(f"unknown operation {shown(op)}: expected a tuple whose first item "
                              f"is one of {', '.join(arities)}")
     arity = arities[op[0]]
@@ -333,9 +339,22 @@ class KVStateMachine:
         digest.update(str(self.revision).encode())
         for key in sorted(self.data):
             kv = self.data[key]
-            digest.update(repr((key, _canonical(kv.value), kv.create_revision,
+            try:
+                value = repr(_canonical(kv.value))
+            except (RecursionError, ValueError):  # nested ~1000 deep, an int of 5000 digits
+                value = _pickled_digest(kv.value)
+            digest.update(repr((key, value, kv.create_revision,
                                 kv.mod_revision, kv.version)).encode())
         return digest.hexdigest()
+
+
+def _pickled_digest(value: Any) -> str:
+    """A digest of a value whose repr cannot be taken (the same on every replica)."""
+    try:
+        return "pickled:" + hashlib.blake2b(pickle.dumps(value, protocol=5),
+                                            digest_size=16).hexdigest()
+    except Exception:
+        return f"unhashable {type(value).__name__}"
 
 
 def _canonical(value: Any) -> Any:

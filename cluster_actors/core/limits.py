@@ -25,7 +25,7 @@ import pickle
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .kv import Command, InvalidCommand, shown, validate_op
+from .kv import Command, InvalidCommand, check_key, shown, validate_op
 from .leases import LEASE_OPS, MAX_ID, MAX_LEASE_TTL_MS, check_lease_op
 
 #: what runtime/storage.py pickles log entries with
@@ -123,6 +123,17 @@ def check_command(command: Any, *, extra_ops: Mapping[str, int], max_value_bytes
     return command
 
 
+def check_keys(keys: Any) -> list[str]:
+    """``keys`` as a list if it is a list or tuple of at most :data:`MAX_BATCH`
+    valid keys (:func:`~.kv.check_key`); else raises InvalidCommand."""
+    if not isinstance(keys, (list, tuple)) or len(keys) > MAX_BATCH:
+        raise InvalidCommand(f"expected a list of at most {MAX_BATCH} keys, got "
+                             f"{type(keys).__name__} {shown(keys)}")
+    for key in keys:
+        check_key(key)
+    return list(keys)
+
+
 def check_timeout(timeout: Any, what: str = "timeout") -> float:
     """``timeout`` as a float if it is a number of seconds in (0, MAX_TIMEOUT_S]."""
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
@@ -183,4 +194,4 @@ def _is_int(value: Any) -> bool:
 
 __all__ = ["DEFAULT_MAX_VALUE_BYTES", "MAX_CLIENT_ID_CHARS", "MAX_MAX_VALUE_BYTES",
            "MAX_TIMEOUT_S", "MIN_MAX_VALUE_BYTES", "PICKLE_PROTOCOL", "check_command",
-           "check_op", "check_timeout", "check_value", "lease_ttl_ms"]
+           "check_keys", "check_op", "check_timeout", "check_value", "lease_ttl_ms"]
