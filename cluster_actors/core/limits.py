@@ -135,12 +135,13 @@ def check_keys(keys: Any) -> list[str]:
 
 
 def check_timeout(timeout: Any, what: str = "timeout") -> float:
-    """``timeout`` as a float if it is a number of seconds in (0, MAX_TIMEOUT_S]."""
+    """``timeout`` as a float if it is a positive number of seconds (NaN is
+    not), at most :data:`MAX_TIMEOUT_S` (a longer one, infinity included, is
+    cut to that); else raises InvalidCommand."""
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
-            or not (0 < timeout <= MAX_TIMEOUT_S):
-        raise InvalidCommand(f"{what} is a number of seconds in (0, {MAX_TIMEOUT_S:g}], "
-                             f"got {shown(timeout)}")
-    return float(timeout)
+            or not timeout > 0:
+        raise InvalidCommand(f"{what} is a positive number of seconds, got {shown(timeout)}")
+    return float(min(timeout, MAX_TIMEOUT_S))
 
 
 def lease_ttl_ms(ttl: Any, min_ms: int = 1) -> int:

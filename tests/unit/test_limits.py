@@ -27,8 +27,10 @@ from cluster_actors.core.kv import Command, InvalidCommand
 from cluster_actors.core.leases import MAX_LEASE_TTL_MS
 from cluster_actors.core.limits import (
     DEFAULT_MAX_VALUE_BYTES,
+    MAX_TIMEOUT_S,
     check_command,
     check_op,
+    check_timeout,
     check_value,
     lease_ttl_ms,
 )
@@ -124,6 +126,17 @@ def test_a_lease_ttl_within_bounds_becomes_whole_milliseconds() -> None:
     assert lease_ttl_ms(0.2, min_ms=200) == 200
     assert lease_ttl_ms(2, min_ms=200) == 2000
     assert lease_ttl_ms(86_400, min_ms=200) == MAX_LEASE_TTL_MS
+
+
+@pytest.mark.parametrize("timeout", [math.nan, -1, 0, -math.inf, None, "5", True])
+def test_a_remote_timeout_must_be_a_positive_number(timeout: Any) -> None:
+    with pytest.raises(ValidationFailed, match="positive number of seconds"):
+        check_timeout(timeout)
+
+
+def test_a_remote_timeout_beyond_an_hour_is_cut_to_an_hour() -> None:
+    assert check_timeout(math.inf) == check_timeout(10**400) == MAX_TIMEOUT_S
+    assert check_timeout(2) == 2.0
 
 
 # ------------------------------------------------- the kv client, offline
