@@ -24,8 +24,9 @@ import time
 import uuid
 from typing import Any
 
-from ..core.kv import Command, InvalidCommand, KeyValue, shown
+from ..core.kv import Command, InvalidCommand, KeyValue, check_key, shown
 from ..core.leases import LeaseDeadlines, LeaseResult, check_lease_op
+from ..core.limits import MAX_BATCH, check_timeout
 from ..core.raft_types import Role
 from ..errors import NotLeader
 
@@ -150,6 +151,7 @@ class LeaseManager:
         None if it was revoked or has expired (its holder lost it). No log
         entry; answered after a quorum confirms this node still leads."""
         self._require_leader()
+        _check_ids(lease_ids)
         received = time.monotonic()
         await self.core.read([])  # this node still leads, and applied what it committed
         self._require_leader()
@@ -164,6 +166,7 @@ class LeaseManager:
     async def time_to_live(self, lease_id: int) -> dict[str, Any] | None:
         """The lease's TTL, remaining seconds on the leader's clock and keys, or None."""
         self._require_leader()
+        _check_ids([lease_id])
         await self.core.read([])
         lease = self.core.sm.leases.leases.get(lease_id)
         if lease is None:
@@ -180,6 +183,16 @@ class LeaseManager:
         at once) or ``timeout`` seconds passed. Linearizable: answered after a
         ReadIndex round. Keys removed by a plain delete are noticed at the
         next change or at the timeout."""
+        check_key(prefix, "prefix")
+        if known is not None and (not isinstance(known, (list, tuple)) or len(known) > MAX_BATCH
+                                  or not all(isinstance(k, (list, tuple)) and len(k) == 2
+                                             for k in known)):
+            raise InvalidCommand(f"known is None or a list of (key, mod_revision), got "
+                                 f"{shown(known)}")
+        if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout <= 0:
+            timeout = 0.0  # answer at once
+        else:
+            timeout = check_timeout(timeout)
         deadline = time.monotonic() + max(0.0, timeout)
         while True:
             self._require_leader()
@@ -208,6 +221,13 @@ class LeaseManager:
         for task in list(self._tasks):
             task.cancel()
         self._notify()
+
+
+def _check_ids(lease_ids: Any) -> None:
+    """Raise InvalidCommand unless ``lease_ids`` is a list of at most MAX_BATCH integers."""
+    if not isinstance(lease_ids, (list, tuple)) or len(lease_ids) > MAX_BATCH or not all(
+            isinstance(i, int) and not isinstance(i, bool) for i in lease_ids):
+        raise InvalidCommand(f"expected a list of lease ids (integers), got {shown(lease_ids)}")
 
 
 __all__ = ["REVOKE_RETRY_S", "LeaseManager", "WatchItem"]
