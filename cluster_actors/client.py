@@ -12,6 +12,14 @@ sender thread ships every command queued while the previous batch was in
 flight as one Ray call, with up to ``max_in_flight`` batches pipelined.
 Writes go to the leader; a follower answers ``NotLeader`` with the leader's id
 and the client redirects (writes are not forwarded between nodes).
+
+Errors are per command: an op that is malformed, a value the log's plain
+pickle refuses or larger than ``max_value_bytes`` is refused locally, before
+it is queued (its future holds the ValidationFailed; nothing is sent). Should
+a batch still fail as a whole (Ray cannot serialize one of its values, say),
+its commands are sent again one by one, so only the culprit fails; the
+sender thread survives any error, and every resolved command stops holding
+back the acknowledged-results floor (``ack_below``).
 """
 
 from __future__ import annotations
@@ -30,7 +38,9 @@ import ray
 from ray.actor import ActorHandle
 from ray.exceptions import GetTimeoutError, RayActorError
 
-from .core.kv import Command, KeyValue, KVResult
+from .core.cluster_state import ClusterStateMachine
+from .core.kv import Command, InvalidCommand, KeyValue, KVResult, check_key, shown
+from .core.limits import DEFAULT_MAX_VALUE_BYTES, check_keys, check_op
 from .core.raft import ProposalDropped
 from .errors import ClusterError, CoordinationTimeout, NoQuorum, NotLeader
 from .runtime.hosting import find_component
@@ -324,17 +334,26 @@ class KVClient:
         return self.get_many([key], timeout)[0]
 
     def get_many(self, keys: list[str], timeout: float | None = None) -> list[KeyValue | None]:
-        return self._leader_call("read", keys, timeout=timeout)
+        """The records of ``keys`` (linearizable); ValidationFailed for a bad key."""
+        return self._leader_call("read", check_keys(keys), timeout=timeout)
 
     def items(self, prefix: str = "") -> list[KeyValue]:
         """All records whose key starts with ``prefix``, in key order: one
         linearizable read (ReadIndex) on the leader."""
+        check_key(prefix, "prefix")
         return self._leader_call("read_prefix", prefix, timeout=None)
 
     def submit(self, op: tuple[Any, ...]) -> Future[Any]:
         """Queue one command; the future resolves to its KVResult. Commands
-        queued together travel in one Ray call."""
+        queued together travel in one Ray call. An op refused by
+        :meth:`check` resolves at once to its InvalidCommand (a
+        ValidationFailed) and is not sent."""
         future: Future[Any] = Future()
+        try:
+            self.check(op)
+        except InvalidCommand as error:
+            future.set_result(error)
+            return future
         with self._lock:
             if self._closed:
                 raise ClusterError("the kv client is closed")
@@ -346,6 +365,14 @@ class KVClient:
             self._ensure_sender()
             self._lock.notify()
         return future
+
+    def check(self, op: Any) -> None:
+        """Raise InvalidCommand unless the cluster would accept ``op`` (the
+        checks the leader repeats: see :mod:`~cluster_actors.core.limits`)."""
+        options = getattr(self._cluster, "options", None)
+        check_op(op, extra_ops=ClusterStateMachine.EXTRA_OPS,
+                 max_value_bytes=getattr(options, "max_value_bytes", DEFAULT_MAX_VALUE_BYTES),
+                 min_lease_ttl_ms=getattr(options, "election_timeout", 1))
 
     def close(self) -> None:
         with self._lock:
@@ -421,13 +448,22 @@ class KVClient:
                 if len(self._in_flight) < self.max_in_flight and self._queue:
                     batch = self._queue[:self.max_batch]
                     del self._queue[:len(batch)]
-            if batch:
-                self._dispatch(batch)
-            if self._in_flight:
-                ready, _ = ray.wait(list(self._in_flight), num_returns=1, timeout=0.05)
-                for ref in ready:
-                    self._complete(ref)
-            self._expire()
+            try:
+                if batch:
+                    self._dispatch(batch)
+                    batch = []
+                if self._in_flight:
+                    ready, _ = ray.wait(list(self._in_flight), num_returns=1, timeout=0.05)
+                    for ref in ready:
+                        self._complete(ref)
+                self._expire()
+            except Exception as error:  # a bug or Ray shutting down: never kill the sender
+                logger.exception("kv client sender: %s", error)
+                for command, future, _ in batch:
+                    self._finish(command, future, ClusterError(
+                        f"command {command.op[0]} failed in the kv client: "
+                        f"{type(error).__name__}: {error}"))
+                time.sleep(0.01)
 
     def _dispatch(self, batch: list[tuple[Command, Future[Any], float]]) -> None:
         leader = self._leader
@@ -443,8 +479,22 @@ class KVClient:
             self._leader = None
             self._requeue(batch, delay=0.01)
             return
-        ref = handle.submit.remote([c for c, _, _ in batch], self.timeout)
+        try:
+            ref = handle.submit.remote([c for c, _, _ in batch], self.timeout)
+        except Exception as error:  # Ray cannot serialize a value (the local check passed)
+            if len(batch) > 1:
+                self._isolate(batch)
+                return
+            [(command, future, _)] = batch
+            self._finish(command, future, _refused(command, error))
+            return
         self._in_flight[ref] = (leader, batch)
+
+    def _isolate(self, batch: list[tuple[Command, Future[Any], float]]) -> None:
+        """Send each command of a batch that failed as a whole on its own, so
+        that only the culprit fails (a retry of the same seq applies at most once)."""
+        for item in batch:
+            self._dispatch([item])
 
     def _complete(self, ref: Any) -> None:
         leader, batch = self._in_flight.pop(ref)
@@ -465,13 +515,34 @@ class KVClient:
                 self._leader = None
                 self._requeue(batch, delay=0.01)
                 return
-            for _, future, _ in batch:
-                self._resolve(future, cause)
+            if len(batch) > 1:
+                self._isolate(batch)
+                return
+            [(command, future, _)] = batch
+            self._finish(command, future, cause if isinstance(cause, ClusterError)
+                         else _refused(command, cause))
+            return
+        except Exception as error:  # the reply cannot be read (Ray could not deserialize it)
+            if len(batch) > 1:
+                self._isolate(batch)
+                return
+            [(command, future, _)] = batch
+            self._finish(command, future, _refused(command, error))
+            return
+        if not isinstance(results, list) or len(results) != len(batch):
+            for command, future, _ in batch:
+                self._finish(command, future, ClusterError(
+                    f"the leader answered {shown(results)} to a batch of {len(batch)} "
+                    "commands; their outcome is unknown"))
             return
         for (command, future, _), result in zip(batch, results, strict=True):
-            with self._lock:
-                self._outstanding.discard(command.seq)
-            self._resolve(future, result)
+            self._finish(command, future, result)
+
+    def _finish(self, command: Command, future: Future[Any], result: Any) -> None:
+        """Resolve a command: it no longer holds back ``ack_below``."""
+        with self._lock:
+            self._outstanding.discard(command.seq)
+        self._resolve(future, result)
 
     def _requeue(self, batch: list[tuple[Command, Future[Any], float]], delay: float) -> None:
         if delay:
@@ -498,3 +569,13 @@ class KVClient:
     def _resolve(future: Future[Any], result: Any) -> None:
         if not future.done():
             future.set_result(result)
+
+
+def _refused(command: Command, error: BaseException) -> ClusterError:
+    """A command Ray could not carry, as a ClusterError naming the real error."""
+    refused = ClusterError(
+        f"command {command.op[0]} on {shown(command.op[1]) if len(command.op) > 1 else ''} "
+        f"could not be sent or answered: {type(error).__name__}: {error}; use plain data as "
+        "values")
+    refused.__cause__ = error
+    return refused

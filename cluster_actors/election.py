@@ -40,8 +40,8 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .core.kv import KVResult
-from .errors import ClusterError
+from .core.kv import KVResult, shown
+from .errors import ClusterError, ValidationFailed
 from .lease import Lease, run_op
 from .recipes.line import POLL_S, Cancelled, LeaderInfo, LeaseLine, first_of, info_of
 
@@ -169,7 +169,8 @@ class LeaderElection:
 
     def __init__(self, cluster: Cluster, name: str) -> None:
         if not isinstance(name, str) or not name:
-            raise ValueError(f"an election name is a non-empty string, got {name!r}")
+            raise ValidationFailed([("name", f"an election name is a non-empty string, got "
+                                             f"{shown(name)}")])
         self.cluster = cluster
         self.name = name
         self._queue = _Queue(cluster, f"{ELECTION_PREFIX}{name}/")

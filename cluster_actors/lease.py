@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .core.limits import lease_ttl_ms
 from .errors import ClusterError, CoordinationTimeout
 
 if TYPE_CHECKING:
@@ -49,6 +50,13 @@ def run_op(cluster: Cluster, op: tuple[Any, ...], timeout: float | None = None) 
     if isinstance(result, Exception):
         raise result
     return result
+
+
+def check_ttl(cluster: Cluster, ttl: Any) -> int:
+    """``ttl`` (seconds) as whole ms if it lies between the cluster's election
+    timeout and one day; else raises ValidationFailed (the leader checks the same)."""
+    options = getattr(cluster, "options", None)
+    return lease_ttl_ms(ttl, getattr(options, "election_timeout", 1))
 
 
 def leader_call(cluster: Cluster, method: str, *args: Any, timeout: float) -> Any:
@@ -85,11 +93,12 @@ class Lease:
     @classmethod
     def grant(cls, cluster: Cluster, ttl: float, on_lost: Callable[[Lease], Any] | None = None,
               timeout: float | None = None) -> Lease:
-        """Grant a lease of ``ttl`` seconds and start keeping it alive."""
-        if not ttl > 0:
-            raise ValueError(f"a lease TTL is a positive number of seconds, got {ttl!r}")
+        """Grant a lease of ``ttl`` seconds and start keeping it alive. A ``ttl``
+        that is not a finite number between the cluster's election timeout and
+        one day raises ValidationFailed; nothing is granted."""
+        ttl_ms = check_ttl(cluster, ttl)
         sent_at = time.monotonic()
-        result = run_op(cluster, ("lease_grant", None, max(1, round(ttl * 1000))), timeout)
+        result = run_op(cluster, ("lease_grant", None, ttl_ms), timeout)
         if not result.ok:
             raise ClusterError(f"the cluster refused a lease: {result}")
         return cls(cluster, result.lease_id, ttl, sent_at, on_lost)

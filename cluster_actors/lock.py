@@ -14,9 +14,10 @@ import threading
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from .core.kv import KVResult
+from .core.kv import KVResult, shown
 from .election import Hold, LeaderInfo, _Queue
-from .errors import ClusterError, CoordinationTimeout
+from .errors import ClusterError, CoordinationTimeout, ValidationFailed
+from .lease import check_ttl
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -36,7 +37,9 @@ class Lock:
     def __init__(self, cluster: Cluster, name: str, ttl: float = 2.0,
                  holder_id: str | None = None, timeout: float | None = None) -> None:
         if not isinstance(name, str) or not name:
-            raise ValueError(f"a lock name is a non-empty string, got {name!r}")
+            raise ValidationFailed([("name", f"a lock name is a non-empty string, got "
+                                             f"{shown(name)}")])
+        check_ttl(cluster, ttl)  # ValidationFailed now rather than at acquire
         self.cluster = cluster
         self.name = name
         self.ttl = ttl

@@ -21,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from .core.config import MAX_MEMBERS, MAX_MS, check_metadata
+from .core.limits import DEFAULT_MAX_VALUE_BYTES, MAX_MAX_VALUE_BYTES, MIN_MAX_VALUE_BYTES
 from .core.raft import RaftOptions
 from .errors import ValidationFailed
 
@@ -30,20 +32,25 @@ class ClusterOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    tick_ms: int = Field(10, ge=1, le=10_000, description="Raft logical tick")
+    tick_ms: int = Field(10, ge=1, le=1000, description="Raft logical tick")
     election_timeout: int = Field(
-        200, ge=10, description="ms without a leader before a pre-vote (randomized up to 2x)")
-    raft_heartbeat_ms: int = Field(40, ge=1, description="leader heartbeat period")
+        200, ge=10, le=MAX_MS,
+        description="ms without a leader before a pre-vote (randomized up to 2x)")
+    raft_heartbeat_ms: int = Field(40, ge=1, le=MAX_MS // 3, description="leader heartbeat period")
     heartbeat_interval: int = Field(
-        1000, ge=10, description="failure-detector heartbeat period (seed: heartbeat_interval)")
-    phi_threshold: float = Field(8.0, gt=0)
-    acceptable_heartbeat_pause: int = Field(3000, ge=0, description="ms, as Akka's")
-    monitors_per_node: int = Field(9, ge=1, description="k: how many nodes watch each node")
-    quorum: int | None = Field(None, ge=1, description="static quorum; None = majority")
+        1000, ge=10, le=MAX_MS,
+        description="failure-detector heartbeat period (seed: heartbeat_interval)")
+    phi_threshold: float = Field(8.0, gt=0, le=1000)
+    acceptable_heartbeat_pause: int = Field(3000, ge=0, le=600_000, description="ms, as Akka's")
+    monitors_per_node: int = Field(9, ge=1, le=MAX_MEMBERS,
+                                   description="k: how many nodes watch each node")
+    quorum: int | None = Field(None, ge=1, le=MAX_MEMBERS,
+                               description="static quorum; None = majority")
     sync_strategy: str = "anti_entropy"
     partition_strategy: str = "majority_side"
     failover_strategy: str = "automatic"
-    sync_interval: int = Field(2000, ge=10, description="ms between anti-entropy rounds")
+    sync_interval: int = Field(2000, ge=10, le=3_600_000,
+                               description="ms between anti-entropy rounds")
     failover_options: dict[str, Any] = Field(
         default_factory=dict, description="options of the failover strategy, e.g. weights")
     partition_options: dict[str, Any] = Field(
@@ -59,10 +66,16 @@ class ClusterOptions(BaseModel):
     fsync: bool = Field(
         True, description="fsync the Raft log before acknowledging (SQLite synchronous=FULL); "
                           "False survives process crashes but not power loss, and is faster")
-    snapshot_every: int = Field(10_000, ge=10, description="applied entries between snapshots")
-    max_batch: int = Field(1024, ge=1, description="entries per append message")
-    supervisor_intensity: int = Field(10, ge=0)
-    supervisor_period: float = Field(10.0, gt=0)
+    snapshot_every: int = Field(10_000, ge=10, le=100_000_000,
+                                description="applied entries between snapshots")
+    max_batch: int = Field(1024, ge=1, le=65_536, description="entries per append message")
+    max_value_bytes: int = Field(
+        DEFAULT_MAX_VALUE_BYTES, ge=MIN_MAX_VALUE_BYTES, le=MAX_MAX_VALUE_BYTES,
+        description="the largest value (all values of one command together), pickled, a "
+                    "client may write; larger ones are refused before they are proposed "
+                    "(etcd's request limit, 1.5 MiB by default)")
+    supervisor_intensity: int = Field(10, ge=0, le=10_000)
+    supervisor_period: float = Field(10.0, gt=0, le=86_400)
     detached: bool = Field(False, description="actors outlive the driver (for `cluster-actors up`)")
     prometheus_port: int | None = Field(None, ge=0, le=65535)
     tracing: Literal["none", "console", "memory", "otlp"] = Field(
@@ -70,7 +83,9 @@ class ClusterOptions(BaseModel):
                             "memory (tests: read back with finished_spans), otlp (needs "
                             "opentelemetry-exporter-otlp; endpoint from the OTEL_EXPORTER_OTLP_* "
                             "variables) or none")
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="free JSON data of the config (bounded in depth and "
+                                          "size); sync_merkle_depth sets the sync tree's depth")
 
     @model_validator(mode="after")
     def _check_timing(self) -> ClusterOptions:
@@ -81,6 +96,11 @@ class ClusterOptions(BaseModel):
             raise ValueError(f"raft_heartbeat_ms ({self.raft_heartbeat_ms}) must be >= tick_ms "
                              f"({self.tick_ms})")
         return self
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _check_metadata(cls, metadata: Any) -> Any:
+        return check_metadata(metadata)
 
     @field_validator("tracing")
     @classmethod

@@ -48,7 +48,8 @@ import strategies
 
 from ..core.bootstrap import Action, Decision, PeerReport, decide
 from ..core.cluster_state import ClusterStateMachine, refuse_config_commands
-from ..core.kv import Command
+from ..core.kv import Command, InvalidCommand, check_key, shown
+from ..core.limits import MAX_BATCH, check_command, check_keys, check_timeout
 from ..core.raft import ProposalDropped, RaftNode
 from ..core.raft_types import (
     ConfChange,
@@ -433,20 +434,57 @@ class ConsensusCore:
             raise NotLeader(self.node_id, self.raft.lead)
         record = prepare(self.sm.config)
         command = Command(client_id, seq, ("config", record.model_dump(mode="json")), seq)
-        [result] = await self._submit([command], timeout)  # the only way config is proposed
+        # the only way configuration is proposed
+        [result] = await self._propose_checked([self.check_command(command)],
+                                               check_timeout(timeout))
         return record.version, result
+
+    def check_command(self, command: Any) -> Command:
+        """``command`` if it may be proposed, else raises InvalidCommand (a
+        ValidationFailed): a well-formed op whose values survive the log's plain
+        pickle within ``max_value_bytes``, a lease TTL of at least the election
+        timeout (see :mod:`~cluster_actors.core.limits`). Changes nothing."""
+        return check_command(command, extra_ops=self.sm.EXTRA_OPS,
+                             max_value_bytes=self.options.max_value_bytes,
+                             min_lease_ttl_ms=self.options.election_timeout)
 
     async def submit(self, commands: list[Command], timeout: float = 5.0) -> list[Any]:
         """Propose a batch of commands; results in the same order once applied.
-        A ``("config", ...)`` op is refused (ValidationFailed, nothing proposed):
-        configuration changes go through :meth:`submit_config`."""
-        refuse_config_commands(commands)
-        return await self._submit(commands, timeout)
-
-    async def _submit(self, commands: list[Command], timeout: float) -> list[Any]:
+        Each command is checked first (:meth:`check_command`): a refused one
+        (a ``("config", ...)`` op among them: configuration changes go through
+        :meth:`submit_config`) gets its ValidationFailed as its result and is
+        not proposed, the others are. A batch that is not a list of at most
+        ``MAX_BATCH`` commands, or a bad ``timeout``, is refused whole; nothing
+        is proposed."""
         self.require_started()
         if self.raft.role is not Role.LEADER:
             raise NotLeader(self.node_id, self.raft.lead)
+        if not isinstance(commands, (list, tuple)) or len(commands) > MAX_BATCH:
+            raise InvalidCommand(f"submit takes a list of at most {MAX_BATCH} commands, got "
+                                 f"{type(commands).__name__} {shown(commands)}")
+        timeout = check_timeout(timeout)
+        results: list[Any] = [None] * len(commands)
+        accepted: list[Command] = []
+        positions: list[int] = []
+        for position, command in enumerate(commands):
+            try:
+                checked = self.check_command(command)
+                refuse_config_commands([checked])
+            except ValidationFailed as error:
+                results[position] = error
+            else:
+                accepted.append(checked)
+                positions.append(position)
+        if len(accepted) < len(commands):
+            self.stats["refused"] += len(commands) - len(accepted)
+        if accepted:
+            for position, result in zip(positions, await self._propose_checked(
+                    accepted, timeout), strict=True):
+                results[position] = result
+        return results
+
+    async def _propose_checked(self, commands: list[Command], timeout: float) -> list[Any]:
+        """Propose checked commands; their results in order once applied."""
         loop = asyncio.get_running_loop()
         futures = []
         now = time.perf_counter()
@@ -480,14 +518,14 @@ class ConsensusCore:
 
     async def read(self, keys: list[str], timeout: float = 5.0) -> list[Any]:
         """Linearizable reads (ReadIndex): the values of ``keys`` as KeyValue or None."""
+        keys = check_keys(keys)
         await self._confirm_read(timeout)
         return [self.sm.get(key) for key in keys]
 
     async def read_prefix(self, prefix: str, timeout: float = 5.0) -> list[Any]:
         """A linearizable read (ReadIndex) of every record whose key starts with
         ``prefix``, in key order, answered by this leader once confirmed."""
-        if not isinstance(prefix, str):
-            raise ValidationFailed([("prefix", f"must be a string, got {type(prefix).__name__}")])
+        check_key(prefix, "prefix")
         await self._confirm_read(timeout)
         return self.sm.range(prefix)
 
@@ -498,6 +536,7 @@ class ConsensusCore:
         self.require_started()
         if self.raft.role is not Role.LEADER:
             raise NotLeader(self.node_id, self.raft.lead)
+        timeout = check_timeout(timeout)
         context = next(self._read_ids)
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._reads[context] = (future, time.monotonic() + timeout)
@@ -752,6 +791,7 @@ class ConsensusCore:
 
     def kv_items(self, prefix: str = "") -> list[Any]:
         self.require_started()
+        check_key(prefix, "prefix")
         return self.sm.range(prefix)
 
     def config_store(self) -> Any:
@@ -878,8 +918,13 @@ class ConsensusActor(SupervisedActor):
     async def propose(self, command: Any, timeout: float = 5.0) -> dict[str, Any]:
         """Propose one kv operation tuple (or a Command); returns its result."""
         if not isinstance(command, Command):
+            if not isinstance(command, (tuple, list)):
+                raise InvalidCommand(f"propose takes an operation tuple or a Command, got "
+                                     f"{type(command).__name__} {shown(command)}")
             command = Command(f"propose-{self.core.node_id}-{os.getpid()}",
                               next(self.core.propose_seq), tuple(command))
+        self.core.require_started()
+        self.core.check_command(command)  # refused here rather than as a result
         [result] = await self.core.submit([command], timeout)
         return {"ref": (command.client_id, command.seq), "result": result}
 

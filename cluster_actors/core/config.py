@@ -64,20 +64,43 @@ BUILTIN_STRATEGIES: Mapping[str, tuple[str, ...]] = {
 
 STRATEGY_FIELDS: Mapping[str, str] = {
     "sync": "sync_strategy", "partition": "partition_strategy", "failover": "failover_strategy"}
-PositiveInt = Annotated[int, Field(strict=True, ge=1)]
-Milliseconds = Annotated[int, Field(strict=True, ge=10)]
-NodeId = Annotated[str, Field(strict=True, min_length=1)]
-StrategyName = Annotated[str, Field(strict=True, min_length=1)]
+MAX_MS = 60_000
+"""The longest ``heartbeat_interval`` and ``election_timeout`` (one minute)."""
+MAX_MEMBERS = 1000
+MAX_NAME_CHARS = 256
+"""The longest node id and strategy name (an import path)."""
+MAX_METADATA_DEPTH = 32
+MAX_METADATA_BYTES = 65_536
+"""Metadata nests at most this deep and takes at most this many bytes as JSON."""
+MAX_SYNC_MERKLE_DEPTH = 20
+"""``metadata.sync_merkle_depth`` (the sync component's tree, ``2**depth``
+leaves, ``32 * 2**depth`` bytes of hashes) lies in 1..this."""
+PositiveInt = Annotated[int, Field(strict=True, ge=1, le=2**63 - 1)]
+Milliseconds = Annotated[int, Field(strict=True, ge=10, le=MAX_MS)]
+NodeId = Annotated[str, Field(strict=True, min_length=1, max_length=MAX_NAME_CHARS)]
+StrategyName = Annotated[str, Field(strict=True, min_length=1, max_length=MAX_NAME_CHARS)]
 
 
 def _fail(path: str, message: str) -> PydanticCustomError:
     return PydanticCustomError("json_value", "{message}", {"path": path, "message": message})
 
 
-def _json_copy(value: Any, path: str) -> Any:
-    """A fresh copy of ``value`` made of JSON types only; tuples become lists."""
+def _json_copy(value: Any, path: str, depth: int = 0, budget: list[int] | None = None) -> Any:
+    """A fresh copy of ``value`` made of JSON types only; tuples become lists.
+    Nesting deeper than :data:`MAX_METADATA_DEPTH`, or more than about
+    :data:`MAX_METADATA_BYTES` of content, is refused (before recursing)."""
+    if budget is None:
+        budget = [MAX_METADATA_BYTES]
+    budget[0] -= 1 + (len(value) if isinstance(value, str) else 0)
+    if budget[0] < 0:
+        raise _fail(path, f"metadata takes at most {MAX_METADATA_BYTES} bytes; keep large "
+                          "data elsewhere and store a reference")
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 1024:
+        raise _fail(path, "integers in metadata take at most 1024 bits")
     if value is None or isinstance(value, (str, bool, int)):
         return value
+    if isinstance(value, (Mapping, list, tuple)) and depth >= MAX_METADATA_DEPTH:
+        raise _fail(path, f"metadata nests at most {MAX_METADATA_DEPTH} levels deep")
     if isinstance(value, float):
         if not math.isfinite(value):
             raise _fail(path, f"{value} is not a finite number; JSON cannot carry it")
@@ -87,10 +110,12 @@ def _json_copy(value: Any, path: str) -> Any:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise _fail(path, f"key {key!r} is not a string; JSON object keys are strings")
-            out[key] = _json_copy(item, f"{path}.{key}")
+            budget[0] -= len(key)
+            out[key] = _json_copy(item, f"{path}.{key}", depth + 1, budget)
         return out
     if isinstance(value, (list, tuple)):
-        return [_json_copy(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        return [_json_copy(item, f"{path}[{i}]", depth + 1, budget)
+                for i, item in enumerate(value)]
     raise _fail(path, f"a {type(value).__name__} is not a JSON value; use str, int, float, "
                       "bool, None, lists and dicts with string keys")
 
@@ -98,7 +123,25 @@ def _json_copy(value: Any, path: str) -> Any:
 def _metadata(value: Any) -> Any:
     if not isinstance(value, Mapping):
         raise _fail("metadata", f"metadata must be a mapping, got {type(value).__name__}")
-    return _json_copy(value, "metadata")
+    copied = _json_copy(value, "metadata")
+    depth = copied.get("sync_merkle_depth")
+    if "sync_merkle_depth" in copied and (not isinstance(depth, int) or isinstance(depth, bool)
+                                          or not 1 <= depth <= MAX_SYNC_MERKLE_DEPTH):
+        raise _fail("metadata.sync_merkle_depth",
+                    f"sync_merkle_depth is an integer in 1..{MAX_SYNC_MERKLE_DEPTH} (the sync "
+                    f"tree has 2**depth leaves), got {depth!r}")
+    return copied
+
+
+def check_metadata(value: Any) -> dict[str, Any]:
+    """A JSON copy of ``value`` if it is valid metadata (a mapping of JSON
+    values, bounded in depth and size, ``sync_merkle_depth`` in range); else
+    raises ValueError with the path and what to do."""
+    try:
+        return _metadata(value)  # type: ignore[no-any-return]
+    except PydanticCustomError as error:
+        context = error.context or {}
+        raise ValueError(f"{context.get('path', 'metadata')}: {context.get('message')}") from None
 
 
 class ClusterConfig(BaseModel):
@@ -107,8 +150,8 @@ class ClusterConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: PositiveInt = 1
-    members: list[NodeId] = Field(default_factory=list)
-    quorum: PositiveInt | None = None          # None: a majority of members
+    members: list[NodeId] = Field(default_factory=list, max_length=MAX_MEMBERS)
+    quorum: Annotated[int, Field(strict=True, ge=1, le=MAX_MEMBERS)] | None = None  # majority
     heartbeat_interval: Milliseconds = 1000    # the failure detector's period
     election_timeout: Milliseconds = 200       # Raft's (randomized up to 2x)
     sync_strategy: StrategyName = "anti_entropy"
@@ -554,6 +597,7 @@ __all__ = [
     "ConfigStore",
     "ConfigVersion",
     "check_config",
+    "check_metadata",
     "export_config",
     "import_config",
     "parse_config",

@@ -17,14 +17,21 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import reprlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from ..errors import ValidationFailed
 from .pickling import pickled_by_fields
 from .raft_types import Entry, EntryKind
 
 OPS = ("put", "get", "cas", "delete", "txn")
+
+#: the longest key, in bytes of UTF-8 (checked on every replica, at apply time too)
+MAX_KEY_BYTES = 4096
+#: the most compares, and the most ops per branch, of one txn (etcd's --max-txn-ops)
+MAX_TXN_OPS = 128
 
 
 @pickled_by_fields
@@ -79,8 +86,50 @@ class KVResult:
         return self.kv.value if self.kv else None
 
 
-class InvalidCommand(ValueError):
-    """A command whose op is malformed; it is rejected identically on every replica."""
+class InvalidCommand(ValidationFailed):
+    """A command whose op is malformed, or too large: refused before it is
+    proposed (by the client and the leader), and rejected identically on every
+    replica should one reach the log. A :class:`ValidationFailed` (code
+    ``validation_failed``, also a ValueError); nothing was changed."""
+
+
+class _ShortRepr(reprlib.Repr):
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 128:
+            return f"an integer of {x.bit_length()} bits"
+        return super().repr_int(x, level)
+
+
+_REPR = _ShortRepr()
+_REPR.maxstring = _REPR.maxother = 60
+_REPR.maxlevel = 3
+
+
+def shown(value: Any) -> str:
+    """A short repr for an error message, safe for any input (a 32 MiB value,
+    an integer of a million digits, an object whose repr raises)."""
+    try:
+        return _REPR.repr(value)
+    except Exception:
+        return f"<a {type(value).__name__}>"
+
+
+def check_key(key: Any, what: str = "key") -> None:
+    """Raise :class:`InvalidCommand` unless ``key`` is a string of at most
+    :data:`MAX_KEY_BYTES` bytes of UTF-8."""
+    if not isinstance(key, str):
+        raise InvalidCommand(f"{what}s are strings, got {type(key).__name__} {shown(key)}")
+    if len(key) > MAX_KEY_BYTES:  # each character takes at least one byte
+        raise InvalidCommand(f"a {what} takes at most {MAX_KEY_BYTES} bytes of UTF-8, got "
+                             f"{len(key)} characters; use a shorter {what}")
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidCommand(f"a {what} must be valid UTF-8 text (no lone surrogates), got "
+                             f"{key[:40]!r}") from None
+    if size > MAX_KEY_BYTES:
+        raise InvalidCommand(f"a {what} takes at most {MAX_KEY_BYTES} bytes of UTF-8, got "
+                             f"{size}; use a shorter {what}")
 
 
 _ARITY = {"put": 3, "get": 2, "cas": 4, "delete": 2, "txn": 4}
@@ -90,29 +139,41 @@ def validate_op(op: Any, extra_ops: dict[str, int] | None = None) -> None:
     """Raise :class:`InvalidCommand` unless ``op`` is well formed.
     ``extra_ops`` maps the op names a subclass adds to their arity."""
     arities = {**_ARITY, **(extra_ops or {})}
-    if not isinstance(op, tuple) or not op or op[0] not in arities:
-        raise InvalidCommand(f"unknown operation {op!r}: expected a tuple whose first item "
+    if not isinstance(op, tuple) or not op or not isinstance(op[0], str) \
+            or op[0] not in arities:
+        raise InvalidCommand(f"unknown operation {shown(op)}: expected a tuple whose first item "
                              f"is one of {', '.join(arities)}")
     arity = arities[op[0]]
     if len(op) != arity:
-        raise InvalidCommand(f"{op[0]} takes {arity - 1} arguments, got {len(op) - 1}: {op!r}")
+        raise InvalidCommand(f"{op[0]} takes {arity - 1} arguments, got {len(op) - 1}: {shown(op)}")
     if op[0] not in _ARITY:
         return
     if op[0] == "txn":
         if not all(isinstance(part, (tuple, list)) for part in op[1:]):
             raise InvalidCommand(f"txn takes sequences of compares, success ops and failure "
-                                 f"ops, got {op!r}")
+                                 f"ops, got {shown(op)}")
+        check_count(op[1], "compares")
         for compare in op[1]:
             if (not isinstance(compare, (tuple, list)) or len(compare) != 3
                     or not isinstance(compare[0], str) or compare[1] not in _FIELDS):
-                raise InvalidCommand(f"malformed compare {compare!r}: expected (key, field, "
+                raise InvalidCommand(f"malformed compare {shown(compare)}: expected (key, field, "
                                      f"value) with field in {', '.join(_FIELDS)}")
+            check_key(compare[0])
+        check_count(op[2], "success ops")
+        check_count(op[3], "failure ops")
         for sub in (*op[2], *op[3]):
             if not isinstance(sub, tuple) or not sub or sub[0] not in ("put", "delete"):
-                raise InvalidCommand(f"txn branches hold put/delete ops only, got {sub!r}")
+                raise InvalidCommand(f"txn branches hold put/delete ops only, got {shown(sub)}")
             validate_op(sub)
-    elif not isinstance(op[1], str):
-        raise InvalidCommand(f"keys are strings, got {op[1]!r}")
+    else:
+        check_key(op[1])
+
+
+def check_count(items: Any, what: str) -> None:
+    """Raise :class:`InvalidCommand` if a txn part holds more than :data:`MAX_TXN_OPS`."""
+    if len(items) > MAX_TXN_OPS:
+        raise InvalidCommand(f"a txn takes at most {MAX_TXN_OPS} {what}, got {len(items)}; "
+                             "split it into several")
 
 
 _FIELDS = ("value", "version", "create_revision", "mod_revision")
@@ -186,7 +247,7 @@ class KVStateMachine:
 
     def execute_extra(self, op: tuple[Any, ...]) -> Any:
         """Execute an op listed in ``EXTRA_OPS`` (subclasses override)."""
-        raise InvalidCommand(f"operation {op[0]!r} is not implemented")
+        raise InvalidCommand(f"operation {shown(op[0])} is not implemented")
 
     def _execute(self, op: tuple[Any, ...]) -> KVResult:
         kind, key = op[0], op[1]
@@ -279,9 +340,22 @@ class KVStateMachine:
         digest.update(str(self.revision).encode())
         for key in sorted(self.data):
             kv = self.data[key]
-            digest.update(repr((key, _canonical(kv.value), kv.create_revision,
+            try:
+                value = repr(_canonical(kv.value))
+            except (RecursionError, ValueError):  # nested ~1000 deep, an int of 5000 digits
+                value = _pickled_digest(kv.value)
+            digest.update(repr((key, value, kv.create_revision,
                                 kv.mod_revision, kv.version)).encode())
         return digest.hexdigest()
+
+
+def _pickled_digest(value: Any) -> str:
+    """A digest of a value whose repr cannot be taken (the same on every replica)."""
+    try:
+        return "pickled:" + hashlib.blake2b(pickle.dumps(value, protocol=5),
+                                            digest_size=16).hexdigest()
+    except Exception:
+        return f"unhashable {type(value).__name__}"
 
 
 def _canonical(value: Any) -> Any:

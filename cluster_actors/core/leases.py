@@ -43,12 +43,30 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .kv import InvalidCommand, KeyValue, KVResult, KVStateMachine, validate_op
+from .kv import (
+    InvalidCommand,
+    KeyValue,
+    KVResult,
+    KVStateMachine,
+    check_count,
+    check_key,
+    shown,
+    validate_op,
+)
 from .pickling import pickled_by_fields
 
 LEASE_OPS: dict[str, int] = {"lease_grant": 3, "lease_revoke": 2, "put_lease": 4,
                              "guarded": 3, "fence": 4}
 GUARD_FIELDS = ("value", "version", "create_revision", "mod_revision", "lease")
+
+#: the longest lease TTL, one day (a longer one is refused at validation and at apply)
+MAX_LEASE_TTL_MS = 86_400_000
+#: the largest lease id or fencing token (a signed 64-bit integer, as etcd's)
+MAX_ID = 2**63 - 1
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(slots=True)
@@ -159,39 +177,51 @@ class LeaseTable:
         return table
 
 
-def _check_lease_op(op: tuple[Any, ...]) -> None:
-    """Raise InvalidCommand unless a lease op's arguments are well formed
-    (before anything changes, so a bad op is rejected whole)."""
+def check_lease_op(op: tuple[Any, ...]) -> None:
+    """Raise InvalidCommand unless a lease op's arguments are well formed and
+    in range (before anything changes, so a bad op is rejected whole): TTLs
+    in 1 ms..:data:`MAX_LEASE_TTL_MS`, ids and tokens in 1..:data:`MAX_ID`."""
     kind = op[0]
     if kind == "lease_grant":
-        if op[1] is not None and (not isinstance(op[1], int) or op[1] < 1):
-            raise InvalidCommand(f"lease ids are positive integers or None, got {op[1]!r}")
-        if not isinstance(op[2], int) or isinstance(op[2], bool) or op[2] < 1:
-            raise InvalidCommand(f"a lease TTL is a positive number of ms, got {op[2]!r}")
+        if op[1] is not None and (not _is_int(op[1]) or not 1 <= op[1] <= MAX_ID):
+            raise InvalidCommand(f"lease ids are integers in 1..2**63-1 or None, got {shown(op[1])}")
+        if not _is_int(op[2]) or not 1 <= op[2] <= MAX_LEASE_TTL_MS:
+            raise InvalidCommand(f"a lease TTL is a whole number of ms from 1 to "
+                                 f"{MAX_LEASE_TTL_MS} (one day), got {shown(op[2])}")
     elif kind == "lease_revoke":
-        if not isinstance(op[1], int):
-            raise InvalidCommand(f"lease ids are integers, got {op[1]!r}")
+        if not _is_int(op[1]):
+            raise InvalidCommand(f"lease ids are integers, got {shown(op[1])}")
     elif kind == "put_lease":
-        if not isinstance(op[1], str) or not isinstance(op[3], int):
-            raise InvalidCommand(f"put_lease takes (key: str, value, lease_id: int), got {op!r}")
+        if not _is_int(op[3]):
+            raise InvalidCommand(f"put_lease takes (key: str, value, lease_id: int), got {shown(op)}")
+        check_key(op[1])
     else:
-        if kind == "fence" and (not isinstance(op[1], str) or not isinstance(op[2], int)):
-            raise InvalidCommand(f"fence takes (fence_key: str, token: int, ops), got {op!r}")
+        if kind == "fence":
+            if not _is_int(op[2]) or not 0 <= op[2] <= MAX_ID:
+                raise InvalidCommand(f"fence takes (fence_key: str, token: int in 0..2**63-1, "
+                                     f"ops), got {shown(op)}")
+            check_key(op[1], "fence key")
         compares = op[1] if kind == "guarded" else ()
         if not isinstance(compares, (tuple, list)) or not isinstance(op[-1], (tuple, list)):
-            raise InvalidCommand(f"{kind} takes sequences of compares and ops, got {op!r}")
+            raise InvalidCommand(f"{kind} takes sequences of compares and ops, got {shown(op)}")
+        check_count(compares, "compares")
+        check_count(op[-1], "ops")
         for compare in compares:
             if not isinstance(compare, (tuple, list)) or len(compare) != 3 \
                     or not isinstance(compare[0], str) or compare[1] not in GUARD_FIELDS:
-                raise InvalidCommand(f"malformed compare {compare!r}: expected (key, field, "
+                raise InvalidCommand(f"malformed compare {shown(compare)}: expected (key, field, "
                                      f"value) with field in {', '.join(GUARD_FIELDS)}")
+            check_key(compare[0])
         for sub in op[-1]:
             if not isinstance(sub, tuple) or not sub or sub[0] not in (
                     "put", "delete", "put_lease"):
-                raise InvalidCommand(f"{kind} ops are put, delete or put_lease, got {sub!r}")
+                raise InvalidCommand(f"{kind} ops are put, delete or put_lease, got {shown(sub)}")
             validate_op(sub, {"put_lease": 4})
             if sub[0] == "put_lease":
-                _check_lease_op(sub)
+                check_lease_op(sub)
+
+
+_check_lease_op = check_lease_op  # the former private name
 
 
 class LeasedKV(KVStateMachine):
@@ -206,7 +236,7 @@ class LeasedKV(KVStateMachine):
     def execute_extra(self, op: tuple[Any, ...]) -> Any:
         if op[0] not in LEASE_OPS:
             return super().execute_extra(op)
-        _check_lease_op(op)
+        check_lease_op(op)
         kind = op[0]
         if kind == "lease_grant":
             lease = self.leases.grant(op[1], op[2])
@@ -361,5 +391,5 @@ class LeaseDeadlines:
         return None if deadline is None else max(0.0, deadline - now)
 
 
-__all__ = ["GUARD_FIELDS", "LEASE_OPS", "Lease", "LeaseDeadlines", "LeaseResult", "LeaseTable",
-           "LeasedKV"]
+__all__ = ["GUARD_FIELDS", "LEASE_OPS", "MAX_ID", "MAX_LEASE_TTL_MS", "Lease", "LeaseDeadlines", "LeaseResult", "LeaseTable",
+           "LeasedKV", "check_lease_op"]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ClusterError, CoordinationTimeout
-from ..lease import Lease, leader_call, run_op
+from ..lease import Lease, check_ttl, leader_call, run_op
 
 if TYPE_CHECKING:
     from ..cluster import Cluster
@@ -128,8 +128,11 @@ class LeaseLine:
         """Join the line and wait until ``ready`` holds for our key:
         ``(lease, key, token)``. A lease lost while waiting is replaced (the
         place in line is lost). Raises CoordinationTimeout after ``timeout``
-        s, Cancelled on ``cancel``; whatever ``ready`` raises propagates
+        s, Cancelled on ``cancel``, ValidationFailed (before anything is
+        granted) for a ``ttl`` that is not a number between the cluster's
+        election timeout and one day; whatever ``ready`` raises propagates
         (the lease revoked)."""
+        check_ttl(self.cluster, ttl)
         deadline = None if timeout is None else time.monotonic() + timeout
         attempt = 0
         while True:

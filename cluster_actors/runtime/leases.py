@@ -18,13 +18,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import os
 import time
 import uuid
 from typing import Any
 
-from ..core.kv import Command, KeyValue
-from ..core.leases import LeaseDeadlines, LeaseResult
+from ..core.kv import Command, InvalidCommand, KeyValue, check_key, shown
+from ..core.leases import LeaseDeadlines, LeaseResult, check_lease_op
+from ..core.limits import MAX_BATCH, check_timeout
 from ..core.raft_types import Role
 from ..errors import NotLeader
 
@@ -123,9 +125,17 @@ class LeaseManager:
             raise NotLeader(self.core.node_id, self.core.raft.lead)
 
     async def grant(self, ttl_ms: int, lease_id: int | None = None) -> LeaseResult:
-        """Grant a lease of ``ttl_ms`` (through the log); its clock starts now."""
+        """Grant a lease of ``ttl_ms`` (through the log); its clock starts now.
+        A TTL that is not a finite number, or out of range (see
+        :func:`~cluster_actors.core.leases.check_lease_op`), raises
+        InvalidCommand (a ValidationFailed) and nothing is proposed."""
         self._require_leader()
-        [result] = await self._propose([("lease_grant", lease_id, int(ttl_ms))])
+        if isinstance(ttl_ms, bool) or not isinstance(ttl_ms, (int, float)) \
+                or (isinstance(ttl_ms, float) and not math.isfinite(ttl_ms)):
+            raise InvalidCommand(f"a lease TTL is a number of ms, got {shown(ttl_ms)}")
+        op = ("lease_grant", lease_id, int(ttl_ms))
+        check_lease_op(op)
+        [result] = await self._propose([op])
         if result.ok:
             self.deadlines.renew(result.lease_id, result.ttl_ms, time.monotonic())
         return result
@@ -141,6 +151,7 @@ class LeaseManager:
         None if it was revoked or has expired (its holder lost it). No log
         entry; answered after a quorum confirms this node still leads."""
         self._require_leader()
+        _check_ids(lease_ids)
         received = time.monotonic()
         await self.core.read([])  # this node still leads, and applied what it committed
         self._require_leader()
@@ -155,6 +166,7 @@ class LeaseManager:
     async def time_to_live(self, lease_id: int) -> dict[str, Any] | None:
         """The lease's TTL, remaining seconds on the leader's clock and keys, or None."""
         self._require_leader()
+        _check_ids([lease_id])
         await self.core.read([])
         lease = self.core.sm.leases.leases.get(lease_id)
         if lease is None:
@@ -171,6 +183,16 @@ class LeaseManager:
         at once) or ``timeout`` seconds passed. Linearizable: answered after a
         ReadIndex round. Keys removed by a plain delete are noticed at the
         next change or at the timeout."""
+        check_key(prefix, "prefix")
+        if known is not None and (not isinstance(known, (list, tuple)) or len(known) > MAX_BATCH
+                                  or not all(isinstance(k, (list, tuple)) and len(k) == 2
+                                             for k in known)):
+            raise InvalidCommand(f"known is None or a list of (key, mod_revision), got "
+                                 f"{shown(known)}")
+        if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout <= 0:
+            timeout = 0.0  # answer at once
+        else:
+            timeout = check_timeout(timeout)
         deadline = time.monotonic() + max(0.0, timeout)
         while True:
             self._require_leader()
@@ -199,6 +221,13 @@ class LeaseManager:
         for task in list(self._tasks):
             task.cancel()
         self._notify()
+
+
+def _check_ids(lease_ids: Any) -> None:
+    """Raise InvalidCommand unless ``lease_ids`` is a list of at most MAX_BATCH integers."""
+    if not isinstance(lease_ids, (list, tuple)) or len(lease_ids) > MAX_BATCH or not all(
+            isinstance(i, int) and not isinstance(i, bool) for i in lease_ids):
+        raise InvalidCommand(f"expected a list of lease ids (integers), got {shown(lease_ids)}")
 
 
 __all__ = ["REVOKE_RETRY_S", "LeaseManager", "WatchItem"]

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import ray
 
 from cluster_actors.cluster import Cluster
 from cluster_actors.core.kv import Command
-from cluster_actors.errors import NotFound, NotLeader, UnknownStrategy, ValidationFailed
+from cluster_actors.errors import (
+    ClusterError,
+    NotFound,
+    NotLeader,
+    UnknownStrategy,
+    ValidationFailed,
+)
 from tests.ray.waiting import wait_until
 
 HANG_GUARD = 60.0
@@ -195,3 +203,81 @@ def test_a_node_that_catches_up_by_snapshot_hot_reloads_the_config_it_missed(
         wait_until(lambda: node.heartbeat.get_heartbeat_status()["heartbeat_interval"] == 600)
     finally:
         c.shutdown()
+
+
+class PicklesOnce:
+    """Passes the client's local pickle check, then cannot be serialized (as a
+    value Ray cannot carry): the batch it travels in fails as a whole."""
+
+    def __init__(self) -> None:
+        self.pickled = 0
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        self.pickled += 1
+        if self.pickled > 1:
+            raise TypeError("this value cannot be serialized twice")
+        return (PicklesOnce, ())
+
+
+def test_a_lambda_and_a_32_mib_value_fail_alone_while_three_other_threads_writes_succeed(
+        cluster: Cluster) -> None:
+    kv = cluster.kv
+    written: dict[str, int] = {}
+    failures: list[BaseException] = []
+
+    def writer(thread: int) -> None:
+        try:
+            for i in range(40):
+                kv.put(f"iso/{thread}/{i}", i)
+                written[f"iso/{thread}/{i}"] = i
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(3)]
+    for thread in threads:
+        thread.start()
+    with pytest.raises(ValidationFailed, match="plain pickle"):
+        kv.put("iso/lambda", lambda: 1)
+    with pytest.raises(ValidationFailed, match="max_value_bytes"):
+        kv.put("iso/big", b"x" * (32 << 20))
+    burst = [kv.submit(("put", f"iso/burst{i}", i)) for i in range(20)]
+    unsendable = kv.submit(("put", "iso/unsendable", PicklesOnce()))
+    burst += [kv.submit(("put", f"iso/burst{i}", i)) for i in range(20, 40)]
+    for thread in threads:
+        thread.join(HANG_GUARD)
+    assert not failures and len(written) == 120
+    assert all(f.result(HANG_GUARD).ok for f in burst)
+    error = unsendable.result(HANG_GUARD)
+    assert isinstance(error, ClusterError) and "cannot be serialized" in str(error)
+    keys = [*written, "iso/lambda", "iso/big", "iso/unsendable"]
+    assert [kv_.value if kv_ else None for kv_ in kv.get_many(keys)] == [
+        *written.values(), None, None, None]
+    assert kv._sender is not None and kv._sender.is_alive()
+    assert kv._outstanding == set()  # every seq resolved: the ack floor moved past them all
+    # the leader refuses too, for a caller that uses the consensus actor directly
+    handle = cluster._consensus_handle(cluster.wait_for_leader())
+    lam, good = ray.get(handle.submit.remote([Command("raw", 1, ("put", "iso/raw", lambda: 1)),
+                                              Command("raw", 2, ("put", "iso/raw", 2))]))
+    assert isinstance(lam, ValidationFailed) and good.ok
+    with pytest.raises(ValidationFailed):
+        try:
+            ray.get(handle.propose.remote(("put", None, 1)))
+        except ray.exceptions.RayTaskError as error:
+            raise error.as_instanceof_cause() from None
+
+
+def test_a_lease_of_10_to_400_ms_is_refused_and_the_leader_keeps_ticking(
+        cluster: Cluster) -> None:
+    leader = cluster.wait_for_leader()
+    handle = cluster._consensus_handle(leader)
+    [refused] = ray.get(handle.submit.remote([Command("raw-lease", 1,
+                                                      ("lease_grant", None, 10**400))]))
+    assert isinstance(refused, ValidationFailed) and "one day" in str(refused)
+    assert isinstance(cluster.kv.submit(("lease_grant", None, 10**400)).result(HANG_GUARD),
+                      ValidationFailed)
+    # the leader's expiry clock still runs on its ticks: a short lease is revoked
+    granted = cluster.kv.submit(("lease_grant", None, 300)).result(HANG_GUARD)
+    assert granted.ok
+    wait_until(lambda: cluster.kv._leader_call("lease_time_to_live", granted.lease_id,
+                                               timeout=HANG_GUARD) is None)
+    assert cluster.kv.put("after-the-refused-lease", 1).ok

@@ -12,6 +12,10 @@ from hypothesis import strategies as st
 from cluster_actors.core.config import (
     BUILTIN_STRATEGIES,
     FIELDS,
+    MAX_METADATA_BYTES,
+    MAX_METADATA_DEPTH,
+    MAX_MS,
+    MAX_SYNC_MERKLE_DEPTH,
     ChangeKind,
     ClusterConfig,
     ConfigNotFound,
@@ -175,7 +179,7 @@ def valid_configs(draw) -> ClusterConfig:
         members=members,
         quorum=draw(st.none() | st.integers(n // 2 + 1, n)),
         heartbeat_interval=heartbeat,
-        election_timeout=draw(st.integers(2 * heartbeat, 20 * heartbeat)),
+        election_timeout=draw(st.integers(min(2 * heartbeat, MAX_MS), min(20 * heartbeat, MAX_MS))),
         sync_strategy=draw(st.sampled_from(BUILTIN_STRATEGIES["sync"])),
         partition_strategy=draw(st.sampled_from(BUILTIN_STRATEGIES["partition"])),
         failover_strategy=draw(st.sampled_from(BUILTIN_STRATEGIES["failover"])),
@@ -421,3 +425,46 @@ def test_a_state_machine_restored_from_a_newer_snapshot_reports_the_config_chang
     assert change.old.heartbeat_interval == 1000 and change.new.heartbeat_interval == 600
     behind.restore(ahead.snapshot())  # the same version again: nothing to announce
     assert behind.take_config_changes() == []
+
+
+def _nested(depth: int) -> dict:
+    value: dict = {}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize(("config", "path", "fragment"), [
+    ({"election_timeout": 10**30}, "election_timeout", f"less than or equal to {MAX_MS}"),
+    ({"heartbeat_interval": MAX_MS + 1}, "heartbeat_interval", "less than or equal"),
+    ({"quorum": 10**9}, "quorum", "less than or equal"),
+    ({"version": 2**64}, "version", "less than or equal"),
+    ({"members": ["n" * 300]}, "members[0]", "at most 256"),
+    ({"members": [f"n{i}" for i in range(1001)]}, "members", "at most 1000"),
+    ({"sync_strategy": "x" * 300}, "sync_strategy", "at most 256"),
+    ({"metadata": _nested(10_000)}, "metadata", f"at most {MAX_METADATA_DEPTH} levels"),
+    ({"metadata": {"blob": "x" * MAX_METADATA_BYTES}}, "metadata.blob",
+     f"at most {MAX_METADATA_BYTES} bytes"),
+    ({"metadata": {"list": list(range(100_000))}}, "metadata.list", "at most"),
+    ({"metadata": {"n": 10**400}}, "metadata.n", "1024 bits"),
+    ({"metadata": {"sync_merkle_depth": 99}}, "metadata.sync_merkle_depth",
+     f"1..{MAX_SYNC_MERKLE_DEPTH}"),
+    ({"metadata": {"sync_merkle_depth": "16"}}, "metadata.sync_merkle_depth", "integer"),
+])
+def test_config_values_out_of_their_bounds_are_validation_errors_not_crashes(
+        config: dict, path: str, fragment: str) -> None:
+    errors = errors_of(config)
+    assert any(p.startswith(path) and fragment in m for p, m in errors.items()), errors
+    with pytest.raises(ValidationFailed):
+        ConfigStore(config)
+
+
+def test_deep_metadata_set_on_a_store_is_refused_and_changes_nothing() -> None:
+    store = ConfigStore(THREE)
+    before = store.export_config()
+    with pytest.raises(ValidationFailed, match="levels deep"):
+        store.set("metadata.deep", _nested(5000))
+    with pytest.raises(ValidationFailed, match="sync_merkle_depth"):
+        store.set("metadata.sync_merkle_depth", 99)
+    assert store.export_config() == before and store.version == 1
+    assert store.set("metadata.sync_merkle_depth", 12).new.metadata == {"sync_merkle_depth": 12}

@@ -257,3 +257,31 @@ def test_observe_yields_each_change_in_order(cluster: FakeCluster) -> None:
     assert next(observation) is None
     observation.close()
     assert list(observation) == []
+
+
+@pytest.mark.parametrize("ttl", [float("inf"), float("nan"), -1, 0, 10**400, "2", None])
+def test_a_bad_ttl_raises_validation_failed_before_anything_is_granted(
+        cluster: FakeCluster, ttl: Any) -> None:
+    from cluster_actors.errors import ValidationFailed
+    from cluster_actors.lease import Lease
+
+    election = LeaderElection(cluster, "bad-ttl")  # type: ignore[arg-type]
+    with pytest.raises(ValidationFailed, match="ttl"):
+        election.campaign("me", ttl=ttl, timeout=HANG)
+    with pytest.raises(ValidationFailed, match="ttl"):
+        Lock(cluster, "bad-ttl", ttl=ttl)  # type: ignore[arg-type]
+    with pytest.raises(ValidationFailed, match="ttl"):
+        Lease.grant(cluster, ttl)  # type: ignore[arg-type]
+    assert cluster.core.sm.leases.leases == {} and cluster.core.sm.data == {}
+
+
+def test_a_ttl_shorter_than_the_election_timeout_is_refused(cluster: FakeCluster) -> None:
+    from cluster_actors.errors import ValidationFailed
+    from cluster_actors.options import ClusterOptions
+
+    cluster.options = ClusterOptions.parse({"election_timeout": 500})  # type: ignore[attr-defined]
+    with pytest.raises(ValidationFailed, match=r"election timeout \(0.5 s\)"):
+        LeaderElection(cluster, "short").campaign("me", ttl=0.3)  # type: ignore[arg-type]
+    with pytest.raises(ValidationFailed):
+        LeaderElection(cluster, "")  # type: ignore[arg-type]
+    assert cluster.core.sm.leases.leases == {}

@@ -310,6 +310,15 @@ INVALID_OPS: list[Any] = [
     ("txn", (), (), (("cas", "k", 1, 2),)),
     ("txn", (), ("put",), ()),
     ("txn", (), (("put", 5, 1),), ()),
+    ("put", None, 1),
+    ("put", ["a"], 1),
+    (["put"], "k", 1),                          # an unhashable op name
+    ({}, "k"),
+    ("put", "k" * 4097, 1),
+    ("put", "é" * 2049, 1),                     # 4098 bytes of UTF-8
+    ("put", "\ud800", 1),                       # not encodable as UTF-8
+    ("txn", (("k" * 5000, "value", 1),), (), ()),
+    ("txn", (), tuple(("put", f"k{i}", i) for i in range(129)), ()),
 ]
 
 
@@ -583,3 +592,34 @@ def test_state_machine_matches_a_reference_model(commands: list[Any]) -> None:
         view = {k: (kv.value, kv.create_revision, kv.mod_revision, kv.version)
                 for k, kv in sm.data.items()}
         assert view == model.view()
+
+
+def test_invalid_command_is_a_validation_failed_cluster_error_with_a_code() -> None:
+    from cluster_actors.errors import ClusterError, ValidationFailed
+
+    with pytest.raises(InvalidCommand) as caught:
+        validate_op(("put", None, 1))
+    error = caught.value
+    assert isinstance(error, ClusterError) and isinstance(error, ValidationFailed)
+    assert isinstance(error, ValueError)  # as before
+    assert error.code == "validation_failed" and "keys are strings" in error.message
+    import pickle
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is InvalidCommand and again.message == error.message
+
+
+def test_a_key_of_exactly_the_bound_is_accepted() -> None:
+    from cluster_actors.core.kv import MAX_KEY_BYTES
+
+    r = Replica()
+    assert r.do("put", "k" * MAX_KEY_BYTES, 1).ok
+    assert r.do("put", "é" * (MAX_KEY_BYTES // 2), 1).ok
+
+
+def test_error_messages_stay_short_whatever_the_input() -> None:
+    with pytest.raises(InvalidCommand) as caught:
+        validate_op(("put", "k", b"x" * (8 << 20), "extra"))
+    assert len(caught.value.message) < 400
+    with pytest.raises(InvalidCommand) as caught:
+        validate_op(("nope", 10**5000))            # repr would raise ValueError
+    assert "bits" in caught.value.message

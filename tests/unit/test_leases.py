@@ -144,6 +144,14 @@ def test_fence_accepts_tokens_at_least_the_highest_seen_and_reports_the_newer_on
     ("fence", "fence/x", "5", ()),
     ("fence", "fence/x", 5, (("put", "k"),)),
     ("lease_grant", 1000),
+    ("lease_grant", None, 10**400),             # every leader's next tick overflowed
+    ("lease_grant", None, 86_400_001),          # longer than a day
+    ("lease_grant", 2**63, 1000),
+    ("lease_grant", None, True),
+    ("lease_grant", None, 1000.0),
+    ("fence", "fence/x", 2**64, ()),
+    ("put_lease", "k" * 4097, "v", 1),
+    ("guarded", (), tuple(("put", f"k{i}", i) for i in range(129))),
 ])
 def test_malformed_lease_ops_are_rejected_and_change_nothing(op: tuple[Any, ...]) -> None:
     r = Replica()
@@ -304,3 +312,12 @@ def test_a_new_leader_gives_every_lease_a_full_ttl_and_a_follower_forgets_them()
     assert clock.remaining(2, now=1.5) == pytest.approx(2.0)
     clock.clear()
     assert clock.expired(now=100.0, retry_after=1.0) == [] and clock.remaining(1, 0) is None
+
+
+def test_a_lease_of_a_day_applies_and_the_leaders_clock_handles_it() -> None:
+    r = Replica()
+    lease = r.grant(86_400_000)
+    deadlines = LeaseDeadlines()
+    deadlines.reset_all(r.sm.leases.ttls(), now=100.0)
+    assert deadlines.remaining(lease, 100.0) == 86_400.0
+    assert deadlines.expired(now=1e9, retry_after=1.0) == [lease]

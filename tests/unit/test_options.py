@@ -72,3 +72,47 @@ def test_the_default_data_root_is_a_per_user_directory_that_survives_reboots(
     given = ClusterOptions(data_dir=str(tmp_path / "mine"))
     assert given.data_root() == str(tmp_path / "mine")
     assert given.resolved_data_dir("demo") == str(tmp_path / "mine" / "demo")
+
+
+NUMERIC_OPTIONS = [name for name, field in ClusterOptions.model_fields.items()
+                   if field.annotation in (int, float, int | None)]
+
+
+@pytest.mark.parametrize("name", NUMERIC_OPTIONS)
+def test_every_numeric_option_has_an_upper_bound(name: str) -> None:
+    with pytest.raises(ValidationFailed) as error:
+        ClusterOptions.parse({name: 10**30})
+    assert name in [path for path, _ in error.value.errors]
+
+
+@pytest.mark.parametrize(("options", "path"), [
+    ({"election_timeout": 10**30}, "election_timeout"),
+    ({"phi_threshold": float("nan")}, "phi_threshold"),
+    ({"phi_threshold": float("inf")}, "phi_threshold"),
+    ({"supervisor_period": float("inf")}, "supervisor_period"),
+    ({"max_value_bytes": 10}, "max_value_bytes"),
+    ({"max_value_bytes": 1 << 30}, "max_value_bytes"),
+    ({"metadata": {"sync_merkle_depth": 99}}, "metadata"),
+    ({"metadata": {"sync_merkle_depth": 0}}, "metadata"),
+])
+def test_options_out_of_bounds_are_refused_with_their_path(options: dict, path: str) -> None:
+    with pytest.raises(ValidationFailed) as error:
+        ClusterOptions.parse(options)
+    assert [p for p, _ in error.value.errors] == [path]
+
+
+def test_deep_or_large_metadata_is_a_validation_error_not_a_recursion_error() -> None:
+    deep: dict = {}
+    for _ in range(100_000):
+        deep = {"a": deep}
+    with pytest.raises(ValidationFailed, match="levels deep"):
+        ClusterOptions.parse({"metadata": deep})
+    with pytest.raises(ValidationFailed, match="bytes"):
+        ClusterOptions.parse({"metadata": {"blob": "x" * 100_000}})
+    assert ClusterOptions.parse({"metadata": {"sync_merkle_depth": 12}}).metadata == {
+        "sync_merkle_depth": 12}
+
+
+def test_max_value_bytes_defaults_to_etcds_one_and_a_half_mib() -> None:
+    assert ClusterOptions().max_value_bytes == 1_572_864 == int(1.5 * 2**20)
+    assert ClusterOptions.parse({"max_value_bytes": 4 << 20}).max_value_bytes == 4 << 20
