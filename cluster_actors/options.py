@@ -58,6 +58,9 @@ class ClusterOptions(BaseModel):
         True, description="fsync the Raft log before acknowledging (SQLite synchronous=FULL); "
                           "False survives process crashes but not power loss, and is faster")
     snapshot_every: int = Field(10_000, ge=10, description="applied entries between snapshots")
+    mvcc_history: int = Field(
+        10_000, ge=0, description="revisions of key changes kept for past reads and watches; "
+                                  "older ones are compacted")
     max_batch: int = Field(1024, ge=1, description="entries per append message")
     supervisor_intensity: int = Field(10, ge=0)
     supervisor_period: float = Field(10.0, gt=0)

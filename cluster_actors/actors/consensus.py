@@ -47,6 +47,7 @@ from ..core.raft_types import (
 )
 from ..errors import ClusterError, CoordinationTimeout, NotLeader, ValidationFailed
 from ..options import ClusterOptions
+from ..runtime import kv_watch
 from ..runtime.events import EventStream
 from ..runtime.hosting import find_component
 from ..runtime.leases import LeaseManager
@@ -112,6 +113,7 @@ class ConsensusCore:
         self.sm = ClusterStateMachine(
             self.initial_config, known_strategies=strategies.known_strategies(),
             min_election_timeout=3 * self.options.raft_heartbeat_ms)
+        self.sm.history.limit = self.options.mvcc_history
         if self.storage.is_empty():
             voters = [] if self.join else self.initial_voters
             self.raft = RaftNode.bootstrap(self.node_id, voters, options=raft_options, rng=rng)
@@ -257,6 +259,18 @@ class ConsensusCore:
             raise ValidationFailed([("prefix", f"must be a string, got {type(prefix).__name__}")])
         await self._confirm_read(timeout)
         return self.sm.range(prefix)
+
+    async def read_range(self, start: str, end: str | None = None, limit: int | None = None,
+                         revision: int | None = None, timeout: float = 5.0) -> Any:
+        """etcd's Range, linearizable (ReadIndex): a RangeResult of the keys in
+        ``[start, end)`` (``end=None``: the key alone) as of ``revision``."""
+        return await kv_watch.read_range(self, start, end, limit, revision, timeout)
+
+    async def watch_events(self, start: str, end: str | None, after_revision: int | None,
+                           timeout: float = 5.0, limit: int | None = None) -> dict[str, Any]:
+        """Long poll on the history: the changes in the range after
+        ``after_revision`` (see :func:`~cluster_actors.runtime.kv_watch.watch_events`)."""
+        return await kv_watch.watch_events(self, start, end, after_revision, timeout, limit)
 
     async def _confirm_read(self, timeout: float) -> None:
         """Return once a quorum confirmed this node still leads and it applied
@@ -533,6 +547,14 @@ class ConsensusActor(SupervisedActor):
 
     async def read_prefix(self, prefix: str, timeout: float = 5.0) -> list[Any]:
         return await self.core.read_prefix(prefix, timeout)
+
+    async def read_range(self, start: str, end: str | None = None, limit: int | None = None,
+                         revision: int | None = None, timeout: float = 5.0) -> Any:
+        return await self.core.read_range(start, end, limit, revision, timeout)
+
+    async def watch_events(self, start: str, end: str | None, after_revision: int | None,
+                           timeout: float = 5.0, limit: int | None = None) -> dict[str, Any]:
+        return await self.core.watch_events(start, end, after_revision, timeout, limit)
 
     async def status(self) -> dict[str, Any]:
         return self.core.status()
