@@ -397,11 +397,7 @@ class KVClient:
                 handle = self._cluster._consensus_handle(leader)
                 return ray.get(getattr(handle, method).remote(*args),
                                timeout=max(0.1, deadline - time.monotonic()))
-            except (RayActorError, GetTimeoutError, ValueError) as error:
-                last_error = error
-                self._leader = None
-                self._cluster._forget_handle(leader)
-            except ray.exceptions.RayTaskError as error:
+            except ray.exceptions.RayTaskError as error:  # first: it may also be a ValueError
                 cause = unwrap(error)
                 if isinstance(cause, NotLeader):
                     self._leader = cause.leader_id
@@ -410,6 +406,10 @@ class KVClient:
                         time.sleep(0.02)
                     continue
                 raise cause from None
+            except (RayActorError, GetTimeoutError, ValueError) as error:
+                last_error = error
+                self._leader = None
+                self._cluster._forget_handle(leader)
             else:
                 self._leader = leader
         if isinstance(last_error, NotLeader) or last_error is None:

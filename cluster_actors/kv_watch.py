@@ -64,17 +64,18 @@ class Watch:
         self.poll_timeout = poll_timeout
         self._buffer: collections.deque[WatchEvent] = collections.deque()
         self._closed = threading.Event()
-        self._after = self._poll(None if start_revision is None else start_revision - 1)
+        self._after = self._poll(None if start_revision is None else start_revision - 1, 0.0)
         self.revision = self._after
 
-    def _poll(self, after: int | None) -> int:
-        """One long poll: buffer the changes after ``after``; returns the
-        revision to continue after. Retries through failovers."""
+    def _poll(self, after: int | None, wait: float | None = None) -> int:
+        """One long poll (up to ``wait`` s, default ``poll_timeout``): buffer
+        the changes after ``after``; returns the revision to continue after.
+        Retries through failovers."""
+        wait = self.poll_timeout if wait is None else wait
         while True:
             try:
                 answer = self._kv._leader_call(
-                    "watch_events", self.start, self.end, after, self.poll_timeout,
-                    timeout=self.poll_timeout + 10.0)
+                    "watch_events", self.start, self.end, after, wait, timeout=wait + 10.0)
                 break
             except (NoQuorum, CoordinationTimeout) as error:  # no leader yet: keep trying
                 if self._closed.is_set():
