@@ -114,15 +114,16 @@ class History:
         self.limit = limit
         self.changes: deque[Change] = deque()
         self.compacted_revision = compacted_revision
-        self.digest = b""  # chained over every change ever recorded
+        self.digest = b""  # chained over every change ever recorded (see record)
 
     def record(self, change: Change) -> None:
         """Append the change of the next revision; drop the oldest past ``limit``."""
         self.changes.append(change)
-        from .kv import _canonical
         kv, prev = change.kv, change.prev
+        # the shape of each change, not its value: cheap for large values, whose
+        # current versions the store's own hash covers
         self.digest = hashlib.blake2b(self.digest + repr((
-            change.revision, change.key, None if kv is None else _canonical(kv.value),
+            change.revision, change.key, None if kv is None else (kv.create_revision, kv.version),
             None if prev is None else prev.mod_revision)).encode(), digest_size=16).digest()
         while len(self.changes) > max(0, self.limit):
             self.compacted_revision = self.changes.popleft().revision
