@@ -4,6 +4,7 @@ the history in snapshots and the state hash."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -13,8 +14,10 @@ from hypothesis import strategies as st
 from cluster_actors.core.cluster_state import ClusterStateMachine
 from cluster_actors.core.kv import Command, InvalidCommand, KVStateMachine
 from cluster_actors.core.mvcc import ALL_KEYS, in_range, prefix_end
-from cluster_actors.core.raft_types import Entry, EntryKind
-from cluster_actors.errors import Compacted, ValidationFailed
+from cluster_actors.core.raft_types import Entry, EntryKind, Role
+from cluster_actors.errors import Compacted, NotLeader, ValidationFailed
+from cluster_actors.runtime import kv_watch
+from cluster_actors.runtime.leases import LeaseManager
 
 
 class Replica:
@@ -213,3 +216,68 @@ def test_a_range_at_revision_r_equals_the_state_replayed_up_to_r(
         else:
             view[change.key] = change.kv
     assert sorted(view.items()) == [(kv.key, kv) for kv in live.sm.range_view(*bounds)]
+
+
+class FakeRaft:
+    role = Role.LEADER
+    lead = "n1"
+
+
+class FakeCore:
+    """What the watch long poll uses of a consensus node, without Ray."""
+
+    node_id = "n1"
+
+    def __init__(self) -> None:
+        self.sm = ClusterStateMachine()
+        self.raft = FakeRaft()
+        self.leases = LeaseManager(self)
+        self.replica = Replica(self.sm)
+
+    def require_started(self) -> None:
+        pass
+
+    async def _confirm_read(self, timeout: float) -> None:
+        pass
+
+    def apply(self, *op: Any) -> None:
+        self.replica.do(*op)
+        self.leases.after_apply()
+
+
+def test_a_watch_long_poll_waits_for_the_next_applied_change_and_returns_it() -> None:
+    async def scenario() -> None:
+        core = FakeCore()
+        core.apply("put", "w/a", 1)
+        start = await kv_watch.watch_events(core, "w/", "w0", None, 1.0)
+        assert start == {"changes": [], "revision": 1}  # a watch from now
+        poll = asyncio.ensure_future(kv_watch.watch_events(core, "w/", "w0", 1, 30.0))
+        await asyncio.sleep(0.01)
+        core.apply("put", "other", 0)  # outside the range: the poll keeps waiting
+        await asyncio.sleep(0.01)
+        assert not poll.done()
+        core.apply("put", "w/b", 2)
+        answer = await asyncio.wait_for(poll, 5.0)
+        assert [(c.key, c.revision) for c in answer["changes"]] == [("w/b", 3)]
+        assert answer["revision"] == 3
+        quiet = await kv_watch.watch_events(core, "w/", "w0", 3, 0.01)
+        assert quiet == {"changes": [], "revision": 3}
+        core.raft.role = Role.FOLLOWER
+        with pytest.raises(NotLeader):
+            await kv_watch.watch_events(core, "w/", "w0", 3, 0.01)
+
+    asyncio.run(scenario())
+
+
+def test_a_watch_long_poll_from_a_compacted_revision_raises_compacted() -> None:
+    async def scenario() -> None:
+        core = FakeCore()
+        for i in range(3):
+            core.apply("put", "w/a", i)
+        core.apply("compact", 2)
+        with pytest.raises(Compacted):
+            await kv_watch.watch_events(core, "w/", "w0", 1, 0.01)
+        answer = await kv_watch.watch_events(core, "w/", "w0", 2, 0.01)
+        assert [c.revision for c in answer["changes"]] == [3]
+
+    asyncio.run(scenario())
