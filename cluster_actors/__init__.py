@@ -11,10 +11,12 @@ private modules may change.
 from __future__ import annotations
 
 from .core.kv import Command, KeyValue, KVResult, KVStateMachine
+from .core.mvcc import RangeResult, prefix_end
 from .core.raft import ProposalDropped, RaftNode, RaftOptions
 from .core.raft_types import ConfChange, ConfChangeType, ConfState, Entry, Ready, Role
 from .errors import (
     ClusterError,
+    Compacted,
     CoordinationTimeout,
     NoQuorum,
     NotFound,
@@ -42,6 +44,8 @@ _LAZY = {
     "ChaosMonkey": "cluster_actors.chaos",
     "DataStore": "cluster_actors.data_client",
     "KVClient": "cluster_actors.client",
+    "Watch": "cluster_actors.kv_watch",
+    "WatchEvent": "cluster_actors.kv_watch",
     "LeaderElection": "cluster_actors.election",
     "Lock": "cluster_actors.lock",
     "Leadership": "cluster_actors.election",
@@ -78,6 +82,7 @@ __all__ = [
     "ClusterStatus",
     "ClusterStatusModel",
     "Command",
+    "Compacted",
     "ConfChange",
     "ConfChangeType",
     "ConfState",
@@ -106,6 +111,7 @@ __all__ = [
     "RWLock",
     "RaftNode",
     "RaftOptions",
+    "RangeResult",
     "Ready",
     "Registration",
     "Role",
@@ -119,6 +125,9 @@ __all__ = [
     "SyncFailed",
     "UnknownStrategy",
     "ValidationFailed",
+    "Watch",
+    "WatchEvent",
     "__version__",
     "leader_only",
+    "prefix_end",
 ]

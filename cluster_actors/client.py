@@ -41,8 +41,17 @@ from ray.exceptions import GetTimeoutError, RayActorError
 from .core.cluster_state import ClusterStateMachine
 from .core.kv import Command, InvalidCommand, KeyValue, KVResult, check_key, shown
 from .core.limits import DEFAULT_MAX_VALUE_BYTES, check_keys, check_op
+from .core.mvcc import RangeResult, check_range, prefix_end
 from .core.raft import ProposalDropped
-from .errors import ClusterError, CoordinationTimeout, NoQuorum, NotLeader
+from .errors import (
+    ClusterError,
+    CoordinationTimeout,
+    NoQuorum,
+    NotFound,
+    NotLeader,
+    ValidationFailed,
+)
+from .kv_watch import Watch
 from .runtime.hosting import find_component
 from .runtime.naming import actor_name
 
@@ -305,8 +314,13 @@ class KVClient:
         self._closed = False
 
     # ---------------------------------------------------------------- API
-    def put(self, key: str, value: Any, timeout: float | None = None) -> KVResult:
-        """Set ``key``; returns the result with the new revision."""
+    def put(self, key: str, value: Any, timeout: float | None = None,
+            lease: Any = None) -> KVResult:
+        """Set ``key``; returns the result with the new revision. ``lease`` (a
+        :class:`~cluster_actors.lease.Lease` or its id) attaches the key to it:
+        the key is deleted when the lease expires or is revoked."""
+        if lease is not None:
+            return self._put_leased(key, value, lease, timeout)
         return self._wait(self.submit(("put", key, value)), timeout)
 
     def cas(self, key: str, expected: Any, new: Any, timeout: float | None = None) -> bool:
@@ -410,11 +424,7 @@ class KVClient:
                 handle = self._cluster._consensus_handle(leader)
                 return ray.get(getattr(handle, method).remote(*args),
                                timeout=max(0.1, deadline - time.monotonic()))
-            except (RayActorError, GetTimeoutError, ValueError) as error:
-                last_error = error
-                self._leader = None
-                self._cluster._forget_handle(leader)
-            except ray.exceptions.RayTaskError as error:
+            except ray.exceptions.RayTaskError as error:  # first: it may also be a ValueError
                 cause = unwrap(error)
                 if isinstance(cause, NotLeader):
                     self._leader = cause.leader_id
@@ -423,6 +433,10 @@ class KVClient:
                         time.sleep(0.02)
                     continue
                 raise cause from None
+            except (RayActorError, GetTimeoutError, ValueError) as error:
+                last_error = error
+                self._leader = None
+                self._cluster._forget_handle(leader)
             else:
                 self._leader = leader
         if isinstance(last_error, NotLeader) or last_error is None:
@@ -570,6 +584,53 @@ class KVClient:
         if not future.done():
             future.set_result(result)
 
+    # ------------------------------------------------- etcd-style reads and watches
+    def _put_leased(self, key: str, value: Any, lease: Any, timeout: float | None) -> KVResult:
+        lease_id = getattr(lease, "lease_id", lease)
+        if isinstance(lease_id, bool) or not isinstance(lease_id, int):
+            raise ValidationFailed([("lease", f"must be a Lease or a lease id, got {lease!r}")])
+        result = self._wait(self.submit(("put_lease", key, value, lease_id)), timeout)
+        if not result.ok:
+            raise NotFound(f"lease {lease_id} does not exist (expired or revoked): grant a "
+                           f"new lease and put {key!r} again")
+        return result
+
+    def range(self, start: str, end: str | None = None, limit: int | None = None,
+              revision: int | None = None, timeout: float | None = None) -> RangeResult:
+        """etcd's Range, linearizable: the records of the keys in ``[start,
+        end)`` in key order (``end=None``: the key ``start`` alone;
+        ``prefix_end(p)`` or ``"\\0"`` as ``end`` for a prefix or no bound), at most
+        ``limit`` (``more`` tells if cut short), as of ``revision`` (None: now;
+        a past one within the history). Raises ``Compacted`` for a compacted
+        revision, ValidationFailed for a future one or bad arguments."""
+        check_range(start, end, limit, revision)
+        return self._leader_call("read_range", start, end, limit, revision, timeout=timeout)
+
+    def compact(self, revision: int, timeout: float | None = None) -> int:
+        """Drop the history up to ``revision`` (at most the current one):
+        past reads and watches from before it raise ``Compacted``. Returns
+        the compacted revision."""
+        if isinstance(revision, bool) or not isinstance(revision, int) or revision < 0:
+            raise ValidationFailed([("revision", f"must be an integer >= 0, got {revision!r}")])
+        try:
+            return self._wait(self.submit(("compact", revision)), timeout)
+        except InvalidCommand as error:  # beyond the current revision
+            raise ValidationFailed([("revision", str(error))]) from None
+
+    def watch(self, key_or_prefix: str, start_revision: int | None = None,
+              prefix: bool = True, end: str | None = None, poll_timeout: float = 1.0) -> Watch:
+        """Follow the changes of the keys under a prefix (``prefix=False``: the
+        one key; ``end``: the range ``[key_or_prefix, end)``) as an iterator of
+        :class:`~cluster_actors.kv_watch.WatchEvent`, in revision order, each
+        once, across leader changes. From ``start_revision`` if given (still in
+        the history, else ``Compacted`` is raised), else from now. Close it
+        with ``close()`` or a ``with`` block."""
+        if not isinstance(key_or_prefix, str):
+            raise ValidationFailed([("key_or_prefix", "must be a string")])
+        if end is None and prefix:
+            end = prefix_end(key_or_prefix)
+        check_range(key_or_prefix, end)
+        return Watch(self, key_or_prefix, end, start_revision, poll_timeout)
 
 def _refused(command: Command, error: BaseException) -> ClusterError:
     """A command Ray could not carry, as a ClusterError naming the real error."""

@@ -103,6 +103,22 @@ class NotFound(ClusterError, KeyError):
         return self.message
 
 
+class Compacted(ClusterError):
+    """The key-value history no longer holds the revision asked for (a past
+    read or a watch's start): read the current state and continue from its
+    revision. ``revision`` is the one asked for, ``compacted_revision`` the
+    last one dropped."""
+
+    code = "compacted"
+
+    def __init__(self, revision: int, compacted_revision: int) -> None:
+        self.revision = revision
+        self.compacted_revision = compacted_revision
+        super().__init__(
+            f"revision {revision} was compacted (the history starts after revision "
+            f"{compacted_revision}): read the current state and continue from its revision")
+
+
 class SyncFailed(ClusterError):
     """A data synchronisation round failed; retry it or resolve the conflicts."""
 
@@ -127,6 +143,7 @@ class UnknownStrategy(ValidationFailed):
 
 __all__ = [
     "ClusterError",
+    "Compacted",
     "CoordinationTimeout",
     "NoQuorum",
     "NotLeader",

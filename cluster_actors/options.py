@@ -68,6 +68,10 @@ class ClusterOptions(BaseModel):
                           "False survives process crashes but not power loss, and is faster")
     snapshot_every: int = Field(10_000, ge=10, le=100_000_000,
                                 description="applied entries between snapshots")
+    mvcc_history: int = Field(
+        10_000, ge=0, le=10_000_000,
+        description="revisions of key changes kept for past reads and watches; older ones "
+                    "are compacted")
     max_batch: int = Field(1024, ge=1, le=65_536, description="entries per append message")
     max_value_bytes: int = Field(
         DEFAULT_MAX_VALUE_BYTES, ge=MIN_MAX_VALUE_BYTES, le=MAX_MAX_VALUE_BYTES,

@@ -62,6 +62,7 @@ from ..core.raft_types import (
 )
 from ..errors import ClusterError, CoordinationTimeout, NotLeader, ValidationFailed
 from ..options import ClusterOptions
+from ..runtime import kv_watch
 from ..runtime.events import EventStream
 from ..runtime.failstop import CrashHandler, run_forever
 from ..runtime.hosting import find_component
@@ -170,6 +171,7 @@ class ConsensusCore:
         self.sm = ClusterStateMachine(
             self.initial_config, known_strategies=strategies.known_strategies(),
             min_election_timeout=3 * self.options.raft_heartbeat_ms)
+        self.sm.history.limit = self.options.mvcc_history
         if self.join and not self._state_on_disk:  # added at runtime: join_cluster admits it
             self.bootstrap_action = "join"
             self._begin(RaftNode.bootstrap(self.node_id, [], **self._raft_kwargs()), False)
@@ -529,6 +531,18 @@ class ConsensusCore:
         await self._confirm_read(timeout)
         return self.sm.range(prefix)
 
+    async def read_range(self, start: str, end: str | None = None, limit: int | None = None,
+                         revision: int | None = None, timeout: float = 5.0) -> Any:
+        """etcd's Range, linearizable (ReadIndex): a RangeResult of the keys in
+        ``[start, end)`` (``end=None``: the key alone) as of ``revision``."""
+        return await kv_watch.read_range(self, start, end, limit, revision, timeout)
+
+    async def watch_events(self, start: str, end: str | None, after_revision: int | None,
+                           timeout: float = 5.0, limit: int | None = None) -> dict[str, Any]:
+        """Long poll on the history: the changes in the range after
+        ``after_revision`` (see :func:`~cluster_actors.runtime.kv_watch.watch_events`)."""
+        return await kv_watch.watch_events(self, start, end, after_revision, timeout, limit)
+
     async def _confirm_read(self, timeout: float) -> None:
         """Return once a quorum confirmed this node still leads and it applied
         everything committed when the read arrived (Raft's ReadIndex); raises
@@ -856,6 +870,14 @@ class ConsensusActor(SupervisedActor):
 
     async def read_prefix(self, prefix: str, timeout: float = 5.0) -> list[Any]:
         return await self.core.read_prefix(prefix, timeout)
+
+    async def read_range(self, start: str, end: str | None = None, limit: int | None = None,
+                         revision: int | None = None, timeout: float = 5.0) -> Any:
+        return await self.core.read_range(start, end, limit, revision, timeout)
+
+    async def watch_events(self, start: str, end: str | None, after_revision: int | None,
+                           timeout: float = 5.0, limit: int | None = None) -> dict[str, Any]:
+        return await self.core.watch_events(start, end, after_revision, timeout, limit)
 
     async def status(self) -> dict[str, Any]:
         return self.core.status()

@@ -92,9 +92,11 @@ class ClusterStateMachine(LeasedKV):
 
     def restore(self, blob: bytes | None) -> None:
         if blob is None:
+            limit = self.history.limit
             self.__init__(self.initial_config, self.max_sessions,  # type: ignore[misc]
                           known_strategies=self.known_strategies,
                           min_election_timeout=self.min_election_timeout)
+            self.history.limit = limit
             return
         before = self.config.config
         kv_blob, self.config = pickle.loads(blob)

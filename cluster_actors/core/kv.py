@@ -1,10 +1,13 @@
 """The replicated state machine that consensus applies: a key-value store with
-revisions (like etcd's MVCC keyspace, latest version only) and client sessions.
+revisions (like etcd's MVCC keyspace) and client sessions.
 
 Every mutation bumps the store's ``revision``; each key records the revision
 that created it (``create_revision``, usable as a fencing token: it strictly
 increases each time the key is created anew), the revision of its last change
-(``mod_revision``) and its ``version`` (changes since creation).
+(``mod_revision``) and its ``version`` (changes since creation). Each change
+is also kept in a bounded history (:mod:`.mvcc`), so reads can see a past
+revision and watchers can follow changes; ``("compact", revision)`` drops the
+history up to a revision (its result: the ``compacted_revision`` after it).
 
 Client sessions make retries safe: a :class:`Command` carries
 ``(client_id, seq)``; a command whose ``seq`` was already applied returns the
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..errors import ValidationFailed
+from .mvcc import DEFAULT_MVCC_HISTORY, Change, History, RangeResult
 from .pickling import pickled_by_fields
 from .raft_types import Entry, EntryKind
 
@@ -194,11 +198,15 @@ class KVStateMachine:
     arity) and implementing :meth:`execute_extra`; they share the sessions.
     """
 
-    EXTRA_OPS: ClassVar[dict[str, int]] = {}
+    EXTRA_OPS: ClassVar[dict[str, int]] = {"compact": 2}
 
-    def __init__(self, max_sessions: int = 10_000) -> None:
+    def __init__(self, max_sessions: int = 10_000,
+                 mvcc_history: int = DEFAULT_MVCC_HISTORY) -> None:
+        """``mvcc_history``: how many revisions of changes the history keeps
+        (every replica must be given the same)."""
         self.data: dict[str, KeyValue] = {}
         self.revision = 0
+        self.history = History(mvcc_history)
         self.applied_index = 0
         self.sessions: dict[str, _Session] = {}
         self.max_sessions = max_sessions
@@ -246,7 +254,16 @@ class KVStateMachine:
             del self.sessions[oldest]
 
     def execute_extra(self, op: tuple[Any, ...]) -> Any:
-        """Execute an op listed in ``EXTRA_OPS`` (subclasses override)."""
+        """Execute an op listed in ``EXTRA_OPS`` (subclasses override and
+        call this for the ops they do not know)."""
+        if op[0] == "compact":
+            revision = op[1]
+            if isinstance(revision, bool) or not isinstance(revision, int) or \
+                    not 0 <= revision <= self.revision:
+                raise InvalidCommand(f"compact takes a revision in [0, {self.revision}] (the "
+                                     f"current one), got {revision!r}")
+            self.history.compact(revision)
+            return self.history.compacted_revision
         raise InvalidCommand(f"operation {shown(op[0])} is not implemented")
 
     def _execute(self, op: tuple[Any, ...]) -> KVResult:
@@ -276,6 +293,7 @@ class KVStateMachine:
                       prev.create_revision if prev else self.revision,
                       self.revision, prev.version + 1 if prev else 1)
         self.data[key] = kv
+        self.history.record(Change(self.revision, key, kv, prev))
         return KVResult(True, self.revision, kv, prev)
 
     def _delete(self, key: str) -> KVResult:
@@ -283,6 +301,7 @@ class KVStateMachine:
         if prev is None:
             return KVResult(False, self.revision, None, None)
         self.revision += 1
+        self.history.record(Change(self.revision, key, None, prev))
         return KVResult(True, self.revision, None, prev)
 
     def _txn(self, compares: Sequence[tuple[str, str, Any]], success: Sequence[tuple[Any, ...]],
@@ -309,20 +328,43 @@ class KVStateMachine:
     def range(self, prefix: str = "") -> list[KeyValue]:
         return [kv for key, kv in sorted(self.data.items()) if key.startswith(prefix)]
 
+    def range_view(self, start: str, end: str | None = None, limit: int | None = None,
+                   revision: int | None = None) -> RangeResult:
+        """etcd's Range (a local read): the records of the keys in ``[start,
+        end)`` (``end=None``: the key ``start`` alone; ``mvcc.ALL_KEYS``: no
+        upper bound) by key, at most ``limit``, as of ``revision`` (None: now).
+        Raises ``Compacted`` for a revision before the history's start and
+        ValidationFailed for bad arguments or a future revision."""
+        return self.history.range(self.data, self.revision, start, end, limit, revision)
+
+    def changes_since(self, after: int, start: str, end: str | None = None,
+                      limit: int | None = None) -> tuple[list[Change], int]:
+        """The changes of keys in the range with a revision above ``after``
+        (see :meth:`.mvcc.History.since`): what a watch delivers next."""
+        return self.history.since(after, start, end, self.revision, limit)
+
+    @property
+    def compacted_revision(self) -> int:
+        return self.history.compacted_revision
+
     # ------------------------------------------------------------- snapshots
     def snapshot(self) -> bytes:
         """The whole state, sessions included (so deduplication survives
         compaction), as bytes."""
         sessions = {c: (s.floor, s.results, s.last_index) for c, s in self.sessions.items()}
-        return pickle.dumps((self.data, self.revision, self.applied_index, sessions),
-                            protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((self.data, self.revision, self.applied_index, sessions,
+                             self.history.to_state()), protocol=pickle.HIGHEST_PROTOCOL)
 
     def restore(self, blob: bytes | None) -> None:
+        limit = self.history.limit
         if blob is None:
             self.__init__(self.max_sessions)  # type: ignore[misc]
+            self.history.limit = limit
             return
-        data, revision, applied, sessions = pickle.loads(blob)
+        data, revision, applied, sessions, *history = pickle.loads(blob)
         self.data, self.revision, self.applied_index = data, revision, applied
+        self.history = (History.from_state(history[0], limit) if history
+                        else History(limit, compacted_revision=revision))
         self.sessions = {c: _Session(f, r, i) for c, (f, r, i) in sessions.items()}
 
     def state_hash(self) -> str:
@@ -337,7 +379,7 @@ class KVStateMachine:
 
     def _compute_state_hash(self) -> str:
         digest = hashlib.blake2b(digest_size=16)
-        digest.update(str(self.revision).encode())
+        digest.update(repr((self.revision, self.history.hash_parts())).encode())
         for key in sorted(self.data):
             kv = self.data[key]
             try:

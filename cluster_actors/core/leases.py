@@ -227,7 +227,7 @@ _check_lease_op = check_lease_op  # the former private name
 class LeasedKV(KVStateMachine):
     """The key-value state machine with leases (see the module doc)."""
 
-    EXTRA_OPS: ClassVar[dict[str, int]] = dict(LEASE_OPS)
+    EXTRA_OPS: ClassVar[dict[str, int]] = {**KVStateMachine.EXTRA_OPS, **LEASE_OPS}
 
     def __init__(self, max_sessions: int = 10_000) -> None:
         super().__init__(max_sessions)

@@ -86,6 +86,13 @@ class LeaseManager:
             self._seen = seen
             self._notify()
 
+    def next_change(self) -> asyncio.Event:
+        """An event set at the next applied change of a key or a lease, or when
+        this node's role changes (what long polls wait on)."""
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        return self._changed
+
     def _notify(self) -> None:
         if self._changed is not None:
             self._changed.set()

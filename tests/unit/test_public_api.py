@@ -20,6 +20,7 @@ EXPECTED_EXPORTS = {
     "LifecycleTransition",
     "Barrier", "Queue", "RWLock", "Registration", "Semaphore", "ServiceInstance",
     "ServiceWatch", "Singleton", "SingletonProxy",
+    "Compacted", "RangeResult", "Watch", "WatchEvent", "prefix_end",
 }
 
 
