@@ -632,6 +632,7 @@ class KVClient:
         check_range(key_or_prefix, end)
         return Watch(self, key_or_prefix, end, start_revision, poll_timeout)
 
+
 def _refused(command: Command, error: BaseException) -> ClusterError:
     """A command Ray could not carry, as a ClusterError naming the real error."""
     refused = ClusterError(

@@ -291,9 +291,20 @@ class Node:
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    # what Cluster.start's registry hands a founding node of a fresh cluster
+    async def start_info(cluster: str, node_id: str) -> dict[str, Any]:
+        return {"cluster_id": "limits-test", "fresh": True, "founder": True}
+
+    async def claim_founding(cluster: str, node_id: str) -> bool:
+        return True
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr("cluster_actors.actors.consensus.start_info", start_info)
+    patch.setattr("cluster_actors.actors.consensus.claim_founding", claim_founding)
     n = Node(str(tmp_path_factory.mktemp("limits")))
     yield n
     n.close()
+    patch.undo()
 
 
 def test_the_10_to_400_lease_is_refused_and_the_leader_keeps_ticking(node: Node) -> None:
