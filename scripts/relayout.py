@@ -73,6 +73,8 @@ MOVES: dict[str, str] = {
     "cluster_actors.chaos_cli": "cluster_actors.cli.chaos",
     "cluster_actors.testing.sim_cli": "cluster_actors.cli.sim",
     "cluster_actors.sim_demo": "cluster_actors.cli.sim_demo",
+    "cluster_actors.leader_watch": "cluster_actors.client.leader_watch",
+    "cluster_actors.kv_watch": "cluster_actors.client.watch",
 }
 
 

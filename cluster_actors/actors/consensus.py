@@ -459,8 +459,6 @@ class ConsensusCore:
         ``MAX_BATCH`` commands, or a bad ``timeout``, is refused whole; nothing
         is proposed."""
         self.require_started()
-        if self.raft.role is not Role.LEADER:
-            raise NotLeader(self.node_id, self.raft.lead)
         if not isinstance(commands, (list, tuple)) or len(commands) > MAX_BATCH:
             raise InvalidCommand(f"submit takes a list of at most {MAX_BATCH} commands, got "
                                  f"{type(commands).__name__} {shown(commands)}")
@@ -479,6 +477,8 @@ class ConsensusCore:
                 positions.append(position)
         if len(accepted) < len(commands):
             self.stats["refused"] += len(commands) - len(accepted)
+        if accepted and self.raft.role is not Role.LEADER:
+            raise NotLeader(self.node_id, self.raft.lead)
         if accepted:
             for position, result in zip(positions, await self._propose_checked(
                     accepted, timeout), strict=True):
