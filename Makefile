@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m cluster_actors.demo
+	$(BIN)/python -m cluster_actors.cli.demo
 
 test: $(STAMP)
 	$(BIN)/ruff check cluster_actors strategies tests benchmarks

@@ -24,7 +24,7 @@ from pathlib import Path
 import ray
 
 from cluster_actors.chaos import ChaosMonkey
-from cluster_actors.checker import percentiles, wait_for_convergence
+from cluster_actors.chaos.checker import percentiles, wait_for_convergence
 from cluster_actors.cluster import Cluster
 
 

@@ -30,8 +30,8 @@ from typing import Any
 import ray
 
 from cluster_actors.cluster import Cluster
-from cluster_actors.election import Leadership
-from cluster_actors.leader_actor import LeaderActor
+from cluster_actors.recipes.election import Leadership
+from cluster_actors.recipes.leader_actor import LeaderActor
 
 ELECTION = "bench"
 ELECTED_KEY = "bench/elected"

@@ -20,14 +20,15 @@ from pydantic import BaseModel
 
 import strategies
 
-from .client import DEFAULT_TIMEOUT, ComponentClient, KVClient, MonitorClient, unwrap
-from .config_client import ConfigClient
-from .coordinator_client import Coordinator
+from .client.components import DEFAULT_TIMEOUT, ComponentClient, MonitorClient, unwrap
+from .client.config import ConfigClient
+from .client.coordinator import Coordinator
+from .client.data import DataStore
+from .client.kv import KVClient
+from .client.leader_watch import LeaderWatch
 from .core.config import parse_config
 from .core.supervision import Strategy, SupervisorFlags
-from .data_client import DataStore
 from .errors import ClusterError, CoordinationTimeout, NotFound, ValidationFailed
-from .leader_watch import LeaderWatch
 from .node import NodePlan, node_supervisor_spec
 from .options import ClusterOptions
 from .runtime.hosting import find_component, forget_cluster
@@ -95,9 +96,9 @@ class ClusterStatus(BaseModel):
 
 class NodeHandle:
     """Blocking clients for each component of one node: ``coordinator`` (a typed
-    :class:`~cluster_actors.coordinator_client.Coordinator`), ``membership``,
+    :class:`~cluster_actors.client.coordinator.Coordinator`), ``membership``,
     ``heartbeat``, ``consensus``, ``sync``, ``monitor`` and ``config`` (the
-    seed's Configuration API, :class:`~cluster_actors.config_client.ConfigClient`).
+    seed's Configuration API, :class:`~cluster_actors.client.config.ConfigClient`).
     Every client has every remote call of its component, and ``subscribe``."""
 
     def __init__(self, cluster: str, node_id: str, timeout: float) -> None:
@@ -386,7 +387,7 @@ class Cluster:
         first use): ``kill_leader()``, ``kill(node, component)``, ``kill_node``,
         ``partition(groups)``, ``pause``, ``heal()``, a recorded timeline."""
         if self._chaos is None:
-            from .chaos import ChaosMonkey
+            from .chaos.monkey import ChaosMonkey
 
             self._chaos = ChaosMonkey(self)
         return self._chaos
@@ -567,16 +568,16 @@ class Cluster:
 
     # ------------------------------------------------- election and locks
     def election(self, name: str) -> Any:
-        """The :class:`~cluster_actors.election.LeaderElection` named ``name``:
+        """The :class:`~cluster_actors.recipes.election.LeaderElection` named ``name``:
         campaign / proclaim / leader / observe / resign, with fencing tokens."""
-        from .election import LeaderElection
+        from .recipes.election import LeaderElection
 
         return LeaderElection(self, name)
 
     def lock(self, name: str, ttl: float = 2.0, timeout: float | None = None) -> Any:
-        """A :class:`~cluster_actors.lock.Lock` named ``name`` (a new
+        """A :class:`~cluster_actors.recipes.lock.Lock` named ``name`` (a new
         contender per call), released when its holder's ``ttl`` s lease expires."""
-        from .lock import Lock
+        from .recipes.lock import Lock
 
         return Lock(self, name, ttl=ttl, timeout=timeout)
 

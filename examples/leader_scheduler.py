@@ -29,8 +29,8 @@ from typing import Any
 import ray
 
 from cluster_actors.cluster import Cluster
-from cluster_actors.election import Leadership, StaleToken
-from cluster_actors.leader_actor import LeaderActor, NotLeading, leader_only
+from cluster_actors.recipes.election import Leadership, StaleToken
+from cluster_actors.recipes.leader_actor import LeaderActor, NotLeading, leader_only
 
 ELECTION = "scheduler"
 SCHEDULE_KEY = "schedule/current"

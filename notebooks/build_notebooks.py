@@ -88,7 +88,7 @@ QUICKSTART = [
         from rich.console import Console
 
         from cluster_actors.cluster import Cluster
-        from cluster_actors.demo import status_table
+        from cluster_actors.cli.demo import status_table
 
         started = time.perf_counter()
         cluster = Cluster.start("quickstart", nodes=3, fresh=True)
@@ -158,7 +158,7 @@ CHAOS = [
         4. a linearizability check of everything the clients saw meanwhile.
 
         Faults come from `ChaosMonkey` (`cluster_actors.chaos`), the client
-        load from `RegisterWorkload` (`cluster_actors.workload`): clients doing
+        load from `RegisterWorkload` (`cluster_actors.chaos.workload`): clients doing
         reads, writes and compare-and-sets through the linearizable store,
         recorded with their call and return times. The failure detector runs
         with 100 ms heartbeats and a 300 ms acceptable pause, so that phi
@@ -180,7 +180,7 @@ CHAOS = [
         from cluster_actors.chaos import ChaosMonkey
         from cluster_actors.cluster import Cluster
         from cluster_actors.testing.linearizability import KVModel, check_operations
-        from cluster_actors.workload import RegisterWorkload
+        from cluster_actors.chaos.workload import RegisterWorkload
 
         OPTIONS = {"heartbeat_interval": 100, "acceptable_heartbeat_pause": 300}
         LEADER_KILLS = 4

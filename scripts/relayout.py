@@ -106,7 +106,7 @@ SPLITS: dict[str, Split] = {
             "(``tracing``). It stands low, like logging: it imports nothing of the "
             "project above ``core``."),
     "cluster_actors.cli": Split(
-        {"main": []}, rest="main", main_entry=True,
+        {"app": []}, rest="app", main_entry=True,
         doc="The ``cluster-actors`` command (``main``) and the commands it runs: "
             "``demo``, ``chaos``, ``sim``, ``sim_demo``."),
 }
@@ -629,7 +629,7 @@ def readme_layout(text: str, root: Path) -> str:
         pkg = root / PKG / name.rstrip("/")
         if name.endswith("/") and pkg.is_dir():
             mods = sorted(p.stem for p in pkg.glob("*.py")
-                          if not p.stem.startswith("__") and p.stem != "main")
+                          if not p.stem.startswith("__") and p.stem != "app")
             if name in ("recipes/", "cli/"):
                 doc = f"{doc}: {', '.join(mods)}"
         head = f"  {name}".ljust(17) if len(name) < 15 else f"  {name} "

@@ -76,7 +76,7 @@ from ..runtime.storage import (
 )
 from ..runtime.supervisor import SupervisedActor
 from ..runtime.transport import FaultFilter, Transport
-from ..telemetry import SPAN_ELECTION, configure_tracing_from_options, start_span
+from ..telemetry.tracing import SPAN_ELECTION, configure_tracing_from_options, start_span
 from .consensus_start import (
     FIRST_RETRY,
     LONGEST_RETRY,

@@ -64,7 +64,7 @@ from ..core.monitoring import health_summary
 from ..errors import ClusterError, CoordinationTimeout, NoQuorum, ValidationFailed
 from ..runtime.hosting import find_component, hosted_by
 from ..runtime.naming import namespace, node_supervisor_name, root_supervisor_name
-from ..telemetry import (
+from ..telemetry.tracing import (
     configure_tracing_from_env,
     configure_tracing_from_options,
     election_span,

@@ -40,7 +40,7 @@ from ray.exceptions import RayActorError
 
 from ..core.config import ConfigChange, ConfigStore, ConfigVersion
 from ..errors import ClusterError, CoordinationTimeout, NotLeader, ValidationFailed
-from ..telemetry import config_change_span
+from ..telemetry.tracing import config_change_span
 from .monitor import NotFound, bounded, task_cause
 
 logger = logging.getLogger(__name__)

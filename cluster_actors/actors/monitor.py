@@ -43,7 +43,8 @@ from ..errors import ClusterError, CoordinationTimeout, NotFound
 from ..runtime.events import subscriber_key
 from ..runtime.hosting import find_component
 from ..runtime.naming import namespace, node_supervisor_name
-from ..telemetry import PrometheusExporter, configure_tracing_from_env
+from ..telemetry.metrics import PrometheusExporter
+from ..telemetry.tracing import configure_tracing_from_env
 from .base import ComponentActor
 
 logger = logging.getLogger(__name__)

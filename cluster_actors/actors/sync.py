@@ -71,7 +71,7 @@ from ..core.store import ReplicaStore
 from ..core.vclock import VectorClock, merge_vector_clocks
 from ..errors import NoQuorum, NotFound, SyncFailed, ValidationFailed
 from ..runtime.replica_storage import ReplicaStorage, replica_database_path
-from ..telemetry import configure_tracing_from_options, sync_span
+from ..telemetry.tracing import configure_tracing_from_options, sync_span
 from .base import ComponentActor
 
 logger = logging.getLogger(__name__)

@@ -24,8 +24,8 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ClusterError, CoordinationTimeout
-from ..lease import Lease, run_op
 from .checks import check_count, check_name, check_timeout, check_ttl
+from .lease import Lease, run_op
 from .line import POLL_S, LeaseLine, ordered
 
 if TYPE_CHECKING:

@@ -1,9 +1,9 @@
 """One contender on a :class:`~.line.LeaseLine` that holds while a rule is
-true (the shape of :class:`~cluster_actors.lock.Lock`, with the rule as a
+true (the shape of :class:`~cluster_actors.recipes.lock.Lock`, with the rule as a
 parameter): the base of the read and write locks and the semaphore.
 
 A holder has a fencing token (its key's create revision) and the guarded and
-fenced writes of :class:`~cluster_actors.election.Hold`. It is released by
+fenced writes of :class:`~cluster_actors.recipes.election.Hold`. It is released by
 ``release()``, on leaving the ``with``, or by the cluster when its lease
 expires (death, pause, partition); ``lost`` tells the holder.
 """
@@ -16,9 +16,9 @@ import uuid
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..core.kv import KVResult
-from ..election import Hold
 from ..errors import ClusterError, CoordinationTimeout
 from .checks import check_name, check_timeout, check_ttl
+from .election import Hold
 from .line import LeaderInfo, LeaseLine, Ready, is_first
 
 if TYPE_CHECKING:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ClusterError, CoordinationTimeout
-from ..lease import Lease, check_ttl, leader_call, run_op
+from .lease import Lease, check_ttl, leader_call, run_op
 
 if TYPE_CHECKING:
     from ..cluster import Cluster

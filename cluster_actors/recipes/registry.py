@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ClusterError, ValidationFailed
-from ..lease import Lease, run_op
 from .checks import check_name, check_ttl
+from .lease import Lease, run_op
 from .line import POLL_S, Item, LeaseLine, info_of, ordered
 
 if TYPE_CHECKING:

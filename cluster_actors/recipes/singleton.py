@@ -35,9 +35,9 @@ import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from ..election import LeaderElection, Leadership
 from ..errors import ClusterError, CoordinationTimeout
 from .checks import check_name, check_timeout, check_ttl
+from .election import LeaderElection, Leadership
 from .line import Cancelled, LeaderInfo
 
 if TYPE_CHECKING:

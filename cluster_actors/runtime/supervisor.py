@@ -94,7 +94,7 @@ from cluster_actors.errors import ClusterError, CoordinationTimeout, ValidationF
 from cluster_actors.runtime.failstop import run_forever
 from cluster_actors.runtime.naming import node_supervisor_name
 from cluster_actors.runtime.spans import recorded_spans
-from cluster_actors.telemetry import SPAN_SUPERVISOR_RESTART, ensure_tracing, start_span
+from cluster_actors.telemetry.tracing import SPAN_SUPERVISOR_RESTART, ensure_tracing, start_span
 
 logger = logging.getLogger(__name__)
 

@@ -552,6 +552,6 @@ def sweep(seeds: Iterable[int], on_result: Callable[[RunResult], None] | None = 
 if __name__ == "__main__":
     import sys
 
-    from cluster_actors.testing.sim_cli import main
+    from cluster_actors.cli.sim import main
 
     sys.exit(main())

@@ -23,8 +23,7 @@ from cluster_actors.chaos import (
     expand_faults,
     plan_schedule,
 )
-from cluster_actors.chaos_cli import run_chaos
-from cluster_actors.checker import (
+from cluster_actors.chaos.checker import (
     CHECKS,
     ChaosReport,
     check_convergence,
@@ -37,11 +36,12 @@ from cluster_actors.checker import (
     replay,
     wait_for_convergence,
 )
+from cluster_actors.chaos.workload import HistoryOp, StatusSample
+from cluster_actors.cli.chaos import run_chaos
 from cluster_actors.cluster import Cluster
 from cluster_actors.core.kv import Command
 from cluster_actors.errors import ValidationFailed
 from cluster_actors.testing.faulty import DOUBLE_APPLY, FORGETFUL, component_overrides
-from cluster_actors.workload import HistoryOp, StatusSample
 from tests.ray.waiting import wait_until
 
 HANG_GUARD = 60.0
@@ -286,7 +286,7 @@ def test_a_command_applied_twice_is_caught(ray_local: None) -> None:
 def test_removing_a_ray_node_from_a_multi_node_ray_cluster(tmp_path) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "report.json"
     run = subprocess.run(
-        [sys.executable, "-m", "cluster_actors.chaos_cli", "--nodes", "3", "--ray-nodes", "3",
+        [sys.executable, "-m", "cluster_actors.cli.chaos", "--nodes", "3", "--ray-nodes", "3",
          "--duration", "12", "--interval", "5", "--faults", "remove_node,kill", "--seed", "2",
          "--no-progress", "--report", str(out)],
         capture_output=True, text=True, timeout=600, env={**os.environ, "RAY_DEDUP_LOGS": "0"})

@@ -20,8 +20,8 @@ import ray
 from prometheus_client.parser import text_string_to_metric_families
 from ray.exceptions import RayActorError
 
+from cluster_actors.client.coordinator import ClusterStatusModel, Coordinator, Quorum
 from cluster_actors.cluster import Cluster
-from cluster_actors.coordinator_client import ClusterStatusModel, Coordinator, Quorum
 from cluster_actors.errors import ClusterError, NotFound, UnknownStrategy, ValidationFailed
 from cluster_actors.runtime.naming import actor_name, namespace, registry_name
 

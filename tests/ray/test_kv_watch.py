@@ -12,10 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from cluster_actors.client.watch import WatchEvent
 from cluster_actors.cluster import Cluster
 from cluster_actors.errors import Compacted, NotFound, ValidationFailed
-from cluster_actors.kv_watch import WatchEvent
-from cluster_actors.lease import Lease
+from cluster_actors.recipes.lease import Lease
 from tests.ray.waiting import wait_until
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]

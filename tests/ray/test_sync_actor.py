@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import ray
 
+from cluster_actors.client.data import DataStore
 from cluster_actors.cluster import Cluster
-from cluster_actors.data_client import DataStore
 from cluster_actors.errors import (
     ClusterError,
     NotFound,

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 import ray
 
-import cluster_actors.cli as cli
-from cluster_actors.cli import _up, build_parser
+from cluster_actors.cli.app import _up, build_parser
 from cluster_actors.cluster import Cluster, ClusterStatus
 
 
@@ -31,7 +30,7 @@ def test_up_passes_fresh_only_when_given(monkeypatch: pytest.MonkeyPatch, extra:
         return Started()
 
     monkeypatch.setattr(Cluster, "start", staticmethod(start))
-    monkeypatch.setattr(cli, "_connect", lambda address: None)
+    monkeypatch.setattr("cluster_actors.cli.app._connect", lambda address: None)
     monkeypatch.setattr(ray, "nodes", lambda: [{"NodeID": "r1", "Alive": True}])
     args = build_parser().parse_args(["up", "--name", "c", "--nodes", "3", *extra])
     assert args.run is _up

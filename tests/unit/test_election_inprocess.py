@@ -21,9 +21,9 @@ import pytest
 from cluster_actors.core.cluster_state import ClusterStateMachine
 from cluster_actors.core.kv import Command
 from cluster_actors.core.raft_types import Entry, EntryKind, Role
-from cluster_actors.election import Cancelled, LeaderElection, StaleToken
 from cluster_actors.errors import NoQuorum, NotLeader
-from cluster_actors.lock import Lock
+from cluster_actors.recipes.election import Cancelled, LeaderElection, StaleToken
+from cluster_actors.recipes.lock import Lock
 from cluster_actors.runtime.leases import LeaseManager
 
 HANG = 30.0  # seconds; only catches hangs
@@ -263,7 +263,7 @@ def test_observe_yields_each_change_in_order(cluster: FakeCluster) -> None:
 def test_a_bad_ttl_raises_validation_failed_before_anything_is_granted(
         cluster: FakeCluster, ttl: Any) -> None:
     from cluster_actors.errors import ValidationFailed
-    from cluster_actors.lease import Lease
+    from cluster_actors.recipes.lease import Lease
 
     election = LeaderElection(cluster, "bad-ttl")  # type: ignore[arg-type]
     with pytest.raises(ValidationFailed, match="ttl"):

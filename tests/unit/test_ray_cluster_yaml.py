@@ -21,7 +21,7 @@ import jsonschema
 import pytest
 import yaml
 
-from cluster_actors.cli import _up, build_parser
+from cluster_actors.cli.app import _up, build_parser
 from tests.conftest import PROJECT_ROOT
 
 autoscaler_util = pytest.importorskip("ray.autoscaler._private.util")

@@ -218,7 +218,7 @@ def test_bad_input_is_refused_with_what_to_pass_and_changes_nothing(
 
 
 def test_the_line_moved_out_of_election_stays_importable_under_its_old_names() -> None:
-    from cluster_actors import election
+    from cluster_actors.recipes import election
     from cluster_actors.recipes.line import Cancelled, LeaderInfo, LeaseLine
 
     assert election._Queue is LeaseLine and election.LeaderInfo is LeaderInfo

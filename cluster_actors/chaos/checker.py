@@ -38,13 +38,14 @@ from typing import Any
 
 import ray
 
-from .chaos import ClusterProbe, FaultEvent, Timeline
-from .core.cluster_state import ClusterStateMachine
-from .core.kv import Command, KVResult
-from .core.raft_log import RaftLog
-from .core.raft_types import Entry, EntryKind, Role, Snapshot
-from .testing.invariants import InvariantViolation, RaftInvariants
-from .testing.linearizability import KVModel, Verdict, check_operations
+from ..core.cluster_state import ClusterStateMachine
+from ..core.kv import Command, KVResult
+from ..core.raft_log import RaftLog
+from ..core.raft_types import Entry, EntryKind, Role, Snapshot
+from ..testing.invariants import InvariantViolation, RaftInvariants
+from ..testing.linearizability import KVModel, Verdict, check_operations
+from .monkey import FaultEvent, Timeline
+from .probe import ClusterProbe
 from .workload import HistoryOp, StatusSample
 
 CHECKS = ("linearizability", "lost_writes", "applied_once", "convergence", "raft_logs",

@@ -30,10 +30,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .chaos import ClusterProbe
-from .core.kv import KVResult
-from .errors import SyncFailed
-from .testing.linearizability import UNKNOWN, Operation
+from ..core.kv import KVResult
+from ..errors import SyncFailed
+from ..testing.linearizability import UNKNOWN, Operation
+from .probe import ClusterProbe
 
 OUTCOMES = ("ok", "fail", "info")
 
@@ -276,7 +276,7 @@ class SetWorkload:
     def __init__(self, cluster: Any, *, clients: int = 2, key: str = "chaos-set",
                  op_timeout: float = 3.0, seed: int = 0,
                  clock: Callable[[], float] | None = None) -> None:
-        from .data_client import DataStore
+        from ..client.data import DataStore
 
         self.node_ids = list(cluster.node_ids)
         self.stores = {n: DataStore(cluster.name, n, op_timeout) for n in self.node_ids}

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
-from .sim import BUGS, FAULT_KINDS, run_seed
+from ..testing.sim import BUGS, FAULT_KINDS, run_seed
 
 
 @dataclass(slots=True)

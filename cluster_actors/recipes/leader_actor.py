@@ -40,8 +40,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ..errors import ClusterError
 from .election import Cancelled, LeaderElection, LeaderInfo, Leadership
-from .errors import ClusterError
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class LeaderActor:
 
     def __init__(self, cluster: Any, election: str, *, candidate_id: str | None = None,
                  value: Any = None, ttl: float = 2.0, autostart: bool = True) -> None:
-        from .cluster import Cluster
+        from ..cluster import Cluster
 
         name = cluster if isinstance(cluster, str) else cluster.name
         self._leader_cluster = Cluster.attach(name)

@@ -28,11 +28,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .core.limits import lease_ttl_ms
-from .errors import ClusterError, CoordinationTimeout
+from ..core.limits import lease_ttl_ms
+from ..errors import ClusterError, CoordinationTimeout
 
 if TYPE_CHECKING:
-    from .cluster import Cluster
+    from ..cluster import Cluster
 
 logger = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .errors import ClusterError
+from ..errors import ClusterError
 
 DEFAULT_NAME = "cluster"
 
@@ -64,7 +64,7 @@ def _address_option(address: str) -> str:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from .cluster import Cluster
+    from ..cluster import Cluster
     from .demo import status_table
 
     _connect(args.address)
@@ -76,7 +76,7 @@ def _status(args: argparse.Namespace) -> int:
 def _up(args: argparse.Namespace) -> int:
     import ray
 
-    from .cluster import Cluster
+    from ..cluster import Cluster
     from .demo import status_table
 
     _connect(args.address)
@@ -99,7 +99,7 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    from .cluster import Cluster
+    from ..cluster import Cluster
 
     _connect(args.address)
     cluster = Cluster.attach(args.name, address=args.address)
@@ -117,7 +117,7 @@ def _json_value(text: str) -> object:
 
 
 def _config(args: argparse.Namespace) -> int:
-    from .cluster import Cluster
+    from ..cluster import Cluster
 
     _connect(args.address)
     config = Cluster.attach(args.name, address=args.address).config(args.node)
@@ -140,7 +140,7 @@ def _config(args: argparse.Namespace) -> int:
 
 
 def _attached(args: argparse.Namespace) -> Any:
-    from .cluster import Cluster
+    from ..cluster import Cluster
 
     _connect(args.address)
     return Cluster.attach(args.name, address=args.address)
@@ -244,14 +244,14 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _sim(args: argparse.Namespace) -> int:
-    from .testing.sim_cli import main
+    from .sim import main
 
     return main(args.rest)
 
 
 def _chaos(args: argparse.Namespace) -> int:
     try:
-        from .chaos_cli import main
+        from .chaos import main
     except ModuleNotFoundError:
         raise ClusterError("the chaos command is not available in this build") from None
     return int(main(args.rest) or 0)
@@ -262,7 +262,7 @@ def bench_runner(package_dir: Path | None = None) -> Path:
     parent directory); ClusterError saying so when the package was installed
     without the checkout."""
     if package_dir is None:
-        package_dir = Path(__file__).resolve().parent
+        package_dir = Path(__file__).resolve().parents[1]
     runner = package_dir.parent / "benchmarks" / "run.py"
     if not runner.is_file():
         raise ClusterError(f"the benchmarks need a source checkout: {runner} does not exist "

@@ -29,9 +29,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .client import DEFAULT_TIMEOUT, ComponentClient
-from .core.data_ops import check_data_op
-from .errors import SyncFailed, ValidationFailed
+from ..core.data_ops import check_data_op
+from ..errors import SyncFailed, ValidationFailed
+from .components import DEFAULT_TIMEOUT, ComponentClient
 
 
 class DataStore:

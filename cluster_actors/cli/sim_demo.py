@@ -9,8 +9,8 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from .core.kv import Command
-from .testing.sim import SimConfig, Simulation
+from ..core.kv import Command
+from ..testing.sim import SimConfig, Simulation
 
 
 def _run_until(sim: Simulation, condition, limit: int) -> int:  # type: ignore[no-untyped-def]

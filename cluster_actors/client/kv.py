@@ -1,49 +1,25 @@
-"""Blocking clients for a running cluster: a generic proxy to any component
-actor, and the linearizable key-value client.
-
-:class:`ComponentClient` turns every remote method of a component actor into
-a blocking call (``client.get_status()``), re-resolving the actor by name if
-it was restarted by its supervisor.
-
-:class:`KVClient` writes through Raft with a client session: each command
-carries ``(client_id, seq)``, so a command retried after a timeout or a
-leader change is applied at most once. Concurrent callers are coalesced: a
-sender thread ships every command queued while the previous batch was in
-flight as one Ray call, with up to ``max_in_flight`` batches pipelined.
-Writes go to the leader; a follower answers ``NotLeader`` with the leader's id
-and the client redirects (writes are not forwarded between nodes).
-
-Errors are per command: an op that is malformed, a value the log's plain
-pickle refuses or larger than ``max_value_bytes`` is refused locally, before
-it is queued (its future holds the ValidationFailed; nothing is sent). Should
-a batch still fail as a whole (Ray cannot serialize one of its values, say),
-its commands are sent again one by one, so only the culprit fails; the
-sender thread survives any error, and every resolved command stops holding
-back the acknowledged-results floor (``ack_below``).
-"""
+"""KVClient: part of the package :mod:`cluster_actors.client`."""
 
 from __future__ import annotations
 
 import heapq
 import itertools
-import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Iterable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 import ray
-from ray.actor import ActorHandle
 from ray.exceptions import GetTimeoutError, RayActorError
 
-from .core.cluster_state import ClusterStateMachine
-from .core.kv import Command, InvalidCommand, KeyValue, KVResult, check_key, shown
-from .core.limits import DEFAULT_MAX_VALUE_BYTES, check_keys, check_op
-from .core.mvcc import RangeResult, check_range, prefix_end
-from .core.raft import ProposalDropped
-from .errors import (
+from ..core.cluster_state import ClusterStateMachine
+from ..core.kv import Command, InvalidCommand, KeyValue, KVResult, check_key, shown
+from ..core.limits import DEFAULT_MAX_VALUE_BYTES, check_keys, check_op
+from ..core.mvcc import RangeResult, check_range, prefix_end
+from ..core.raft import ProposalDropped
+from ..errors import (
     ClusterError,
     CoordinationTimeout,
     NoQuorum,
@@ -51,242 +27,11 @@ from .errors import (
     NotLeader,
     ValidationFailed,
 )
-from .kv_watch import Watch
-from .runtime.hosting import find_component
-from .runtime.naming import actor_name
+from .components import DEFAULT_TIMEOUT, logger, unwrap
+from .watch import Watch
 
 if TYPE_CHECKING:
-    from .cluster import Cluster
-
-logger = logging.getLogger(__name__)
-
-DEFAULT_TIMEOUT = 10.0
-
-Event = dict[str, Any]
-
-
-_SUBSCRIPTIONS: dict[tuple[Any, ...], Subscription] = {}
-_SUBSCRIPTIONS_LOCK = threading.Lock()
-
-
-def _identity(subscriber: Any) -> Any:
-    """A callable as a dict key: itself (so ``events.append`` made twice is one
-    subscriber, as bound methods compare equal), or its id if unhashable."""
-    try:
-        hash(subscriber)
-    except TypeError:
-        return id(subscriber)
-    return subscriber
-
-
-def unwrap(error: BaseException) -> BaseException:
-    """The ClusterError inside a Ray task error, if any."""
-    cause = getattr(error, "cause", None)
-    if isinstance(cause, BaseException):
-        return cause
-    as_instance = getattr(error, "as_instanceof_cause", None)
-    if callable(as_instance):
-        try:
-            converted = as_instance()
-        except Exception:
-            return error
-        if isinstance(converted, ClusterError):
-            return converted
-    return error
-
-
-class ComponentClient:
-    """Blocking calls on one node's component actor, e.g.
-    ``cluster.node("n1").consensus.get_status()``."""
-
-    def __init__(self, cluster: str, node_id: str, component: str,
-                 timeout: float = DEFAULT_TIMEOUT) -> None:
-        self._cluster = cluster
-        self._node_id = node_id
-        self._component = component
-        self._timeout = timeout
-        self._handle: Any = None
-
-    @property
-    def handle(self) -> Any:
-        if self._handle is None:
-            self._handle = self._resolve(self._timeout)
-        return self._handle
-
-    def _resolve(self, timeout: float) -> Any:
-        name = actor_name(self._cluster, self._node_id, self._component)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                return find_component(self._cluster, self._node_id, self._component)
-            except ValueError:
-                if time.monotonic() > deadline:
-                    raise ClusterError(
-                        f"no actor {name!r}: is the cluster {self._cluster!r} running and does "
-                        f"node {self._node_id!r} have a {self._component} component?") from None
-                time.sleep(0.05)
-
-    def call(self, method: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
-        """Call ``method`` and wait for its result; retried once on a fresh
-        handle if the actor died and was restarted meanwhile."""
-        timeout = self._timeout if timeout is None else timeout
-        for attempt in range(2):
-            handle = self.handle
-            try:
-                return ray.get(getattr(handle, method).remote(*args, **kwargs), timeout=timeout)
-            except GetTimeoutError:
-                raise CoordinationTimeout(
-                    f"{self._component}.{method} on {self._node_id} did not answer within "
-                    f"{timeout} s") from None
-            except RayActorError:
-                self._handle = None
-                if attempt:
-                    raise
-            except ray.exceptions.RayTaskError as error:
-                raise unwrap(error) from None
-        raise AssertionError("unreachable")
-
-    def subscribe(self, subscriber: Callable[[Event], Any] | Any,
-                  types: Collection[str] | None = None) -> Subscription | None:
-        """Deliver this component's events (of ``types``, default all).
-
-        A Python callable: from a daemon thread, in order, each once; returns
-        the :class:`Subscription`. A Ray actor handle: the component pushes
-        each event to its ``on_event`` (returns None). Anything else raises
-        TypeError."""
-        return self._subscribe("subscribe", subscriber, types)
-
-    def unsubscribe(self, subscriber: Callable[[Event], Any] | Any) -> bool:
-        """Stop a subscription made with :meth:`subscribe`; False if there was none."""
-        return self._unsubscribe("unsubscribe", subscriber)
-
-    def _subscribe(self, method: str, subscriber: Any, types: Collection[str] | None,
-                   accept: Callable[[Event], bool] | None = None) -> Subscription | None:
-        if isinstance(types, str):
-            types = [types]  # one event type, not its letters
-        if isinstance(subscriber, ActorHandle):
-            self.call(method, subscriber, *([sorted(types)] if types else []))
-            return None
-        if not callable(subscriber):
-            raise TypeError(f"{method} takes a callable or a Ray actor handle, "
-                            f"not {type(subscriber).__name__}")
-        if types:
-            wanted = frozenset(types)
-            accept = (lambda event: event["type"] in wanted) if accept is None else accept
-        key = self._subscription_key(method, subscriber)
-        with _SUBSCRIPTIONS_LOCK:
-            existing = _SUBSCRIPTIONS.get(key)
-            if existing is not None and existing.active:
-                return existing  # one thread per callable: no event delivered twice
-            subscription = _SUBSCRIPTIONS[key] = Subscription(self, subscriber, accept)
-        return subscription
-
-    def _unsubscribe(self, method: str, subscriber: Any) -> bool:
-        if isinstance(subscriber, ActorHandle):
-            return bool(self.call(method, subscriber))
-        with _SUBSCRIPTIONS_LOCK:
-            subscription = _SUBSCRIPTIONS.pop(
-                self._subscription_key(method.removeprefix("un"), subscriber), None)
-        if subscription is None:
-            return False
-        subscription.cancel()
-        return True
-
-    def _subscription_key(self, method: str, subscriber: Any) -> tuple[Any, ...]:
-        """Subscriptions are per process, so any client of the same component
-        (``cluster.node(n)`` makes new ones) finds and cancels them."""
-        return (self._cluster, self._node_id, self._component, method, _identity(subscriber))
-
-    def __getattr__(self, method: str) -> Callable[..., Any]:
-        if method.startswith("_"):
-            raise AttributeError(method)
-
-        def remote_call(*args: Any, **kwargs: Any) -> Any:
-            return self.call(method, *args, **kwargs)
-
-        remote_call.__name__ = method
-        return remote_call
-
-    def __repr__(self) -> str:
-        return f"<{self._component} client of {self._cluster}:{self._node_id}>"
-
-
-class Subscription:
-    """A local callback fed by a daemon thread that long-polls a component's
-    ``wait_events`` (made by :meth:`ComponentClient.subscribe` and the
-    component-specific ``subscribe_*`` calls).
-
-    Events (those ``accept`` takes, default all) are delivered in order, each
-    once, starting with the first event after the subscription was made. If the
-    component restarts, delivery continues with the new instance's events. An
-    exception in the callback is logged and does not stop delivery.
-    :meth:`cancel` stops the thread.
-    """
-
-    def __init__(self, client: ComponentClient, callback: Callable[[Event], Any],
-                 accept: Callable[[Event], bool] | None = None,
-                 poll_timeout: float = 1.0) -> None:
-        self._client = client
-        self._callback = callback
-        self._accept = accept
-        self._poll_timeout = poll_timeout
-        self._stop = threading.Event()
-        self.since = client.call("latest_event_seq")
-        self.delivered = 0
-        self._thread = threading.Thread(
-            target=self._run, daemon=True,
-            name=f"events-{client._node_id}-{client._component}")
-        self._thread.start()
-
-    def _run(self) -> None:
-        actor_id = self._client.handle._actor_id.hex()
-        while not self._stop.is_set():
-            try:
-                events = self._client.call("wait_events", self.since, self._poll_timeout,
-                                           timeout=self._poll_timeout + 10.0)
-            except Exception as error:  # restarting, died twice in a row, Ray shutting down
-                logger.debug("event subscription: %s", error)
-                self._stop.wait(0.2)
-                continue
-            current = self._client.handle._actor_id.hex()
-            if current != actor_id:  # a restarted actor numbers from 1 again
-                actor_id, self.since = current, 0
-                continue
-            for event in events:
-                if self._stop.is_set():
-                    return
-                self.since = event["seq"]
-                if self._accept is not None and not self._accept(event):
-                    continue
-                try:
-                    self._callback(event)
-                except Exception:
-                    logger.exception("event callback failed on %s", event.get("type"))
-                self.delivered += 1
-
-    def cancel(self, timeout: float | None = None) -> None:
-        """Stop delivering (waits up to ``timeout`` s for the thread to end)."""
-        self._stop.set()
-        self._thread.join(timeout if timeout is not None else self._poll_timeout + 11.0)
-
-    @property
-    def active(self) -> bool:
-        return self._thread.is_alive()
-
-
-class MonitorClient(ComponentClient):
-    """The monitor's client: :meth:`subscribe_alerts` also takes a local callable."""
-
-    def subscribe_alerts(self, subscriber: Callable[[Event], Any] | Any
-                         ) -> Subscription | None:
-        """Deliver each alert transition: to a callable as its ``alert_<kind>``
-        event (returns the :class:`Subscription`), or pushed to a Ray actor
-        handle's ``on_alert(alert)``."""
-        return self._subscribe("subscribe_alerts", subscriber, None,
-                               lambda event: event["type"].startswith("alert_"))
-
-    def unsubscribe_alerts(self, subscriber: Callable[[Event], Any] | Any) -> bool:
-        return self._unsubscribe("unsubscribe_alerts", subscriber)
+    from ..cluster import Cluster
 
 
 class KVClient:
@@ -317,7 +62,7 @@ class KVClient:
     def put(self, key: str, value: Any, timeout: float | None = None,
             lease: Any = None) -> KVResult:
         """Set ``key``; returns the result with the new revision. ``lease`` (a
-        :class:`~cluster_actors.lease.Lease` or its id) attaches the key to it:
+        :class:`~cluster_actors.recipes.lease.Lease` or its id) attaches the key to it:
         the key is deleted when the lease expires or is revoked."""
         if lease is not None:
             return self._put_leased(key, value, lease, timeout)
@@ -621,7 +366,7 @@ class KVClient:
               prefix: bool = True, end: str | None = None, poll_timeout: float = 1.0) -> Watch:
         """Follow the changes of the keys under a prefix (``prefix=False``: the
         one key; ``end``: the range ``[key_or_prefix, end)``) as an iterator of
-        :class:`~cluster_actors.kv_watch.WatchEvent`, in revision order, each
+        :class:`~cluster_actors.client.watch.WatchEvent`, in revision order, each
         once, across leader changes. From ``start_revision`` if given (still in
         the history, else ``Compacted`` is raised), else from now. Close it
         with ``close()`` or a ``with`` block."""

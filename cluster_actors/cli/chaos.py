@@ -7,7 +7,7 @@ status; then everything is healed, the replicas converge, every key is read
 once more, and :func:`~.checker.judge` checks the promises. The command::
 
     cluster-actors chaos --nodes 5 --duration 60 --faults kill,partition,pause --seed 7
-    python -m cluster_actors.chaos_cli --nodes 5 --duration 600 --seed 7 --report run.json
+    python -m cluster_actors.cli.chaos --nodes 5 --duration 600 --seed 7 --report run.json
 
 starts a fresh cluster on a local Ray (or a multi-node Ray cluster on this
 machine with ``--ray-nodes``), shows a progress bar, prints the summary (ops
@@ -25,10 +25,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .chaos import ChaosMonkey, expand_faults
-from .checker import ChaosReport, judge, wait_for_convergence
-from .errors import ClusterError
-from .workload import RegisterWorkload, SetWorkload, StatusSampler
+from ..chaos.checker import ChaosReport, judge, wait_for_convergence
+from ..chaos.monkey import ChaosMonkey, expand_faults
+from ..chaos.workload import RegisterWorkload, SetWorkload, StatusSampler
+from ..errors import ClusterError
 
 
 def run_chaos(cluster: Any, *, duration: float = 60.0, seed: int = 0,
@@ -156,7 +156,7 @@ def run_chaos_command(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .cluster import Cluster
+    from ..cluster import Cluster
 
     console = Console()
     faults = [f for f in args.faults.split(",") if f.strip()]

@@ -1,6 +1,6 @@
 """A distributed mutex with a fencing token, on the cluster's leases.
 
-The same mechanism as :mod:`cluster_actors.election` under ``lock/<name>/``:
+The same mechanism as :mod:`cluster_actors.recipes.election` under ``lock/<name>/``:
 each contender attaches a key to its lease, the key with the lowest create
 revision holds the lock, and that revision is the fencing token. The lock is
 released by its holder, or by the cluster when the holder's lease expires
@@ -14,13 +14,13 @@ import threading
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from .core.kv import KVResult, shown
+from ..core.kv import KVResult, shown
+from ..errors import ClusterError, CoordinationTimeout, ValidationFailed
 from .election import Hold, LeaderInfo, _Queue
-from .errors import ClusterError, CoordinationTimeout, ValidationFailed
 from .lease import check_ttl
 
 if TYPE_CHECKING:
-    from .cluster import Cluster
+    from ..cluster import Cluster
 
 LOCK_PREFIX = "lock/"
 

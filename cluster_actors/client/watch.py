@@ -16,13 +16,17 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from .core.kv import KeyValue
-from .errors import CoordinationTimeout, NoQuorum, ValidationFailed
+from ..core.kv import KeyValue
+from ..errors import CoordinationTimeout, NoQuorum, ValidationFailed
 
-if TYPE_CHECKING:
-    from .client import KVClient
+
+class LeaderCaller(Protocol):
+    """What a watch needs of the KV client: a call on the current leader,
+    redirected and retried through leader changes."""
+
+    def _leader_call(self, method: str, *args: Any, timeout: float | None) -> Any: ...
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +57,7 @@ class Watch:
     ``poll_timeout`` seconds for an iteration blocked in another thread.
     """
 
-    def __init__(self, kv: KVClient, start: str, end: str | None,
+    def __init__(self, kv: LeaderCaller, start: str, end: str | None,
                  start_revision: int | None = None, poll_timeout: float = 1.0) -> None:
         if start_revision is not None and (isinstance(start_revision, bool) or not isinstance(
                 start_revision, int) or start_revision < 1):

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .client import DEFAULT_TIMEOUT, ComponentClient, Event, Subscription
+from .components import DEFAULT_TIMEOUT, ComponentClient, Event, Subscription
 
 
 class Quorum(NamedTuple):

@@ -5,7 +5,7 @@ The cluster (named ``demo``) keeps running afterwards, as detached actors on a
 local Ray head that the demo starts (``ray start --head``) if none runs, so
 ``cluster-actors status --name demo`` shows it and ``cluster-actors down
 --name demo`` stops it (``ray stop`` then stops Ray). ``--shutdown`` stops it
-at the end instead, on an in-process Ray. Run ``python -m cluster_actors.demo
+at the end instead, on an in-process Ray. Run ``python -m cluster_actors.cli.demo
 --help`` for options; ``--simulated`` runs the same story on the pure cores
 in the deterministic simulator.
 """
@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from .cluster import Cluster, ClusterStatus
+from ..cluster import Cluster, ClusterStatus
 
 
 def status_table(status: ClusterStatus, title: str) -> Table:
@@ -191,7 +191,7 @@ def run(nodes: int = 5, writes: int = 2000, console: Console | None = None,
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m cluster_actors.demo",
+    parser = argparse.ArgumentParser(prog="python -m cluster_actors.cli.demo",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=5)
     parser.add_argument("--writes", type=int, default=2000)

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .client import DEFAULT_TIMEOUT, ComponentClient, Event, Subscription
+from .components import DEFAULT_TIMEOUT, ComponentClient, Event, Subscription
 
 #: The event a committed configuration change publishes on every node.
 CHANGE_EVENT = "config_changed"

@@ -40,13 +40,13 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .core.kv import KVResult, shown
-from .errors import ClusterError, ValidationFailed
+from ..core.kv import KVResult, shown
+from ..errors import ClusterError, ValidationFailed
 from .lease import Lease, run_op
-from .recipes.line import POLL_S, Cancelled, LeaderInfo, LeaseLine, first_of, info_of
+from .line import POLL_S, Cancelled, LeaderInfo, LeaseLine, first_of, info_of
 
 if TYPE_CHECKING:
-    from .cluster import Cluster
+    from ..cluster import Cluster
 
 ELECTION_PREFIX = "election/"
 FENCE_PREFIX = "fence/"

@@ -25,7 +25,7 @@ from typing import Any
 
 import ray
 
-from .runtime.hosting import find_component
+from ..runtime.hosting import find_component
 
 logger = logging.getLogger(__name__)
 

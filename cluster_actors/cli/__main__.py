@@ -1,0 +1,7 @@
+"""``python -m cluster_actors.cli``."""
+
+import sys
+
+from .app import main
+
+sys.exit(main())
