@@ -128,6 +128,7 @@ class Transport:
         self._receiver = receiver
         self._policy = policy
         self._address_tasks: dict[str, asyncio.Task[None]] = {}
+        self._asked_of: dict[str, Any] = {}  # peer -> the handle its address is asked of
         self._handling: set[asyncio.Task[Any]] = set()  # async receivers of frames
         self.set_peers(peers)
         self._attaching = (asyncio.get_running_loop().create_task(self._attach_plane())
@@ -157,9 +158,12 @@ class Transport:
     def _ask_address(self, peer: str, handle: Any) -> None:
         if self.plane is None or self._closed:
             return
-        task = self._address_tasks.get(peer)
-        if task is not None and not task.done():
-            return
+        asking = self._address_tasks.get(peer)
+        if asking is not None and not asking.done():
+            if self._asked_of.get(peer) is handle:
+                return
+            asking.cancel()  # still asking a previous incarnation
+        self._asked_of[peer] = handle
         self._address_tasks[peer] = asyncio.get_running_loop().create_task(
             self._fetch_address(peer, handle))
 
@@ -189,6 +193,7 @@ class Transport:
             self._ask_address(peer, handle)
 
     def _forget_link(self, peer: str) -> None:
+        self._asked_of.pop(peer, None)
         task = self._address_tasks.pop(peer, None)
         if task is not None:
             task.cancel()
