@@ -59,6 +59,10 @@ class ClusterOptions(BaseModel):
         default_factory=dict, description="per node id: labels its heartbeats carry and the "
                                           "failover strategies read (region, weight)")
     placement: Literal["per_component", "per_node"] = "per_component"
+    data_plane: bool = Field(
+        True, description="Raft messages and heartbeats between nodes travel on streams "
+                          "(Unix/TCP, authenticated with the cluster's secret), Ray calls "
+                          "being the fallback; False: Ray calls only")
     data_dir: str | None = Field(
         None, description="where each node keeps its SQLite files (one directory per cluster "
                           "below it); default: $CLUSTER_ACTORS_DATA_DIR, else "

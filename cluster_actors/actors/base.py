@@ -41,6 +41,10 @@ class ComponentActor(SupervisedActor):
 
     component: str = "component"
     uses_transport: bool = True
+    #: whether peer batches travel on the data plane (with ``options.data_plane``)
+    #: and the links' high-water policy
+    uses_data_plane: bool = False
+    data_plane_policy: str = "drop"
 
     def __init__(self, cluster: str, node_id: str, voters: list[str],
                  options: dict[str, Any], initial_config: dict[str, Any] | None = None,
@@ -60,8 +64,11 @@ class ComponentActor(SupervisedActor):
     # ----------------------------------------------------------- lifecycle
     async def on_activate(self) -> None:
         if self.uses_transport:
+            streams = self.uses_data_plane and self.options.data_plane
             self.transport = Transport(self.cluster, self.node_id, self.component,
-                                       self.voters, on_peer_death=self.on_peer_death)
+                                       self.voters, on_peer_death=self.on_peer_death,
+                                       data_plane=streams, receiver=getattr(self, "receive", None),
+                                       policy=self.data_plane_policy)
         await self.on_start()
         self.started = True
         self.events.publish("started", node=self.node_id)

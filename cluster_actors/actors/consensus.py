@@ -306,7 +306,9 @@ class ConsensusCore:
         self.raft = raft
         self._adopt_election_timeout()
         self.transport = Transport(self.cluster, self.node_id, "consensus",
-                                   self._peers(), on_peer_death=self._peer_died)
+                                   self._peers(), on_peer_death=self._peer_died,
+                                   data_plane=self.options.data_plane, receiver=self.receive,
+                                   policy="drop")
         self.transport.faults = self._faults_at_start
         self._process()
         self.events.publish("started", recovered=recovered, term=self.raft.term,

@@ -115,6 +115,8 @@ class HeartbeatActor(ComponentActor):
     """
 
     component = "heartbeat"
+    uses_data_plane = True
+    data_plane_policy = "keep_newest"  # only the newest heartbeat matters
 
     # ------------------------------------------------------------ lifecycle
     async def on_start(self) -> None:
@@ -179,8 +181,7 @@ class HeartbeatActor(ComponentActor):
         message = {"type": "heartbeat", "seq": self.seq, "sent_at": time.time(),
                    "interval": self.interval, "metadata": payload}
         monitors = self.assignment.get(self.node_id, [])
-        for peer in monitors:
-            self.transport.send_batch(peer, [message])
+        self.transport.send_to(monitors, [message])  # encoded once for all
         return monitors
 
     def _evaluate(self, now: float) -> dict[str, HealthBand]:

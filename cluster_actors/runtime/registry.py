@@ -1,7 +1,9 @@
 """A cluster's registry: a small named actor that records what a later
-``Cluster.attach`` needs (node ids, options, placement, the root supervisor)
-and what the consensus actors need to start (the cluster id handed out for
-this start, whether it is fresh)."""
+``Cluster.attach`` needs (node ids, options, placement, the root supervisor),
+what the consensus actors need to start (the cluster id handed out for
+this start, whether it is fresh), and the cluster's data-plane secret: made
+when ``Cluster.start`` creates the registry, and fetched once by each process
+that hosts components."""
 
 from __future__ import annotations
 
@@ -9,12 +11,14 @@ from typing import Any
 
 import ray
 
+from .dataplane import make_secret
+
 
 @ray.remote(num_cpus=0)
 class ClusterRegistry:
     def __init__(self, name: str, node_ids: list[str], options: dict[str, Any],
                  placement: dict[str, str | None], cluster_id: str | None = None,
-                 fresh: bool = False) -> None:
+                 fresh: bool = False, secret: bytes | None = None) -> None:
         # cluster_id: the incarnation a brand-new cluster is founded with (a node
         # resuming its own state keeps the id on its disk); fresh: the start
         # wiped the data (a node holding another incarnation then refuses)
@@ -22,7 +26,7 @@ class ClusterRegistry:
                                       "options": options, "placement": dict(placement),
                                       "cluster_id": cluster_id, "fresh": fresh}
         self._root: Any = None
-
+        self._secret = secret or make_secret()
         self._founders: set[str] = set()
 
     def info(self) -> dict[str, Any]:
@@ -41,6 +45,10 @@ class ClusterRegistry:
             return False
         self._founders.add(node_id)
         return True
+
+    def dataplane_secret(self) -> bytes:
+        """The key of the data plane's handshake (for the cluster's own processes)."""
+        return self._secret
 
     def set_root(self, root: Any) -> None:
         self._root = root

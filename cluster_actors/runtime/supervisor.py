@@ -96,6 +96,8 @@ from cluster_actors.runtime.naming import node_supervisor_name
 from cluster_actors.runtime.spans import recorded_spans
 from cluster_actors.telemetry.tracing import SPAN_SUPERVISOR_RESTART, ensure_tracing, start_span
 
+from . import dataplane_process
+
 logger = logging.getLogger(__name__)
 
 #: Default seconds a worker child gets to stop gracefully before it is killed.
@@ -216,6 +218,22 @@ class SupervisedActor:
     async def ping(self) -> str:
         """Answer ``"pong"`` (the constructor has run)."""
         return "pong"
+
+    async def dataplane_address(self, cluster: str) -> Any:
+        """Where this process's data plane for ``cluster`` listens (an
+        :class:`~cluster_actors.runtime.dataplane.Endpoint`), or None when it
+        runs none: peers' transports then stay on Ray calls."""
+        return await dataplane_process.process_address(cluster)
+
+    async def dataplane_break_links(self, cluster: str) -> int:
+        """Test hook: abort this process's outgoing data-plane links (a network
+        fault); the transports fall back to Ray calls and redial."""
+        return dataplane_process.break_links(cluster)
+
+    async def dataplane_stats(self, cluster: str) -> dict[str, int]:
+        """The counters of this process's data plane (empty when it runs none)."""
+        plane = dataplane_process.plane_of(cluster)
+        return dict(plane.stats) if plane is not None else {}
 
     async def activate(self) -> str:
         """Run :meth:`on_activate` once (again only if it failed); answer ``"active"``.

@@ -17,7 +17,15 @@ One :class:`Transport` lives inside each component actor. It
   holding malformed messages or messages whose own source differs from the
   batch's is dropped and counted, never applied;
 * applies the :class:`FaultFilter` the chaos layer sets: blocked peers in
-  either direction, a drop rate and an added delay.
+  either direction, a drop rate and an added delay, on both paths below;
+* with ``data_plane=True``, sends a batch as a frame on the process's
+  :class:`~cluster_actors.runtime.dataplane.DataPlane` when the link to the
+  peer is up, and as a Ray call otherwise. The peer's address is asked of the
+  peer (``dataplane_address``) once its handle resolves; a broken link is a
+  hint (the address is asked again, Ray calls carry the batches meanwhile);
+  only Ray's death watch declares a peer dead. Incoming frames go through the
+  same ``receiver`` (and so :meth:`Transport.accept`) as Ray batches.
+  :attr:`Transport.stats` counts ``frames`` against ``calls``.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import dataplane_process
 from .hosting import find_component, tell
 from .naming import namespace
 
@@ -43,6 +52,8 @@ logger = logging.getLogger(__name__)
 #: other at once without polling the GCS often.
 RESOLVE_RETRY_SECONDS = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 RESOLVE_STEADY_SECONDS = 2.0
+#: Waits between asks for a peer's data-plane address while it has none (yet).
+ADDRESS_RETRY_SECONDS = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 
 def _encode(batch: list[Any]) -> bytes | list[Any]:
@@ -87,12 +98,19 @@ class Transport:
 
     ``method`` is the remote method peers receive batches on; it is called as
     ``method(cluster, src, messages)``. ``on_peer_death(peer)`` is called
-    when a watched peer's actor dies.
+    when a watched peer's actor dies. With ``data_plane`` (and a
+    ``receiver``, the local ``method``: frames are handed to it as
+    ``receiver(cluster, src, encoded_batch)``) batches travel on streams while
+    a link is up; ``policy`` is the links' high-water policy (``"drop"`` or
+    ``"keep_newest"``).
     """
 
     def __init__(self, cluster: str, node_id: str, component: str, peers: Iterable[str],
                  method: str = "receive",
-                 on_peer_death: Callable[[str], None] | None = None) -> None:
+                 on_peer_death: Callable[[str], None] | None = None, *,
+                 data_plane: bool = False,
+                 receiver: Callable[[str, str, bytes], Any] | None = None,
+                 policy: str = "drop") -> None:
         self.cluster = cluster
         self.node_id = node_id
         self.component = component
@@ -108,13 +126,88 @@ class Transport:
         self._dead: dict[str, str] = {}  # peer -> actor id of its last dead incarnation
         self.stats: Counter[str] = Counter()
         self._closed = False
+        self.plane: Any = None  # this process's DataPlane once attached
+        self._receiver = receiver
+        self._policy = policy
+        self._address_tasks: dict[str, asyncio.Task[None]] = {}
+        self._asked_of: dict[str, Any] = {}  # peer -> the handle its address is asked of
+        self._handling: set[asyncio.Task[Any]] = set()  # async receivers of frames
         self.set_peers(peers)
+        self._attaching = (asyncio.get_running_loop().create_task(self._attach_plane())
+                           if data_plane and receiver is not None else None)
+
+    # --------------------------------------------------------- data plane
+    async def _attach_plane(self) -> None:
+        plane = await dataplane_process.attach(self)
+        if plane is None or self._closed:
+            return
+        plane.register(self.component, self._on_frames, self._policy)
+        self.plane = plane
+        for peer, handle in list(self.handles.items()):
+            self._ask_address(peer, handle)
+
+    def _on_frames(self, src: str, payloads: list[bytes]) -> None:
+        """Frames of ``src`` (authenticated by the handshake): each is one batch."""
+        self.stats["frames_in"] += len(payloads)
+        loop = asyncio.get_running_loop()
+        for payload in payloads:
+            result = self._receiver(self.cluster, src, payload)  # type: ignore[misc]
+            if asyncio.iscoroutine(result):
+                task = loop.create_task(result)
+                self._handling.add(task)
+                task.add_done_callback(self._handling.discard)
+
+    def _ask_address(self, peer: str, handle: Any) -> None:
+        if self.plane is None or self._closed:
+            return
+        asking = self._address_tasks.get(peer)
+        if asking is not None and not asking.done():
+            if self._asked_of.get(peer) is handle:
+                return
+            asking.cancel()  # still asking a previous incarnation
+        self._asked_of[peer] = handle
+        self._address_tasks[peer] = asyncio.get_running_loop().create_task(
+            self._fetch_address(peer, handle))
+
+    async def _fetch_address(self, peer: str, handle: Any) -> None:
+        """Ask ``peer`` where its plane listens, until it says or its handle changes."""
+        for backoff in (*ADDRESS_RETRY_SECONDS, *[ADDRESS_RETRY_SECONDS[-1]] * 10_000):
+            if self._closed or self.handles.get(peer) is not handle:
+                return
+            try:
+                endpoint = await handle.dataplane_address.remote(self.cluster)
+            except Exception:
+                endpoint = None  # dying or restarting: the death watch will tell
+            if self._closed or self.handles.get(peer) is not handle:
+                return
+            if endpoint is not None:
+                self.plane.set_address(self.component, peer, endpoint)
+                self.stats["addresses"] += 1
+                return
+            await asyncio.sleep(backoff)
+
+    def link_down(self, peer: str) -> None:
+        """The plane's hint that the link to ``peer`` broke or cannot be dialled:
+        not a death. Ask the peer's address again (Ray calls meanwhile)."""
+        self.stats["link_down"] += 1
+        handle = self.handles.get(peer)
+        if handle is not None:
+            self._ask_address(peer, handle)
+
+    def _forget_link(self, peer: str) -> None:
+        self._asked_of.pop(peer, None)
+        task = self._address_tasks.pop(peer, None)
+        if task is not None:
+            task.cancel()
+        if self.plane is not None:
+            self.plane.forget(self.component, peer)
 
     # -------------------------------------------------------------- peers
     def set_peers(self, peers: Iterable[str]) -> None:
         new = set(peers) - {self.node_id}
         for gone in self.peers - new:
             self.handles.pop(gone, None)
+            self._forget_link(gone)
             task = self._watch_tasks.pop(gone, None)
             if task:
                 task.cancel()
@@ -146,6 +239,7 @@ class Transport:
                     continue
                 self.handles[peer] = handle
                 self._watch(peer, handle)
+                self._ask_address(peer, handle)
                 if self.faults.passes(peer):
                     self._call(handle, [])  # hello: the peer may be looking for us
                 return
@@ -175,6 +269,7 @@ class Transport:
             pass
         if self.handles.get(peer) is handle:
             del self.handles[peer]
+            self._forget_link(peer)  # Ray's word: the peer died
         self._dead[peer] = handle._actor_id.hex()
         self.stats["peer_deaths"] += 1
         if self.on_peer_death is not None and not self._closed:
@@ -195,25 +290,43 @@ class Transport:
             self.send_batch(dst, batch)
 
     def send_batch(self, dst: str, batch: list[Any]) -> None:
-        if not self.faults.passes(dst):
-            self.stats["dropped_out"] += len(batch)
-            return
-        handle = self.handles.get(dst)
-        if handle is None:
-            self.stats["unresolved"] += len(batch)
-            if dst in self.peers:
-                self._schedule_resolve(dst, 0.0)
+        """Send ``batch`` to ``dst``: a frame if its link is up, else a Ray call."""
+        self.send_to((dst,), batch)
+
+    def send_to(self, dsts: Iterable[str], batch: list[Any]) -> None:
+        """Send the same ``batch`` to each of ``dsts``, encoded once for all."""
+        payload: bytes | list[Any] | None = None
+        for dst in dsts:
+            if not self.faults.passes(dst):
+                self.stats["dropped_out"] += len(batch)
+                continue
+            handle = self.handles.get(dst)
+            if handle is None:
+                self.stats["unresolved"] += len(batch)
+                if dst in self.peers:
+                    self._schedule_resolve(dst, 0.0)
+                continue
+            if payload is None:
+                payload = _encode(batch)
+            self.stats["sent"] += len(batch)
+            if self.faults.delay_ms:
+                asyncio.get_running_loop().call_later(
+                    self.faults.delay_ms / 1000, self._deliver, dst, handle, payload)
+            else:
+                self._deliver(dst, handle, payload)
+
+    def _deliver(self, dst: str, handle: Any, payload: bytes | list[Any]) -> None:
+        plane = self.plane
+        if (plane is not None and isinstance(payload, bytes) and not self._closed
+                and plane.send(self.component, dst, payload)):
+            self.stats["frames"] += 1
             return
         self.stats["calls"] += 1
-        self.stats["sent"] += len(batch)
-        if self.faults.delay_ms:
-            asyncio.get_running_loop().call_later(
-                self.faults.delay_ms / 1000, self._call, handle, batch)
-        else:
-            self._call(handle, batch)
+        self._call(handle, payload)
 
-    def _call(self, handle: Any, batch: list[Any]) -> None:
-        tell(handle, self.method, self.cluster, self.node_id, _encode(batch))
+    def _call(self, handle: Any, batch: bytes | list[Any]) -> None:
+        tell(handle, self.method, self.cluster, self.node_id,
+             batch if isinstance(batch, bytes) else _encode(batch))
 
     # ---------------------------------------------------------- receiving
     def accept(self, cluster: Any, src: Any, messages: Any,
@@ -270,6 +383,12 @@ class Transport:
 
     def close(self) -> None:
         self._closed = True
-        for task in self._watch_tasks.values():
+        for task in (*self._watch_tasks.values(), *self._address_tasks.values()):
             task.cancel()
         self._watch_tasks.clear()
+        self._address_tasks.clear()
+        if self.plane is not None:
+            for peer in list(self.peers):
+                self.plane.forget(self.component, peer)
+        self.plane = None
+        dataplane_process.detach(self)
