@@ -14,15 +14,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import ray
 
 from .dataplane import DataPlane, Endpoint
 from .naming import namespace, registry_name
 
-if TYPE_CHECKING:
-    from .transport import Transport
+
+class Transport(Protocol):
+    """What the plane needs of a :class:`~.transport.Transport` using it."""
+
+    cluster: str
+    node_id: str
+    component: str
+
 
 logger = logging.getLogger(__name__)
 
