@@ -18,7 +18,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check cluster_actors strategies tests benchmarks
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow" --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check cluster_actors strategies tests benchmarks

@@ -439,15 +439,22 @@ class ConsensusCore:
         record = prepare(self.sm.config)
         command = Command(client_id, seq, ("config", record.model_dump(mode="json")), seq)
         # the only way configuration is proposed
-        [result] = await self._propose_checked([self.check_command(command)],
+        [result] = await self._propose_checked([self._check_proposable(command)],
                                                check_timeout(timeout))
         return record.version, result
 
     def check_command(self, command: Any) -> Command:
-        """``command`` if it may be proposed, else raises InvalidCommand (a
+        """``command`` if a client may propose it, else raises InvalidCommand (a
         ValidationFailed): a well-formed op whose values survive the log's plain
         pickle within ``max_value_bytes``, a lease TTL of at least the election
-        timeout (see :mod:`~cluster_actors.core.limits`). Changes nothing."""
+        timeout (see :mod:`~cluster_actors.core.limits`), and no ``("config",
+        ...)`` op (configuration enters the log only through
+        :meth:`submit_config`). Changes nothing."""
+        checked = self._check_proposable(command)
+        refuse_config_commands([checked])
+        return checked
+
+    def _check_proposable(self, command: Any) -> Command:
         return check_command(command, extra_ops=self.sm.EXTRA_OPS,
                              max_value_bytes=self.options.max_value_bytes,
                              min_lease_ttl_ms=self.options.election_timeout)
@@ -471,7 +478,6 @@ class ConsensusCore:
         for position, command in enumerate(commands):
             try:
                 checked = self.check_command(command)
-                refuse_config_commands([checked])
             except ValidationFailed as error:
                 results[position] = error
             else:
