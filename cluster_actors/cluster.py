@@ -314,10 +314,9 @@ class Cluster:
         if leader == node_id:
             with contextlib.suppress(Exception):
                 self.coordinator(node_id).step_down()
-            leader = self.find_leader(timeout=max(0.0, deadline - time.monotonic()))
-            while leader in (None, node_id) and time.monotonic() < deadline:
-                leader = self.find_leader(timeout=max(0.0, deadline - time.monotonic()))
-            if leader in (None, node_id):
+            leader = self.leader_watch.wait_for_leader(
+                max(0.0, deadline - time.monotonic()), other_than=node_id)
+            if leader is None:
                 raise CoordinationTimeout(f"{node_id} still leads: cannot remove it now")
         handle = self._consensus_handle(leader)
         left = max(1.0, deadline - time.monotonic())

@@ -241,19 +241,23 @@ class KVClient:
         try:
             ref = handle.submit.remote([c for c, _, _ in batch], self.timeout)
         except Exception as error:  # Ray cannot serialize a value (the local check passed)
-            if len(batch) > 1:
-                self._isolate(batch)
-                return
-            [(command, future, _)] = batch
-            self._finish(command, future, _refused(command, error))
+            self._fail_batch(batch, error)
             return
         self._in_flight[ref] = (leader, batch)
 
-    def _isolate(self, batch: list[tuple[Command, Future[Any], float]]) -> None:
-        """Send each command of a batch that failed as a whole on its own, so
-        that only the culprit fails (a retry of the same seq applies at most once)."""
-        for item in batch:
-            self._dispatch([item])
+    def _fail_batch(self, batch: list[tuple[Command, Future[Any], float]],
+                    error: BaseException) -> None:
+        """A batch failed as a whole: send each of its commands on its own, so
+        that only the culprit fails (a retry of the same seq applies at most
+        once); a single command fails with ``error`` (a ClusterError as is,
+        anything else named by :func:`_refused`)."""
+        if len(batch) > 1:
+            for item in batch:
+                self._dispatch([item])
+            return
+        [(command, future, _)] = batch
+        self._finish(command, future, error if isinstance(error, ClusterError)
+                     else _refused(command, error))
 
     def _complete(self, ref: Any) -> None:
         leader, batch = self._in_flight.pop(ref)
@@ -274,19 +278,10 @@ class KVClient:
                 self._leader = None
                 self._requeue(batch, delay=0.01)
                 return
-            if len(batch) > 1:
-                self._isolate(batch)
-                return
-            [(command, future, _)] = batch
-            self._finish(command, future, cause if isinstance(cause, ClusterError)
-                         else _refused(command, cause))
+            self._fail_batch(batch, cause)
             return
         except Exception as error:  # the reply cannot be read (Ray could not deserialize it)
-            if len(batch) > 1:
-                self._isolate(batch)
-                return
-            [(command, future, _)] = batch
-            self._finish(command, future, _refused(command, error))
+            self._fail_batch(batch, error)
             return
         if not isinstance(results, list) or len(results) != len(batch):
             for command, future, _ in batch:

@@ -69,3 +69,15 @@ def test_a_dead_node_is_removed_and_the_rest_keep_serving(cluster: Cluster) -> N
     assert cluster.kv.get("after-removal") == 2
     with pytest.raises(NotFound):
         cluster.remove_node(victim)
+
+
+def test_removing_the_leader_hands_leadership_over_and_keeps_serving(cluster: Cluster) -> None:
+    leader = cluster.wait_for_leader()
+    cluster.kv.put("before-leader-removal", 3)
+    cluster.remove_node(leader)
+    assert leader not in cluster.node_ids
+    new = cluster.wait_for_leader()
+    assert new != leader
+    voters, _ = voters_and_learners(cluster)
+    assert leader not in voters and sorted(voters) == sorted(cluster.node_ids)
+    assert cluster.kv.get("before-leader-removal") == 3
