@@ -421,9 +421,8 @@ class ConsensusCore:
 
     def _peer_died(self, peer: str) -> None:
         self.events.publish("peer_died", peer=peer, leader=self.raft.lead)
-        if peer == self.raft.lead and self.raft.role is not Role.LEADER:
-            self.raft.report_leader_lost()
-            self._schedule_process()
+        self.raft.report_peer_dead(peer)  # the core decides what the death means
+        self._schedule_process()
 
     # --------------------------------------------------------------- clients
     async def submit_config(self, prepare: Callable[[Any], Any], client_id: str, seq: int,

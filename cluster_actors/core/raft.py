@@ -49,6 +49,10 @@ from .raft_types import (
 
 MT = MessageType
 SNAPSHOT_RETRY_HEARTBEATS = 5  #: heartbeat answers to wait for a snapshot's acknowledgement
+DEATH_RANK_TICKS = 4  #: ticks between survivors' campaigns after the leader's death
+#: what only a leader sends: from a peer known dead, these are a dead process's last words
+LEADER_MESSAGES = frozenset({MessageType.APPEND, MessageType.HEARTBEAT, MessageType.SNAPSHOT,
+                             MessageType.TIMEOUT_NOW})
 
 
 class ProposalDropped(ClusterError):
@@ -124,6 +128,8 @@ class RaftNode:
         self.dropped_messages = 0
         self._next_campaign_forced = False
         self._campaign_force = False
+        self._followed: str | None = None  # the leader last followed, even once forgotten
+        self._dead_peers: dict[str, int] = {}  # peer -> the term in which it died
         self._reset_election_timer()
 
     @classmethod
@@ -163,7 +169,8 @@ class RaftNode:
 
     def step(self, msg: Message) -> None:
         """Feed one message addressed to this node."""
-        if msg.dst != self.id:
+        if msg.dst != self.id or (msg.type in LEADER_MESSAGES
+                                  and msg.term <= self._dead_peers.get(msg.src, -1)):
             self.dropped_messages += 1
             return
         if msg.term > self.term:
@@ -264,24 +271,31 @@ class RaftNode:
                                f"({self.conf.describe()})")
         self._campaign(pre=False, force=True)
 
-    def report_leader_lost(self, rank: int | None = None) -> None:
-        """The transport saw the leader die: forget it (so its lease no longer
-        blocks votes) and campaign soon, staggered by ``rank`` (0 goes first)
-        so that survivors do not split the vote. Without a rank, the survivors
-        take turns in node id order; a failover strategy may pass its own."""
-        if self.role is Role.LEADER or self.lead is None:
+    def report_peer_dead(self, peer: str, rank: int | None = None) -> None:
+        """The transport's death watch (Ray's word, never a guess) saw ``peer``'s
+        process die. From now on nothing ``peer`` claims as leader in the current
+        term or an older one is believed: a killed process may still have frames
+        on the wire, and one late heartbeat would restore the dead leader and
+        its lease, and cost a whole election timeout.
+
+        If ``peer`` was the leader this node followed, the node forgets it (so
+        its lease no longer blocks votes) and campaigns soon, staggered by
+        ``rank`` (0 goes first) so that survivors do not split the vote.
+        Without a rank, the survivors take turns in node id order; a failover
+        strategy may pass its own. The campaign is forced: survivors that have
+        not heard of the death yet grant it despite their lease (a lease only
+        guards against disruption, never safety)."""
+        if peer == self.id:
             return
-        dead = self.lead
+        self._dead_peers[peer] = self.term
+        if self.role is Role.LEADER or peer != self._followed:
+            return
         self.lead = None
         if rank is None:
-            survivors = sorted(self.conf.all_voters - {dead})
+            survivors = sorted(self.conf.all_voters - {peer})
             rank = survivors.index(self.id) if self.id in survivors else len(survivors)
-        delay = 1 + 4 * max(0, rank)
+        delay = 1 + DEATH_RANK_TICKS * max(0, rank)
         self.election_elapsed = max(self.election_elapsed, self.randomized_timeout - delay)
-        # Peers that have not yet seen the death would ignore our (pre-)votes
-        # while they believe in the leader's lease and leave us waiting a whole
-        # election timeout; the death is a fact, so this campaign bypasses
-        # leases (which only guard against disruption, never safety).
         self._next_campaign_forced = True
 
     def report_unreachable(self, peer: str) -> None:
@@ -371,8 +385,11 @@ class RaftNode:
     def _become_follower(self, term: int, leader: str | None) -> None:
         if term != self.term:
             self.term, self.vote = term, None
+            self._followed = leader
         self.role = Role.FOLLOWER
         self.lead = leader
+        if leader is not None:
+            self._followed = leader
         self.lead_transferee = None
         self._pending_reads.clear()
         self._reads_awaiting_commit.clear()
@@ -414,6 +431,7 @@ class RaftNode:
     def _become_leader(self) -> None:
         self.role = Role.LEADER
         self.lead = self.id
+        self._followed = None
         self.lead_transferee = None
         self.heartbeat_elapsed = 0
         self.election_elapsed = 0
@@ -618,6 +636,13 @@ class RaftNode:
             self.lead = None
             if not pre:
                 self.vote = msg.src
+            elif (msg.force and self.role is Role.PRE_CANDIDATE and self._campaign_force
+                  and msg.src < self.id):
+                # Two survivors of a leader's death campaigning at once (the
+                # stagger of report_peer_dead is no guarantee under load) would
+                # both win their pre-votes and split the real vote: the later
+                # in rank order withdraws, so exactly one goes on.
+                self._become_follower(self.term, None)
         else:
             self._send(response, msg.src, reject=True)
 
@@ -634,7 +659,8 @@ class RaftNode:
     def _step_follower(self, msg: Message) -> None:
         if msg.type in (MT.APPEND, MT.HEARTBEAT, MT.SNAPSHOT):
             self.election_elapsed = 0
-            self.lead = msg.src
+            self.lead = self._followed = msg.src
+            self._next_campaign_forced = False  # a live leader: no campaign is owed
         if msg.type is MT.APPEND:
             self._handle_append(msg)
         elif msg.type is MT.HEARTBEAT:

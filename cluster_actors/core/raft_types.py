@@ -55,8 +55,9 @@ class Message:
     Field use by type:
 
     * votes: ``index``/``log_term`` are the candidate's last index and term;
-      ``force`` marks a campaign started by leadership transfer, which
-      bypasses the receivers' leader lease. Responses use ``reject``.
+      ``force`` marks a campaign started by leadership transfer or by the
+      death of the leader (``report_peer_dead``), which bypasses the
+      receivers' leader lease. Responses use ``reject``.
     * APPEND: ``index``/``log_term`` identify the entry preceding ``entries``;
       ``commit`` is the leader's commit index.
       APPEND_RESP: ``index`` is the last matching index on success; on reject,

@@ -735,8 +735,8 @@ def test_a_rejected_vote_cannot_be_turned_into_a_grant_by_a_duplicate() -> None:
     assert raft.role is Role.FOLLOWER and raft.term == term  # lost, no new term
 
 
-# ========================================================= report_leader_lost
-def test_report_leader_lost_campaigns_within_a_quarter_of_the_timeout() -> None:
+# ========================================================== report_peer_dead
+def test_report_peer_dead_of_the_leader_campaigns_within_a_quarter_of_the_timeout() -> None:
     election_tick = 20
     net = three(RaftOptions(election_tick=election_tick))
     net.force_leader("n1")
@@ -744,7 +744,7 @@ def test_report_leader_lost_campaigns_within_a_quarter_of_the_timeout() -> None:
     net.crash("n1")
     start = len(net.sent)
     for nid in ("n2", "n3"):
-        net.nodes[nid].report_leader_lost()
+        net.nodes[nid].report_peer_dead("n1")
         assert net.nodes[nid].lead is None
     ticks = 0
     while not any(m.type in (MT.PRE_VOTE, MT.VOTE) for m in net.sent[start:]):
@@ -754,7 +754,7 @@ def test_report_leader_lost_campaigns_within_a_quarter_of_the_timeout() -> None:
     net.run_until(lambda: net.leader() in ("n2", "n3"), max_ticks=3 * election_tick)
 
 
-def test_failover_after_report_leader_lost_is_fast_for_most_seeds() -> None:
+def test_failover_after_report_peer_dead_is_fast_for_most_seeds() -> None:
     election_tick = 10
     slow = []
     for seed in range(10):
@@ -764,7 +764,7 @@ def test_failover_after_report_leader_lost_is_fast_for_most_seeds() -> None:
         net.run(2)
         net.crash("n1")
         for nid in ("n2", "n3"):
-            net.nodes[nid].report_leader_lost()
+            net.nodes[nid].report_peer_dead("n1")
         ticks = net.run_until(lambda net=net: net.leader() is not None, max_ticks=100)
         if ticks > election_tick // 4 + 3:
             slow.append((seed, ticks))
@@ -783,10 +783,10 @@ def test_without_report_followers_wait_a_whole_election_timeout() -> None:
     assert net.leader() is None
 
 
-def test_report_leader_lost_is_ignored_by_the_leader() -> None:
+def test_report_peer_dead_of_a_follower_is_ignored_by_the_leader() -> None:
     net = three()
     leader = net.force_leader("n1")
-    leader.report_leader_lost()
+    leader.report_peer_dead("n2")
     assert leader.is_leader and leader.lead == "n1"
 
 
