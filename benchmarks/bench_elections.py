@@ -16,7 +16,9 @@ rate is rounds / wall time of the whole sequence.
 
 Failover (leader kill to a new leader and to the first acknowledged write) is
 ``runtime.leader_kills`` (``ray.kill`` of the leader's consensus actor while
-a client keeps writing; the supervisor restarts it between kills).
+a client keeps writing; the supervisor restarts it between kills); without
+client traffic, to ``cluster.leader()`` naming the new leader, it is
+``runtime.idle_leader_kills`` (``idle_failover``).
 
 ``measure(...)`` returns per repetition, for ``forced`` and ``transfer``:
 ``per_s``, ``p50_ms``, ``p99_ms``; and for ``failover``: ``new_leader_p50_ms``,
@@ -32,7 +34,7 @@ import time
 import uuid
 from typing import Any
 
-from runtime import leader_kills, percentile
+from runtime import idle_leader_kills, leader_kills, percentile
 
 from cluster_actors.cluster import Cluster
 
@@ -111,6 +113,13 @@ def failover(cluster: Cluster, kills: int) -> dict[str, float]:
             out[f"{name}_p50_ms"] = result[key]["p50"]
             out[f"{name}_p99_ms"] = result[key]["p99"]
     return out
+
+
+def idle_failover(cluster: Cluster, kills: int) -> dict[str, float]:
+    """Leader kills with no client traffic, to ``cluster.leader()`` naming the
+    new leader (``runtime.idle_leader_kills``), as p50/p99."""
+    result = idle_leader_kills(cluster, kills)
+    return {"leader_p50_ms": result["p50"], "leader_p99_ms": result["p99"]}
 
 
 def measure(nodes: int = 3, rounds: int = 20, kills: int = 5, repeats: int = 3,

@@ -196,6 +196,11 @@ SEED = {"heartbeats_per_s": 10_000, "heartbeat_p50": 1, "heartbeat_p99": 5,
         "sync_mb_per_s": 50, "sync_p50": 20, "sync_p99": 100,
         "config_per_s": 1_000, "config_p50": 5, "config_p99": 20}
 
+#: goals of issue 17 for a leader kill seen through cluster.leader(), no client traffic
+IDLE_FAILOVER = {"p50": 50, "p99": 150}
+#: goals of issue 17 for an idle 3-node cluster: % of one core, per placement
+IDLE_CPU = {"per_component": 10, "per_node": 5}
+
 NOTES = [
     "All Ray figures run on one local Ray on this machine; the 3-node cluster runs six actors "
     "per node (fsync on, periodic CRDT sync every 60 s so it stays out of the way).",
@@ -206,7 +211,9 @@ NOTES = [
     "elections: force_election on a follower / transfer_leadership from the leader, back to "
     "back; latency = new leader's own leader_changed event - driver's call time.",
     "failover: ray.kill of the leader's consensus actor while a client writes; the election "
-    "targets are shown for 'to new leader'. PySyncObj: 3 processes on loopback, SIGKILL.",
+    "targets are shown for 'to new leader'. PySyncObj: 3 processes on loopback, SIGKILL. "
+    "No client traffic: ray.kill → cluster.leader() (the pushed leadership, polled every "
+    "0.5 ms) names another node; the goal is p50 ≤ 50 ms, p99 ≤ 150 ms.",
     "kv: one client waiting for each write; throughput with pipelined batches. PySyncObj: "
     "default config, no journal (our figures fsync every write).",
     "sync 1 MB: full anti-entropy exchange n1 → n2 of 1 MiB of values (256 x 4 KiB); "
@@ -216,6 +223,8 @@ NOTES = [
     "config: propose_config of a metadata change; latency one at a time on the leader's "
     "coordinator; rate with one proposer per node's coordinator.",
     "supervisor: kill → the restarted actor answers the driver; Ray: max_restarts=-1.",
+    "idle: a fresh 3-node cluster per placement, no client traffic: CPU time (user + system) "
+    "of all its actor processes over a window, as % of one core; RSS summed over them.",
 ]
 
 
@@ -345,6 +354,11 @@ def step_failover(ctx: Context) -> list[Row]:
                           peer_name="PySyncObj", peer50=peer_figure(peer.get(peer_key), "p50"),
                           peer99=peer_figure(peer.get(peer_key), "p99"),
                           peer_note=ctx.peer_note)
+    idle = [bench_elections.idle_failover(cluster, ctx.size(3, 10)) for _ in range(ctx.repeats)]
+    ctx.raw["failover_idle"] = idle
+    rows += _lat_rows("failover, 3 nodes, no client traffic", "leader kill to cluster.leader()",
+                      [r["leader_p50_ms"] for r in idle], [r["leader_p99_ms"] for r in idle],
+                      (IDLE_FAILOVER["p50"], IDLE_FAILOVER["p99"]))
     return rows
 
 
@@ -500,14 +514,33 @@ def step_scaling(ctx: Context) -> list[Row]:
     return []
 
 
+def step_idle(ctx: Context) -> list[Row]:
+    import idle
+
+    ctx.close()  # the shared cluster's own idle load would count
+    runs = [idle.measure(window=ctx.size(5.0, 10.0), settle=ctx.size(3.0, 5.0))
+            for _ in range(ctx.repeats)]
+    ctx.raw["idle"] = runs
+    rows = []
+    for i, placement in enumerate(("per_component", "per_node")):
+        name = f"idle, 3 nodes, {placement}"
+        processes = runs[0][i]["processes"]
+        rows.append(Row(name, "CPU of all processes", "% of a core", False,
+                        figure_of([r[i]["cpu_pct"] for r in runs]), IDLE_CPU[placement],
+                        note=f"{processes} processes"))
+        rows.append(Row(name, "RSS of all processes", "MB", False,
+                        figure_of([r[i]["rss_mb"] for r in runs])))
+    return rows
+
+
 # Order matters: the peer runs first, before any cluster (inside kv or failover); the
 # shared cluster's steps come before failover (which kills leaders) and before the
 # full run's heartbeat clusters (which close it first).
 STEPS: dict[str, Callable[[Context], list[Row]]] = {
     "kv": step_kv, "config": step_config, "elections": step_elections, "sync": step_sync,
     "failover": step_failover, "heartbeats": step_heartbeats,
-    "supervisor": step_supervisor, "merkle": step_merkle, "scale": step_scale,
-    "scaling": step_scaling,
+    "supervisor": step_supervisor, "idle": step_idle, "merkle": step_merkle,
+    "scale": step_scale, "scaling": step_scaling,
 }
 
 

@@ -69,6 +69,39 @@ def throughput(cluster: Cluster, writes: int, repeats: int = 3) -> dict[str, flo
     return {"median": statistics.median(rates), "min": min(rates), "max": max(rates)}
 
 
+def _followed_by_all(cluster: Cluster, leader: str) -> bool:
+    statuses = cluster._statuses(timeout=0.5)
+    return all(s is not None and s["leader"] == leader for s in statuses.values())
+
+
+def idle_leader_kills(cluster: Cluster, kills: int, settle_s: float = 0.5) -> dict[str, Any]:
+    """Leader kills with no client traffic, seen as a user sees them: from
+    ``ray.kill`` of the leader's consensus actor to ``cluster.leader()`` (the
+    pushed leadership, polled every 0.5 ms) naming another node. Before each
+    kill every node follows the leader (the killed one restarted and caught
+    up) and the cluster idles ``settle_s``, so the followers hold a live lease."""
+    samples = []
+    for _ in range(kills):
+        deadline = time.monotonic() + 60
+        old = cluster.wait_for_leader()
+        while not _followed_by_all(cluster, old):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the nodes do not all follow {old} within 60 s")
+            time.sleep(0.02)
+            old = cluster.wait_for_leader()
+        time.sleep(settle_s)
+        handle = cluster._consensus_handle(old)
+        cluster._forget_handle(old)
+        killed_at = time.monotonic()
+        ray.kill(handle, no_restart=True)
+        while cluster.leader() in (None, old):
+            if time.monotonic() - killed_at > 60:
+                raise TimeoutError(f"no leader other than {old} within 60 s of its kill")
+            time.sleep(0.0005)
+        samples.append((time.monotonic() - killed_at) * 1000)
+    return summary(samples)
+
+
 def leader_kills(cluster: Cluster, kills: int) -> dict[str, Any]:
     acknowledged: list[float] = []
     stop = threading.Event()
