@@ -34,3 +34,10 @@ def ray_local() -> Iterator[None]:
     yield
     if started_here:
         ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def ray_address(ray_local: None) -> str:
+    """The GCS address of the session's local Ray, for a subprocess that runs
+    its own driver on it (``ray.init(address=...)``) instead of starting a Ray."""
+    return str(ray.get_runtime_context().gcs_address)

@@ -1,7 +1,9 @@
 """Run by ``test_placement.py`` in its own process: a 3-node Ray cluster on
-this machine (``ray.cluster_utils.Cluster``), a 3-node coordination cluster
-pinned one logical node per Ray node, a check of where every actor runs, then
-the removal of the Ray node under the leader. Prints one JSON line."""
+this machine (``ray.cluster_utils.Cluster``) and, for each ``--placement``
+in turn, a 3-node coordination cluster pinned one logical node per Ray node,
+a check of where every actor runs, then the removal of the Ray node under the
+leader (a new Ray node replaces it before the next placement). Prints one JSON
+line: the result of each placement by name."""
 
 from __future__ import annotations
 
@@ -24,27 +26,21 @@ def ray_node_of(handle: object) -> str:
         lambda actor: ray.get_runtime_context().get_node_id()), timeout=30)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--placement", default="per_component")
-    args = parser.parse_args()
-    ray_cluster = RayCluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    for _ in range(2):
-        ray_cluster.add_node(num_cpus=1)
-    ray_cluster.wait_for_nodes()
-    ray.init(address=ray_cluster.address, include_dashboard=False, log_to_driver=False)
+def trial(ray_cluster: RayCluster, placement: str, name: str) -> dict[str, object]:
+    """One coordination cluster pinned one logical node per Ray node of
+    ``ray_cluster`` (its head and two workers), then the removal of a worker."""
     head = ray_cluster.head_node.node_id
     workers = [n for n in ray_cluster.list_all_nodes() if n.node_id != head]
     ray_nodes = [head, *(w.node_id for w in workers)]
-    cluster = Cluster.start("placed", nodes=3, ray_nodes=ray_nodes,
-                            options=ClusterOptions(placement=args.placement), fresh=True)
+    cluster = Cluster.start(name, nodes=3, ray_nodes=ray_nodes,
+                            options=ClusterOptions(placement=placement), fresh=True)
     result: dict[str, object] = {"ray_nodes": ray_nodes}
     try:
         where: dict[str, dict[str, str]] = {}
         for node_id in cluster.node_ids:
             where[node_id] = {c: ray_node_of(find_component(cluster.name, node_id, c))
                               for c in COMPONENTS}
-            if args.placement == "per_component":
+            if placement == "per_component":
                 supervisor = ray.get_actor(node_supervisor_name(cluster.name, node_id),
                                            namespace=cluster.namespace)
                 where[node_id]["supervisor"] = ray_node_of(supervisor)
@@ -76,9 +72,27 @@ def main() -> None:
         cluster.shutdown()
         result["left_behind"] = [a["name"] for a in ray.util.list_named_actors(True)
                                  if a["namespace"] == cluster.namespace]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--placement", nargs="+", default=["per_component"])
+    args = parser.parse_args()
+    ray_cluster = RayCluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    ray.init(address=ray_cluster.address, include_dashboard=False, log_to_driver=False)
+    results = {}
+    try:
+        for index, placement in enumerate(args.placement):
+            # back to a head and two workers (the previous trial removed one);
+            # add_node returns once the node is alive
+            while len(ray_cluster.list_all_nodes()) < 3:
+                ray_cluster.add_node(num_cpus=1)
+            results[placement] = trial(ray_cluster, placement, f"placed{index + 1}")
+    finally:
         ray.shutdown()
         ray_cluster.shutdown()
-    print(json.dumps(result))
+    print(json.dumps(results))
 
 
 if __name__ == "__main__":

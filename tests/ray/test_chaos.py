@@ -1,4 +1,4 @@
-"""Chaos on a real local Ray: the monkey's faults, a 60-s run on five nodes
+"""Chaos on a real local Ray: the monkey's faults, a 33-s run on five nodes
 under kills, partitions and pauses that must keep every promise, and runs
 against deliberately broken nodes that the checks must catch.
 
@@ -223,15 +223,22 @@ def test_monkey_partitions_pauses_kills_and_heals(five: Cluster) -> None:
     assert ok
 
 
-def test_sixty_seconds_of_kills_partitions_and_pauses_break_no_promise(five: Cluster) -> None:
-    report = run_chaos(five, duration=60.0, seed=11, faults=DONE_FAULTS, interval=5.0,
-                       op_timeout=1.0)
+# Two full rounds of the five faults (every fault twice), one every 3 s.
+RUN_S, RUN_INTERVAL_S = 33.0, 3.0
+
+
+def test_half_a_minute_of_kills_partitions_and_pauses_breaks_no_promise(five: Cluster) -> None:
+    planned = plan_schedule(11, DONE_FAULTS, RUN_S, RUN_INTERVAL_S)
+    assert len(planned) == 10 and all(
+        [s.action for s in planned].count(fault) == 2 for fault in DONE_FAULTS)
+    report = run_chaos(five, duration=RUN_S, seed=11, faults=DONE_FAULTS,
+                       interval=RUN_INTERVAL_S, op_timeout=1.0)
     print(report.summary())
     assert report.ok, report.summary()
     register_ops = sum(sum(by.values()) for f, by in report.ops_by_function.items() if f != "add")
     # enough history for the checks to mean something; not a throughput figure
-    # (about 2,000 on an idle 2-core machine, fewer when it is busy)
-    assert register_ops >= 500
+    # (about 1,100 on an idle 2-core machine, fewer when it is busy)
+    assert register_ops >= 300
     assert report.ops_by_function["add"]["ok"] > 0
     assert set(report.checks) == set(CHECKS)
     assert all(result.startswith("ok") for result in report.checks.values())
@@ -239,7 +246,7 @@ def test_sixty_seconds_of_kills_partitions_and_pauses_break_no_promise(five: Clu
     # aimed at the leader finds none when no election ends within leader_wait)
     kinds = report.timeline.counts()
     skipped = [note for note in report.notes if "not injected" in note]
-    assert set(kinds) <= set(DONE_FAULTS) and sum(kinds.values()) + len(skipped) == 11
+    assert set(kinds) <= set(DONE_FAULTS) and sum(kinds.values()) + len(skipped) == len(planned)
     assert all("no leader within" in note for note in skipped), skipped
     assert {"kill_component", "majority_minority", "pause"} <= set(kinds)
     assert report.failover["time_to_leader"]["n"] >= 2

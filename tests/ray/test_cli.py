@@ -7,7 +7,9 @@ test session may already run in-process, nor on a token in ``~/.ray``; teardown
 ends that process group (and any straggler whose command line names the
 private temp dir) by process id. Nothing here calls ``ray.init``: ``up``,
 ``status`` and ``down`` run against the head through the console script,
-exactly as documented in docs/deployment.md.
+exactly as documented in docs/deployment.md. The same head shows the security
+posture: Python drivers without the token, or with a wrong one, are refused,
+while one holding it starts a cluster and writes through it.
 """
 
 from __future__ import annotations
@@ -250,6 +252,62 @@ def test_a_client_without_the_token_is_told_to_provide_it(ray_head: RayHead) -> 
     assert "requires token authentication" in result.stderr, explain(result)
     assert "RAY_AUTH_MODE=token" in result.stderr, explain(result)
     assert "Traceback" not in result.stderr, explain(result)
+
+
+# The threat model is a trusted Ray cluster: whoever can connect a driver can run
+# code. Ray's token authentication (this module's head runs with it) is what
+# keeps strangers from connecting.
+DRIVER = """
+import sys, ray
+try:
+    ray.init(address=sys.argv[1], log_to_driver=False)
+except Exception as error:
+    print("REFUSED", type(error).__name__, repr(error.__cause__ or error)[:500], flush=True)
+    sys.exit(0)
+from cluster_actors import Cluster
+cluster = Cluster.start("secure", nodes=3, options={"data_dir": sys.argv[2]})
+try:
+    cluster.kv.put("k", "v")
+    print("WROTE", cluster.kv.get("k"), flush=True)
+finally:
+    cluster.shutdown()
+"""
+
+
+def _driver(address: str, data_dir: str, home: str, **auth: str) -> subprocess.Popen[str]:
+    """A Python driver (``ray.init``, then ``Cluster.start``) in an environment
+    with no inherited Ray address or token, a HOME of its own (so no
+    ``~/.ray/auth_token`` is found), and ``auth`` on top."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("RAY_AUTH", "RAY_ADDRESS"))}
+    env.update(HOME=home, PYTHONPATH=str(Path(__file__).resolve().parents[2]), **auth)
+    return subprocess.Popen([sys.executable, "-c", DRIVER, address, data_dir],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env=env)
+
+
+def test_a_driver_without_the_token_is_refused_and_one_with_it_runs_a_cluster(
+        ray_head: RayHead, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    data = str(tmp_path / "data")
+    # all three strangers at once, each with one connection attempt instead of
+    # Ray's default ~20 s of retries
+    plain = _driver(ray_head.address, data, str(home), RAY_gcs_server_port_wait_time_s="1")
+    wrong = _driver(ray_head.address, data, str(home), RAY_AUTH_MODE="token",
+                    RAY_AUTH_TOKEN="not-the-token", RAY_gcs_server_port_wait_time_s="1")
+    missing = _driver(ray_head.address, data, str(home), RAY_AUTH_MODE="token")
+    outputs = {name: process.communicate(timeout=120)[0]
+               for name, process in (("plain", plain), ("wrong", wrong),
+                                     ("missing", missing))}
+    for name, output in outputs.items():
+        assert output.startswith("REFUSED"), (name, output)
+        assert "WROTE" not in output
+    assert "AuthenticationError" in outputs["missing"]  # refused before it even connects
+    trusted = _driver(ray_head.address, data, str(home), RAY_AUTH_MODE="token",
+                      RAY_AUTH_TOKEN=TOKEN)
+    output = trusted.communicate(timeout=180)[0]
+    assert "WROTE v" in output, output
 
 
 def test_config_reads_changes_and_rolls_back_the_replicated_configuration(

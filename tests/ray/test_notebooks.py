@@ -3,8 +3,10 @@ outputs checked.
 
 Each notebook runs in its own Jupyter kernel on this interpreter (a kernel
 spec written to a temporary ``JUPYTER_PATH``, so the user's Jupyter setup is
-not touched), starts its own local Ray and a three-node cluster, and stops
-both at the end. Cells are found by the tags ``notebooks/build_notebooks.py``
+not touched), starts a three-node cluster and stops it at the end. Its
+``ray.init()`` (called by ``Cluster.start``) joins the test session's local
+Ray through ``RAY_ADDRESS``, as a reader's does on a machine where Ray runs,
+instead of starting a Ray of its own for every notebook. Cells are found by the tags ``notebooks/build_notebooks.py``
 gives them. Matplotlib draws with the Agg backend; notebook 02 writes its
 timeline figure to a temporary directory, or to ``$CLUSTER_ACTORS_FIGURES``
 when set (``CLUSTER_ACTORS_FIGURES=docs/images`` regenerates the figure the
@@ -50,14 +52,15 @@ def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     patch.undo()
 
 
-def execute(name: str, kernel: str, **env: str) -> NotebookNode:
+def execute(name: str, kernel: str, ray_address: str, **env: str) -> NotebookNode:
     """Run every cell of ``notebooks/<name>`` (raises on the first failing
-    cell) and return the notebook with its outputs."""
+    cell) with its driver on the Ray at ``ray_address``, and return the
+    notebook with its outputs."""
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name=kernel,
                             resources={"metadata": {"path": str(NOTEBOOKS)}})
     started = time.perf_counter()
-    client.execute(env={**os.environ, "MPLBACKEND": "Agg", "RAY_ADDRESS": "local", **env})
+    client.execute(env={**os.environ, "MPLBACKEND": "Agg", "RAY_ADDRESS": ray_address, **env})
     print(f"{name}: executed in {time.perf_counter() - started:.1f} s")
     errors = [out for cell in nb.cells for out in cell.get("outputs", [])
               if out.get("output_type") == "error"]
@@ -110,8 +113,9 @@ def test_the_committed_notebooks_are_what_the_generator_builds_without_outputs()
 # --------------------------------------------------------------------- Ray
 
 
-def test_quickstart_finds_a_leader_round_trips_a_key_and_shows_the_table(kernel: str) -> None:
-    nb = execute("01_quickstart.ipynb", kernel)
+def test_quickstart_finds_a_leader_round_trips_a_key_and_shows_the_table(
+        kernel: str, ray_address: str) -> None:
+    nb = execute("01_quickstart.ipynb", kernel, ray_address)
     found = re.search(r"leader: (n[123]) \(term (\d+)\)", text_of(nb, "leader"))
     assert found and int(found.group(2)) >= 1
     leader = found.group(1)
@@ -133,11 +137,12 @@ def test_quickstart_finds_a_leader_round_trips_a_key_and_shows_the_table(kernel:
 
 
 def test_chaos_notebook_measures_failovers_plots_and_checks_linearizability(
-        kernel: str, tmp_path: Path) -> None:
+        kernel: str, ray_address: str, tmp_path: Path) -> None:
     figures = Path(os.environ.get("CLUSTER_ACTORS_FIGURES") or tmp_path).resolve()
     png = figures / "failover_timeline.png"
     png.unlink(missing_ok=True)
-    nb = execute("02_chaos_and_failover.ipynb", kernel, CLUSTER_ACTORS_FIGURES=str(figures))
+    nb = execute("02_chaos_and_failover.ipynb", kernel, ray_address,
+                 CLUSTER_ACTORS_FIGURES=str(figures))
 
     failover = text_of(nb, "failover")
     failover_ms = assigned(failover, "failover_ms")
@@ -165,8 +170,9 @@ def test_chaos_notebook_measures_failovers_plots_and_checks_linearizability(
     assert "cluster stopped" in text_of(nb, "shutdown")
 
 
-def test_custom_strategy_notebook_loads_a_strategy_and_watches_it_decide(kernel: str) -> None:
-    nb = execute("03_custom_strategy.ipynb", kernel)
+def test_custom_strategy_notebook_loads_a_strategy_and_watches_it_decide(
+        kernel: str, ray_address: str) -> None:
+    nb = execute("03_custom_strategy.ipynb", kernel, ray_address)
     load = text_of(nb, "load")
     assert "KeepReferee(stable_after=1.0, referee='n3', down_all_if_less_than_nodes=1)" in load
     assert len(re.findall(r"^rejected ", load, re.MULTILINE)) == 4

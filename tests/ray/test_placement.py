@@ -23,14 +23,23 @@ SCRIPT = Path(__file__).with_name("placement_run.py")
 ROOT = SCRIPT.parents[2]
 
 
-@pytest.mark.parametrize("placement", ["per_component", "per_node"])
-def test_each_logical_node_runs_on_its_ray_node_and_a_ray_node_removal_is_survived(
-        placement: str) -> None:
-    run = subprocess.run([sys.executable, str(SCRIPT), "--placement", placement],
-                         capture_output=True, text=True, timeout=600, cwd=ROOT,
+PLACEMENTS = ["per_component", "per_node"]
+
+
+@pytest.fixture(scope="module")
+def placed() -> dict[str, dict]:
+    """Both placements' results, from one run of the script (one multi-node Ray)."""
+    run = subprocess.run([sys.executable, str(SCRIPT), "--placement", *PLACEMENTS],
+                         capture_output=True, text=True, timeout=900, cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    result = json.loads(run.stdout.strip().splitlines()[-1])
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+def test_each_logical_node_runs_on_its_ray_node_and_a_ray_node_removal_is_survived(
+        placed: dict[str, dict], placement: str) -> None:
+    result = placed[placement]
     ray_nodes = result["ray_nodes"]
     assert len(set(ray_nodes)) == 3
     for index, node_id in enumerate(["n1", "n2", "n3"]):

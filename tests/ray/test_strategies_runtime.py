@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +18,6 @@ import pytest
 from cluster_actors import Cluster, ClusterOptions
 from cluster_actors.errors import NoQuorum
 from tests.ray.waiting import wait_until
-from tests.unit.test_strategies_loading import PLUGIN_SOURCE, _pip_install
 
 ROOT = Path(__file__).resolve().parents[2]
 WEIGHTS = {"n1": 1.0, "n2": 1.0, "n3": 5.0}
@@ -124,10 +122,11 @@ def test_a_leaving_leader_hands_off_to_the_strategys_top_candidate(cluster: Clus
 
 
 PLUGIN_SCRIPT = """
-import json, os, time, ray
+import json, os, sys, time, ray
 from cluster_actors import Cluster, ClusterOptions
-# the actors' processes find the plug-in as the driver does
-ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+# a driver of its own on the test session's Ray; the actors' processes (this
+# job's workers) find the plug-in as the driver does
+ray.init(address=sys.argv[1], log_to_driver=False,
          runtime_env={"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}})
 options = ClusterOptions(partition_strategy="down_all", partition_options={"stable_after": 0.3},
                          heartbeat_interval=250)
@@ -149,15 +148,12 @@ print("RESULT", json.dumps({"modes": modes, "strategy": strategy}))
 """
 
 
-def test_a_third_party_strategy_from_its_own_package_runs_a_cluster(tmp_path: Path) -> None:
-    source = tmp_path / "src"
-    shutil.copytree(PLUGIN_SOURCE, source)
-    target = tmp_path / "site"
-    installed = _pip_install(source, target)
-    assert installed.returncode == 0, installed.stderr
-    run = subprocess.run([sys.executable, "-c", PLUGIN_SCRIPT], capture_output=True, text=True,
-                         timeout=600, cwd=ROOT,
-                         env={**os.environ, "PYTHONPATH": f"{target}{os.pathsep}{ROOT}"})
+def test_a_third_party_strategy_from_its_own_package_runs_a_cluster(
+        thirdparty_site: Path, ray_address: str) -> None:
+    run = subprocess.run([sys.executable, "-c", PLUGIN_SCRIPT, ray_address],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT,
+                         env={**os.environ,
+                              "PYTHONPATH": f"{thirdparty_site}{os.pathsep}{ROOT}"})
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     # Ray's own warnings may be printed to stdout too, even after the result
     [line] = [line for line in run.stdout.splitlines() if line.startswith("RESULT ")]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -17,6 +19,33 @@ from cluster_actors.testing.sim_network import PARTITION_SHAPES, partition_group
 
 SWEEP_SEEDS = int(os.environ.get("SIM_SWEEP_SEEDS", "1000"))
 SWEEP_STEPS = 1000
+WORKERS = min(2, os.cpu_count() or 1)
+
+
+class Outcome(NamedTuple):
+    """What a test needs of one seed's run (a RunResult, made small to travel
+    back from a worker process)."""
+
+    seed: int
+    ok: bool
+    invariant: str | None
+    violation: str | None
+    fail_stops: int
+    ticks_to_recover: int
+
+
+def _outcome(seed: int, **kwargs: Any) -> Outcome:
+    result = run_seed(seed, **kwargs)
+    violation = result.violation
+    return Outcome(seed, result.ok, violation.invariant if violation else None,
+                   str(violation) if violation else None, result.fail_stops,
+                   result.ticks_to_recover)
+
+
+def run_seeds(seeds: range, **kwargs: Any) -> list[Outcome]:
+    """``run_seed(seed, **kwargs)`` for every seed, in order, on all cores."""
+    with ProcessPoolExecutor(max_workers=WORKERS) as pool:
+        return list(pool.map(partial(_outcome, **kwargs), seeds))
 
 
 def _check_seed(seed: int) -> tuple[int, str | None, int, int, int]:
@@ -34,7 +63,7 @@ def test_sweep_of_seeds_with_all_faults_finds_no_violation() -> None:
     """1,000 seeds x 1,000 steps on 5 nodes with partitions of every shape,
     crash-restarts, message loss/duplication/delay, membership changes and
     storage faults; every acknowledged write stays in every later leader's log."""
-    with ProcessPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+    with ProcessPoolExecutor(max_workers=WORKERS) as pool:
         outcomes = list(pool.map(_check_seed, range(SWEEP_SEEDS), chunksize=16))
     failures = [(seed, why) for seed, why, *_ in outcomes if why]
     assert not failures, f"failing seeds (replay with run_seed(seed)): {failures[:10]}"
@@ -57,9 +86,8 @@ def test_a_seed_replays_exactly() -> None:
 @pytest.mark.parametrize("faults", [(), ("partition",), ("crash",), ("network",),
                                     ("reconfigure",), ("storage",)])
 def test_each_fault_kind_alone_keeps_safety_and_liveness(faults: tuple[str, ...]) -> None:
-    for seed in range(30):
-        result = run_seed(seed, faults=faults, steps=600)
-        assert result.ok, f"seed {seed}: {result.violation}"
+    for result in run_seeds(range(30), faults=faults, steps=600):
+        assert result.ok, f"seed {result.seed}: {result.violation}"
         assert result.ticks_to_recover >= 0
 
 
@@ -80,8 +108,8 @@ _BUG_RUN = dict(nodes=3, fault_rate=0.1, faults=("crash", "partition", "network"
 
 
 def test_forgetting_the_persisted_vote_is_caught() -> None:
-    caught = [r.violation.invariant for s in range(60)
-              if not (r := run_seed(s, bug="forget_vote", **_BUG_RUN)).ok]
+    caught = [r.invariant for r in run_seeds(range(60), bug="forget_vote", **_BUG_RUN)
+              if not r.ok]
     assert caught, "restarting with a forgotten vote must break an invariant"
     assert "Election Safety" in caught
 
@@ -94,15 +122,14 @@ def test_committing_old_term_entries_by_counting_replicas_is_caught() -> None:
                options=RaftOptions(election_tick=4, heartbeat_tick=1,
                                    max_entries_per_message=1, pre_vote=False,
                                    check_quorum=False))
-    caught = [r.violation.invariant for s in range(5, 15)
-              if not (r := run_seed(s, bug="commit_old_term", **run)).ok]
+    caught = [r.invariant for r in run_seeds(range(5, 15), bug="commit_old_term", **run)
+              if not r.ok]
     assert caught, "the Figure 8 commit bug must break an invariant"
 
 
 def test_correct_variant_passes_the_same_adversarial_runs() -> None:
-    for seed in range(60):
-        result = run_seed(seed, **_BUG_RUN)
-        assert result.ok, f"seed {seed}: {result.violation}"
+    for result in run_seeds(range(60), **_BUG_RUN):
+        assert result.ok, f"seed {result.seed}: {result.violation}"
 
 
 # The same small cluster with storage faults: failed persists, crashes while
@@ -111,22 +138,21 @@ _STORAGE_RUN = dict(_BUG_RUN, faults=("crash", "partition", "network", "storage"
 
 
 def test_sending_votes_and_acknowledgements_before_the_persist_is_caught() -> None:
-    caught = {r.violation.invariant for s in range(60)
-              if not (r := run_seed(s, bug="send_before_persist", **_STORAGE_RUN)).ok}
+    caught = {r.invariant for r in run_seeds(range(60), bug="send_before_persist",
+                                             **_STORAGE_RUN) if not r.ok}
     assert caught & {"Election Safety", "No Acknowledged Write Lost"}, caught
 
 
 def test_carrying_on_after_a_failed_persist_is_caught() -> None:
-    caught = [r.violation.invariant for s in range(20)
-              if not (r := run_seed(s, bug="ignore_persist_error", **_STORAGE_RUN)).ok]
+    caught = [r.invariant for r in run_seeds(range(20), bug="ignore_persist_error",
+                                             **_STORAGE_RUN) if not r.ok]
     assert len(caught) >= 10, "a node that believes a failed write must be caught"
 
 
 def test_correct_variant_passes_the_storage_fault_runs_and_fail_stops() -> None:
     fail_stops = 0
-    for seed in range(60):
-        result = run_seed(seed, **_STORAGE_RUN)
-        assert result.ok, f"seed {seed}: {result.violation}"
+    for result in run_seeds(range(60), **_STORAGE_RUN):
+        assert result.ok, f"seed {result.seed}: {result.violation}"
         fail_stops += result.fail_stops
     assert fail_stops > 60, "the runs must actually fail persists"
 

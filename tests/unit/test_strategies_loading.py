@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from importlib.metadata import EntryPoint
@@ -18,9 +16,7 @@ from cluster_actors.errors import UnknownStrategy, ValidationFailed
 from strategies.base import FailoverStrategy, PartitionStrategy, PartitionView, SideAction
 from strategies.failover import AutomaticFailover, WeightedFailover
 from strategies.partition import MajoritySide, QuorumSide
-
-PLUGIN_SOURCE = Path(__file__).resolve().parents[1] / "data" / "thirdparty_strategy"
-PLUGIN_MODULE = "ca_thirdparty_strategy"
+from tests.conftest import PLUGIN_MODULE
 
 FAILOVER = ["automatic", "geo_preferred", "load_aware", "manual", "weighted"]
 PARTITION = ["auto_merge", "leader_side", "majority_side", "manual", "quorum_side"]
@@ -223,37 +219,17 @@ def test_entry_points_are_cached_until_refresh(monkeypatch: pytest.MonkeyPatch) 
 # --- a third-party package installed for real ------------------------------------------
 
 
-def _pip_install(source: Path, target: Path) -> subprocess.CompletedProcess[str]:
-    """Install ``source`` into ``target``: offline without build isolation if the build
-    backend allows, else with pip's isolated build (which fetches setuptools)."""
-    base = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-cache-dir",
-            "--disable-pip-version-check", "--quiet", "--target", str(target)]
-    result = subprocess.run([*base, "--no-build-isolation", "--no-index", str(source)],
-                            capture_output=True, text=True, timeout=300, check=False)
-    if result.returncode != 0:
-        result = subprocess.run([*base, str(source)],
-                                capture_output=True, text=True, timeout=300, check=False)
-    return result
-
-
 @pytest.fixture(scope="module")
-def thirdparty_installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The plug-in package pip-installed into a temporary directory on ``sys.path``."""
-    root = tmp_path_factory.mktemp("thirdparty")
-    source = root / "src"
-    shutil.copytree(PLUGIN_SOURCE, source)  # the build writes into its source tree
-    target = root / "site"
+def thirdparty_installed(thirdparty_site: Path) -> Iterator[Path]:
+    """The plug-in package, pip-installed into a temporary directory, on ``sys.path``."""
     strategies.refresh()
     assert "down_all" not in strategies.available("partition")
-    result = _pip_install(source, target)
-    assert result.returncode == 0, f"pip install failed:\n{result.stdout}\n{result.stderr}"
-    assert list(target.glob("ca_thirdparty_strategy-*.dist-info/entry_points.txt"))
-    sys.path.insert(0, str(target))
+    sys.path.insert(0, str(thirdparty_site))
     strategies.refresh()
     try:
-        yield target
+        yield thirdparty_site
     finally:
-        sys.path.remove(str(target))
+        sys.path.remove(str(thirdparty_site))
         for module in [m for m in sys.modules if m.split(".")[0] == PLUGIN_MODULE]:
             del sys.modules[module]
         strategies.refresh()
