@@ -20,7 +20,7 @@ from .election import Hold, LeaderInfo, _Queue
 from .lease import check_ttl
 
 if TYPE_CHECKING:
-    from ..cluster import Cluster
+    from ..client.session import LeaderSession
 
 LOCK_PREFIX = "lock/"
 
@@ -34,18 +34,18 @@ class Lock:
     holder. Not reentrant; one handle is one contender.
     """
 
-    def __init__(self, cluster: Cluster, name: str, ttl: float = 2.0,
+    def __init__(self, session: LeaderSession, name: str, ttl: float = 2.0,
                  holder_id: str | None = None, timeout: float | None = None) -> None:
         if not isinstance(name, str) or not name:
             raise ValidationFailed([("name", f"a lock name is a non-empty string, got "
                                              f"{shown(name)}")])
-        check_ttl(cluster, ttl)  # ValidationFailed now rather than at acquire
-        self.cluster = cluster
+        check_ttl(session, ttl)  # ValidationFailed now rather than at acquire
+        self.session = session
         self.name = name
         self.ttl = ttl
         self.holder_id = holder_id or f"lock-holder-{uuid.uuid4().hex[:8]}"
         self.timeout = timeout  #: for ``with`` (None: wait as long as it takes)
-        self._queue = _Queue(cluster, f"{LOCK_PREFIX}{name}/")
+        self._queue = _Queue(session, f"{LOCK_PREFIX}{name}/")
         self.hold: Hold | None = None
 
     def acquire(self, blocking: bool = True, timeout: float | None = None,
@@ -60,7 +60,7 @@ class Lock:
                 self.holder_id, None, self.ttl, timeout if blocking else 0.0, cancel)
         except CoordinationTimeout:
             return False
-        self.hold = Hold(self.cluster, key, token, lease)
+        self.hold = Hold(self.session, key, token, lease)
         return True
 
     def release(self) -> bool:
