@@ -173,7 +173,7 @@ class LeaderElection:
                                              f"{shown(name)}")])
         self.session = session
         self.name = name
-        self._queue = _Queue(session, f"{ELECTION_PREFIX}{name}/")
+        self._queue = LeaseLine(session, f"{ELECTION_PREFIX}{name}/")
         self.leadership: Leadership | None = None  #: from this handle's last campaign
 
     def campaign(self, candidate_id: str, value: Any = None, ttl: float = 2.0,
@@ -270,7 +270,7 @@ class Observation:
     """Iterator over leadership changes (sync: ``for``; async: ``async for``).
     ``close()`` ends it within one poll."""
 
-    def __init__(self, queue: _Queue, poll: float = POLL_S) -> None:
+    def __init__(self, queue: LeaseLine, poll: float = POLL_S) -> None:
         self._queue = queue
         self._poll = poll
         self._known: list[tuple[str, int]] | None = None
@@ -289,11 +289,11 @@ class Observation:
                 self._closed.wait(0.05)  # no leader for a moment: try again
                 continue
             self._known = [(item[0], item[3]) for item in items]
-            first = _first(items)
+            first = first_of(items)
             ident = None if first is None else (first[0], first[3])
             if ident != self._last:
                 self._last = ident
-                return None if first is None else _info(first)
+                return None if first is None else info_of(first)
         raise StopIteration
 
     def __aiter__(self) -> Observation:

@@ -1,6 +1,6 @@
 """One contender on a :class:`~.line.LeaseLine` that holds while a rule is
-true (the shape of :class:`~cluster_actors.recipes.lock.Lock`, with the rule as a
-parameter): the base of the read and write locks and the semaphore.
+true: the base of the lock (rule: first in line), the read and write locks
+and the semaphore.
 
 A holder has a fencing token (its key's create revision) and the guarded and
 fenced writes of :class:`~cluster_actors.recipes.election.Hold`. It is released by
