@@ -113,12 +113,14 @@ class LeaderSession:
         return cls(cluster, lambda: node_ids, options)
 
     def close(self) -> None:
-        """Stop the leader watch and the sender (after the commands in flight)."""
+        """Stop the leader watch and the sender (after the commands in flight)
+        and forget the cached handles; commands submitted later raise ClusterError."""
         with self._lock:
             self._closed = True
             self._lock.notify()
         if self._watch is not None:
             self._watch.close()
+        self._handles.clear()
 
     # ---------------------------------------------------------- the leader
     @property
