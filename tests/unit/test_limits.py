@@ -35,7 +35,7 @@ from cluster_actors.core.limits import (
     lease_ttl_ms,
 )
 from cluster_actors.core.raft_types import Entry, EntryKind, Role
-from cluster_actors.errors import ClusterError, ValidationFailed
+from cluster_actors.errors import ClusterError, CoordinationTimeout, ValidationFailed
 from cluster_actors.options import ClusterOptions
 
 HANG = 30.0  # seconds; only catches hangs
@@ -187,6 +187,15 @@ def test_the_kv_client_refuses_bad_input_locally_and_sends_nothing(
 def test_a_refused_submit_resolves_its_future_at_once() -> None:
     future = OfflineKV().submit(("put", "k", lambda: 1))
     assert future.done() and isinstance(future.result(), InvalidCommand)
+
+
+def test_a_session_run_raises_a_refused_op_and_names_an_unanswered_one() -> None:
+    session = OfflineSession()
+    with pytest.raises(ValidationFailed):
+        session.run(("put", None, 1))
+    with pytest.raises(CoordinationTimeout, match=r"lease_grant not acknowledged within 0\.01 s"):
+        session.wait(Future(), timeout=0.01, what="lease_grant")
+    assert session._queue == [] and session._ack_below() == 1
 
 
 SPECIAL = st.sampled_from([10**400, -10**400, 2**63, 2**64, math.nan, math.inf, -math.inf,
