@@ -77,7 +77,7 @@ def one_round(cluster: Cluster, mode: str, leader: str, term: int, target: str
             if won is not None:
                 return (won["time"] - started) * 1000, target, won["term"]
             continue
-        winner = cluster.find_leader(timeout=0.2)  # another node may have won
+        winner = cluster.session.find_leader(timeout=0.2)  # another node may have won
         if winner not in (None, target):
             won = _won(cluster.node(winner).consensus.events(), term)
             if won is not None:

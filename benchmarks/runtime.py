@@ -122,15 +122,15 @@ def leader_kills(cluster: Cluster, kills: int) -> dict[str, Any]:
     try:
         for _ in range(kills):
             old = cluster.wait_for_leader()
-            old_term = ray.get(cluster._consensus_handle(old).status.remote())["term"]
-            handle = cluster._consensus_handle(old)
-            cluster._forget_handle(old)
+            old_term = ray.get(cluster.session.handle(old).status.remote())["term"]
+            handle = cluster.session.handle(old)
+            cluster.session.forget(old)
             killed_at = time.time()
             ray.kill(handle, no_restart=True)
             new = None
             while new in (None, old):
-                new = cluster.find_leader(timeout=0.2)
-            events = ray.get(cluster._consensus_handle(new).events.remote())
+                new = cluster.session.find_leader(timeout=0.2)
+            events = ray.get(cluster.session.handle(new).events.remote())
             elected = [e["time"] for e in events if e["type"] == "leader_changed"
                        and e["role"] == "leader" and e["term"] > old_term]
             to_leader.append((min(elected) - killed_at) * 1000)

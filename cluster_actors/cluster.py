@@ -25,7 +25,7 @@ from .client.config import ConfigClient
 from .client.coordinator import Coordinator
 from .client.data import DataStore
 from .client.kv import KVClient
-from .client.leader_watch import LeaderWatch
+from .client.session import LeaderSession, registered_cluster
 from .core.config import parse_config
 from .core.supervision import Strategy, SupervisorFlags
 from .errors import ClusterError, CoordinationTimeout, NotFound, ValidationFailed
@@ -46,7 +46,10 @@ from .runtime.storage import volatile_storage_warning
 from .runtime.supervisor import Supervisor
 
 if TYPE_CHECKING:
+    from .chaos.monkey import ChaosMonkey
     from .recipes.barrier import Barrier
+    from .recipes.election import LeaderElection
+    from .recipes.lock import Lock
     from .recipes.queue import Queue
     from .recipes.registry import Registration, ServiceInstance, ServiceWatch
     from .recipes.rwlock import RWLock
@@ -140,10 +143,10 @@ class Cluster:
         self.options = options
         self.timeout = timeout
         self.namespace = namespace(name)
-        self._handles: dict[str, Any] = {}
+        #: the session with the leader that every client of this handle shares
+        self.session = LeaderSession(name, lambda: self.node_ids, options)
         self._kv: KVClient | None = None
-        self._chaos: Any = None
-        self._leader_watch: LeaderWatch | None = None
+        self._chaos: ChaosMonkey | None = None
 
     # ------------------------------------------------------------ lifecycle
     @classmethod
@@ -226,20 +229,12 @@ class Cluster:
             except ConnectionError as error:
                 raise ClusterError(f"no Ray cluster reachable at {address!r}: start one with "
                                    f"`ray start --head` or pass its address ({error})") from None
-        try:
-            registry = ray.get_actor(registry_name(name), namespace=namespace(name))
-        except ValueError:
-            raise ClusterError(f"no cluster named {name!r} runs on this Ray cluster; start it "
-                               f"with Cluster.start({name!r}) or `cluster-actors up`") from None
-        info = ray.get(registry.info.remote(), timeout=timeout)
-        return cls(name, info["node_ids"], ClusterOptions.parse(info["options"]), timeout)
+        node_ids, options = registered_cluster(name, timeout)
+        return cls(name, node_ids, options, timeout)
 
     def shutdown(self) -> None:
         """Stop every actor of the cluster (children in reverse start order)."""
-        if self._kv is not None:
-            self._kv.close()
-        if self._leader_watch is not None:
-            self._leader_watch.close()
+        self.session.close()
         if self._chaos is not None:
             with contextlib.suppress(Exception):
                 self._chaos.close()  # resumes paused processes, heals partitions
@@ -259,7 +254,6 @@ class Cluster:
         with contextlib.suppress(Exception):
             ray.kill(ray.get_actor(registry_name(self.name), namespace=ns))
         _OWNED.pop(self.name, None)
-        self._handles.clear()
         forget_cluster(self.name)
 
     # ---------------------------------------------------- runtime membership
@@ -314,11 +308,11 @@ class Cluster:
         if leader == node_id:
             with contextlib.suppress(Exception):
                 self.coordinator(node_id).step_down()
-            leader = self.leader_watch.wait_for_leader(
+            leader = self.session.watch.wait_for_leader(
                 max(0.0, deadline - time.monotonic()), other_than=node_id)
             if leader is None:
                 raise CoordinationTimeout(f"{node_id} still leads: cannot remove it now")
-        handle = self._consensus_handle(leader)
+        handle = self.session.handle(leader)
         left = max(1.0, deadline - time.monotonic())
         try:
             ray.get(handle.change_membership.remote([("remove", node_id)], left),
@@ -335,7 +329,7 @@ class Cluster:
             ray.get(root.delete_child.remote(node_id), timeout=timeout)
         ray.get(self._registry().remove_node.remote(node_id), timeout=timeout)
         self.node_ids.remove(node_id)
-        self._forget_handle(node_id)
+        self.session.forget(node_id)
 
     def _root(self) -> Any:
         try:
@@ -381,7 +375,7 @@ class Cluster:
         return Coordinator(self.name, node_id, self.timeout)
 
     @property
-    def chaos(self) -> Any:
+    def chaos(self) -> ChaosMonkey:
         """The cluster's :class:`~cluster_actors.chaos.ChaosMonkey` (created on
         first use): ``kill_leader()``, ``kill(node, component)``, ``kill_node``,
         ``partition(groups)``, ``pause``, ``heal()``, a recorded timeline."""
@@ -398,20 +392,10 @@ class Cluster:
 
     @property
     def kv(self) -> KVClient:
-        """The linearizable key-value store (one shared client session)."""
+        """The linearizable key-value store (on the cluster's one session)."""
         if self._kv is None:
-            self._kv = KVClient(self)
+            self._kv = KVClient(self.session)
         return self._kv
-
-    def _consensus_handle(self, node_id: str) -> Any:
-        handle = self._handles.get(node_id)
-        if handle is None:
-            handle = find_component(self.name, node_id, "consensus")
-            self._handles[node_id] = handle
-        return handle
-
-    def _forget_handle(self, node_id: str) -> None:
-        self._handles.pop(node_id, None)
 
     # --------------------------------------------------------------- status
     def _statuses(self, timeout: float = 2.0) -> dict[str, dict[str, Any] | None]:
@@ -420,7 +404,7 @@ class Cluster:
         refs: dict[Any, str] = {}
         for node_id in self.node_ids:
             with contextlib.suppress(ValueError):
-                refs[self._consensus_handle(node_id).status.remote()] = node_id
+                refs[self.session.handle(node_id).status.remote()] = node_id
         out: dict[str, dict[str, Any] | None] = dict.fromkeys(self.node_ids)
         if not refs:
             return out
@@ -430,63 +414,17 @@ class Cluster:
             try:
                 out[node_id] = ray.get(ref)
             except Exception:
-                self._forget_handle(node_id)
+                self.session.forget(node_id)
         return out
-
-    def find_leader(self, timeout: float = 2.0) -> str | None:
-        """The node that leads in the highest term any node reports, or None.
-
-        Answers as soon as the nodes that replied name a leader; a node that
-        is dead or restarting never holds the answer up. Each round is one
-        light call per node (``leadership``); rounds are spaced 50 ms apart,
-        5 ms more per node beyond ten, so waiting on a large cluster does not
-        load it.
-        """
-        deadline = time.monotonic() + timeout
-        spacing = 0.05 + 0.005 * max(0, len(self.node_ids) - 10)
-        while True:
-            refs: dict[Any, str] = {}
-            for node_id in self.node_ids:
-                with contextlib.suppress(ValueError):
-                    refs[self._consensus_handle(node_id).leadership.remote()] = node_id
-            pending = list(refs)
-            leaders: list[tuple[int, str]] = []
-            round_started = time.monotonic()
-            round_deadline = round_started + min(spacing, max(0.01, deadline - round_started))
-            while pending and not leaders:
-                ready, pending = ray.wait(pending, num_returns=1,
-                                          timeout=max(0.0, round_deadline - time.monotonic()))
-                if not ready:
-                    break
-                for ref in ready:
-                    try:
-                        status = ray.get(ref)
-                    except Exception:
-                        self._forget_handle(refs[ref])
-                        continue
-                    if status["role"] == "leader":
-                        leaders.append((status["term"], refs[ref]))
-            if leaders:
-                return max(leaders)[1]
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(max(0.005, min(round_started + spacing, deadline) - time.monotonic()))
-
-    @property
-    def leader_watch(self) -> LeaderWatch:
-        """The leadership the nodes push to this driver (started on first use)."""
-        if self._leader_watch is None:
-            self._leader_watch = LeaderWatch(self.name, lambda: list(self.node_ids))
-        return self._leader_watch
 
     def leader(self) -> str | None:
         """The current leader's node id, or None: answered from the leadership
         the nodes pushed (no Ray call), else from one quick poll of the nodes."""
-        return self.leader_watch.leader() or self.find_leader(timeout=0)
+        return self.session.leader()
 
     def wait_for_leader(self, timeout: float = 30.0) -> str:
         """Block until a leader is elected; its node id."""
-        leader = self.leader_watch.wait_for_leader(timeout) or self.find_leader(timeout=0.1)
+        leader = self.session.wait_for_leader(timeout)
         if leader is None:
             raise CoordinationTimeout(f"no leader elected within {timeout} s: check that a "
                                       f"majority of {self.node_ids} is running and connected"
@@ -566,19 +504,19 @@ class Cluster:
             _RootClient(self.name, "", "root")
 
     # ------------------------------------------------- election and locks
-    def election(self, name: str) -> Any:
+    def election(self, name: str) -> LeaderElection:
         """The :class:`~cluster_actors.recipes.election.LeaderElection` named ``name``:
         campaign / proclaim / leader / observe / resign, with fencing tokens."""
         from .recipes.election import LeaderElection
 
-        return LeaderElection(self, name)
+        return LeaderElection(self.session, name)
 
-    def lock(self, name: str, ttl: float = 2.0, timeout: float | None = None) -> Any:
+    def lock(self, name: str, ttl: float = 2.0, timeout: float | None = None) -> Lock:
         """A :class:`~cluster_actors.recipes.lock.Lock` named ``name`` (a new
         contender per call), released when its holder's ``ttl`` s lease expires."""
         from .recipes.lock import Lock
 
-        return Lock(self, name, ttl=ttl, timeout=timeout)
+        return Lock(self.session, name, ttl=ttl, timeout=timeout)
 
     # ------------------------------------------------- coordination recipes
     def rwlock(self, name: str, ttl: float = 2.0, timeout: float | None = None) -> RWLock:
@@ -587,7 +525,7 @@ class Cluster:
         hold with a fencing token, released when its ``ttl`` s lease expires."""
         from .recipes.rwlock import RWLock
 
-        return RWLock(self, name, ttl=ttl, timeout=timeout)
+        return RWLock(self.session, name, ttl=ttl, timeout=timeout)
 
     def semaphore(self, name: str, limit: int, ttl: float = 2.0,
                   timeout: float | None = None) -> Semaphore:
@@ -596,7 +534,7 @@ class Cluster:
         ``ttl`` s lease expires frees its slot."""
         from .recipes.semaphore import Semaphore
 
-        return Semaphore(self, name, limit, ttl=ttl, timeout=timeout)
+        return Semaphore(self.session, name, limit, ttl=ttl, timeout=timeout)
 
     def barrier(self, name: str, parties: int, ttl: float = 2.0) -> Barrier:
         """A :class:`~cluster_actors.recipes.barrier.Barrier` (one party per
@@ -604,14 +542,14 @@ class Cluster:
         ``enter()`` / ``leave()`` is the double barrier."""
         from .recipes.barrier import Barrier
 
-        return Barrier(self, name, parties, ttl=ttl)
+        return Barrier(self.session, name, parties, ttl=ttl)
 
     def queue(self, name: str) -> Queue:
         """The FIFO :class:`~cluster_actors.recipes.queue.Queue` named
         ``name``: ``put(item)``, ``get(timeout=)``, each item to one consumer."""
         from .recipes.queue import Queue
 
-        return Queue(self, name)
+        return Queue(self.session, name)
 
     def register(self, service: str, address: Any, ttl: float = 10.0,
                  metadata: dict[str, Any] | None = None,
@@ -621,13 +559,13 @@ class Cluster:
         :class:`~cluster_actors.recipes.registry.Registration`)."""
         from .recipes.registry import Registration
 
-        return Registration(self, service, address, ttl, metadata, instance_id)
+        return Registration(self.session, service, address, ttl, metadata, instance_id)
 
     def services(self, service: str) -> list[ServiceInstance]:
         """The live instances of ``service``, in registration order (linearizable)."""
         from .recipes.registry import services
 
-        return services(self, service)
+        return services(self.session, service)
 
     def watch_services(self, service: str, poll: float = 1.0) -> ServiceWatch:
         """Follow the instances of ``service``: an iterator of
@@ -635,7 +573,7 @@ class Cluster:
         members first, then each change)."""
         from .recipes.registry import ServiceWatch
 
-        return ServiceWatch(self, service, poll)
+        return ServiceWatch(self.session, service, poll)
 
     def singleton(self, name: str, actor_class: Any, *args: Any, lease_ttl: float = 2.0,
                   **kwargs: Any) -> SingletonProxy:
@@ -647,14 +585,14 @@ class Cluster:
         ``proxy.stop()`` ends this process's part)."""
         from .recipes.singleton import Singleton, SingletonProxy
 
-        manager = Singleton(self, name, actor_class, args, kwargs, ttl=lease_ttl)
-        return SingletonProxy(self, name, manager)
+        manager = Singleton(self.session, name, actor_class, args, kwargs, ttl=lease_ttl)
+        return SingletonProxy(self.session, name, manager)
 
     def singleton_proxy(self, name: str) -> SingletonProxy:
         """A proxy to singleton ``name`` without taking part in running it."""
         from .recipes.singleton import SingletonProxy
 
-        return SingletonProxy(self, name)
+        return SingletonProxy(self.session, name)
 
     def __repr__(self) -> str:
         return f"<Cluster {self.name!r} nodes={self.node_ids}>"

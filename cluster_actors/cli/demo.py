@@ -136,10 +136,10 @@ def run(nodes: int = 5, writes: int = 2000, console: Console | None = None,
                    lambda s: all(n.applied == s.nodes[0].commit for n in s.nodes
                                  if n.reachable), timeout=30)
             old_term = cluster.status().term
-            handle = cluster._consensus_handle(leader)
+            handle = cluster.session.handle(leader)
             ray.kill(handle, no_restart=True)
             killed_at = time.perf_counter()
-            cluster._forget_handle(leader)
+            cluster.session.forget(leader)
             new_leader_s = _watch(
                 cluster, live, f"killed {leader}'s consensus actor: electing",
                 lambda s: s.leader not in (None, leader) and s.term > old_term, timeout=30)

@@ -1,25 +1,10 @@
 """Blocking clients for a running cluster: a generic proxy to any component
-actor, and the linearizable key-value client.
+actor, and subscriptions to the events of a component.
 
 :class:`ComponentClient` turns every remote method of a component actor into
 a blocking call (``client.get_status()``), re-resolving the actor by name if
-it was restarted by its supervisor.
-
-:class:`KVClient` writes through Raft with a client session: each command
-carries ``(client_id, seq)``, so a command retried after a timeout or a
-leader change is applied at most once. Concurrent callers are coalesced: a
-sender thread ships every command queued while the previous batch was in
-flight as one Ray call, with up to ``max_in_flight`` batches pipelined.
-Writes go to the leader; a follower answers ``NotLeader`` with the leader's id
-and the client redirects (writes are not forwarded between nodes).
-
-Errors are per command: an op that is malformed, a value the log's plain
-pickle refuses or larger than ``max_value_bytes`` is refused locally, before
-it is queued (its future holds the ValidationFailed; nothing is sent). Should
-a batch still fail as a whole (Ray cannot serialize one of its values, say),
-its commands are sent again one by one, so only the culprit fails; the
-sender thread survives any error, and every resolved command stops holding
-back the acknowledged-results floor (``ack_below``).
+it was restarted by its supervisor. The key-value store has its own client
+(:mod:`~cluster_actors.client.kv`, on a :mod:`~cluster_actors.client.session`).
 """
 
 from __future__ import annotations

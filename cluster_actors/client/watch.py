@@ -23,10 +23,10 @@ from ..errors import CoordinationTimeout, NoQuorum, ValidationFailed
 
 
 class LeaderCaller(Protocol):
-    """What a watch needs of the KV client: a call on the current leader,
+    """What a watch needs of its session: a call on the current leader,
     redirected and retried through leader changes."""
 
-    def _leader_call(self, method: str, *args: Any, timeout: float | None) -> Any: ...
+    def call(self, method: str, *args: Any, timeout: float | None = None) -> Any: ...
 
 logger = logging.getLogger(__name__)
 
@@ -57,13 +57,13 @@ class Watch:
     ``poll_timeout`` seconds for an iteration blocked in another thread.
     """
 
-    def __init__(self, kv: LeaderCaller, start: str, end: str | None,
+    def __init__(self, session: LeaderCaller, start: str, end: str | None,
                  start_revision: int | None = None, poll_timeout: float = 1.0) -> None:
         if start_revision is not None and (isinstance(start_revision, bool) or not isinstance(
                 start_revision, int) or start_revision < 1):
             raise ValidationFailed([("start_revision", f"must be None or an integer >= 1, "
                                      f"got {start_revision!r}")])
-        self._kv = kv
+        self._session = session
         self.start, self.end = start, end
         self.poll_timeout = poll_timeout
         self._buffer: collections.deque[WatchEvent] = collections.deque()
@@ -78,7 +78,7 @@ class Watch:
         wait = self.poll_timeout if wait is None else wait
         while True:
             try:
-                answer = self._kv._leader_call(
+                answer = self._session.call(
                     "watch_events", self.start, self.end, after, wait, timeout=wait + 10.0)
                 break
             except (NoQuorum, CoordinationTimeout) as error:  # no leader yet: keep trying

@@ -23,13 +23,14 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from ..client.kv import KVClient
 from ..errors import ClusterError, CoordinationTimeout
 from .checks import check_count, check_name, check_timeout, check_ttl
-from .lease import Lease, run_op
+from .lease import Lease
 from .line import POLL_S, LeaseLine, ordered
 
 if TYPE_CHECKING:
-    from ..cluster import Cluster
+    from ..client.session import LeaderSession
 
 BARRIER_PREFIX = "barrier/"
 
@@ -46,15 +47,16 @@ class Barrier:
     CoordinationTimeout if the other parties did not all arrive in time.
     """
 
-    def __init__(self, cluster: Cluster, name: str, parties: int, ttl: float = 2.0,
+    def __init__(self, session: LeaderSession, name: str, parties: int, ttl: float = 2.0,
                  party_id: str | None = None) -> None:
-        self.cluster = cluster
+        self.session = session
         self.name = check_name("name", name)
         self.parties = check_count("parties", parties)
         self.ttl = check_ttl(ttl)
         self.party_id = party_id or f"party-{uuid.uuid4().hex[:8]}"
         self.prefix = f"{BARRIER_PREFIX}{name}/"
         self._gen_key = f"{self.prefix}gen"
+        self._kv = KVClient(session)
         self._entered: tuple[Lease, int] | None = None  # the double barrier's lease, gen
 
     # ------------------------------------------------------------ cyclic barrier
@@ -83,7 +85,7 @@ class Barrier:
                                f"enter first")
         (lease, gen), self._entered = self._entered, None
         lease.revoke()
-        line = LeaseLine(self.cluster, f"{self.prefix}g{gen}/")
+        line = LeaseLine(self.session, f"{self.prefix}g{gen}/")
         deadline = None if timeout is None else time.monotonic() + timeout
         known: list[tuple[str, int]] | None = None
         while True:
@@ -108,12 +110,12 @@ class Barrier:
     # ----------------------------------------------------------------- helpers
     def generation(self) -> int:
         """The current generation (linearizable): how many times it tripped."""
-        return int(self.cluster.kv.get(self._gen_key, 0))
+        return int(self._kv.get(self._gen_key, 0))
 
     def arrived(self) -> int:
         """How many parties wait in the current generation."""
         gen = self.generation()
-        return len(LeaseLine(self.cluster, f"{self.prefix}g{gen}/").items())
+        return len(LeaseLine(self.session, f"{self.prefix}g{gen}/").items())
 
     def _gen_value(self, gen: int) -> int | None:
         return None if gen == 0 else gen  # absent means 0
@@ -123,7 +125,7 @@ class Barrier:
         arrival is withdrawn and CoordinationTimeout raised."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            lease = Lease.grant(self.cluster, self.ttl)
+            lease = Lease.grant(self.session, self.ttl)
             try:
                 gen, key = self._arrive(lease)
                 if self._await_trip(lease, gen, deadline):
@@ -134,7 +136,7 @@ class Barrier:
             if lease.is_alive():  # timed out: withdraw unless the barrier tripped
                 withdraw = ("guarded", ((self._gen_key, "value", self._gen_value(gen)),),
                             (("delete", key),))
-                tripped = not run_op(self.cluster, withdraw).ok
+                tripped = not self.session.run(withdraw).ok
                 if tripped:
                     return lease, gen
                 lease.revoke()
@@ -143,7 +145,7 @@ class Barrier:
                     f"{timeout} s; start the missing parties or wait longer")
             lease.revoke()  # our lease lapsed while waiting: arrive again
             if self.generation() > gen:
-                return Lease.grant(self.cluster, self.ttl), gen
+                return Lease.grant(self.session, self.ttl), gen
 
     def _arrive(self, lease: Lease) -> tuple[int, str]:
         record = {"candidate": self.party_id, "value": None, "parties": self.parties}
@@ -152,7 +154,7 @@ class Barrier:
             key = f"{self.prefix}g{gen}/{lease.lease_id:016x}"
             op = ("guarded", ((self._gen_key, "value", self._gen_value(gen)),),
                   (("put_lease", key, record, lease.lease_id),))
-            if run_op(self.cluster, op).ok:
+            if self.session.run(op).ok:
                 return gen, key
             if not lease.is_alive():
                 raise ClusterError(f"barrier {self.name!r}: the party's lease was lost "
@@ -160,7 +162,7 @@ class Barrier:
 
     def _await_trip(self, lease: Lease, gen: int, deadline: float | None) -> bool:
         """True once generation ``gen`` tripped; False on timeout or a lost lease."""
-        line = LeaseLine(self.cluster, f"{self.prefix}g{gen}/")
+        line = LeaseLine(self.session, f"{self.prefix}g{gen}/")
         known: list[tuple[str, int]] | None = None
         while lease.is_alive():
             wait = POLL_S if deadline is None else min(POLL_S, deadline - time.monotonic())
@@ -181,7 +183,7 @@ class Barrier:
     def _trip(self, gen: int, counted: list[Any]) -> None:
         compares = ((self._gen_key, "value", self._gen_value(gen)),
                     *((item[0], "create_revision", item[2]) for item in counted))
-        run_op(self.cluster, ("guarded", compares, (("put", self._gen_key, gen + 1),)))
+        self.session.run(("guarded", compares, (("put", self._gen_key, gen + 1),)))
 
     def __repr__(self) -> str:
         return f"<Barrier {self.name!r} parties={self.parties}>"

@@ -42,11 +42,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.kv import KVResult, shown
 from ..errors import ClusterError, ValidationFailed
-from .lease import Lease, run_op
+from .lease import Lease
 from .line import POLL_S, Cancelled, LeaderInfo, LeaseLine, first_of, info_of
 
 if TYPE_CHECKING:
-    from ..cluster import Cluster
+    from ..client.session import LeaderSession
 
 ELECTION_PREFIX = "election/"
 FENCE_PREFIX = "fence/"
@@ -78,8 +78,8 @@ class Hold:
     """Holding a leadership or a lock: the key, its fencing ``token`` and the
     lease behind it. ``lost`` is the lease's event."""
 
-    def __init__(self, cluster: Cluster, key: str, token: int, lease: Lease) -> None:
-        self.cluster = cluster
+    def __init__(self, session: LeaderSession, key: str, token: int, lease: Lease) -> None:
+        self.session = session
         self.key = key
         self.token = token
         self.lease = lease
@@ -110,7 +110,7 @@ class Hold:
                 ) -> KVResult:
         """Apply put/delete ops atomically, only while our key holds our token."""
         op = ("txn", ((self.key, "create_revision", self.token),), tuple(ops), ())
-        result = run_op(self.cluster, op, timeout)
+        result = self.session.run(op, timeout)
         if not result.ok:
             raise StaleToken(self.token)
         return result
@@ -124,7 +124,7 @@ class Hold:
 
     def fenced(self, resource: str, ops: Sequence[tuple[Any, ...]],
                timeout: float | None = None) -> KVResult:
-        result = run_op(self.cluster, ("fence", FENCE_PREFIX + resource, self.token,
+        result = self.session.run(("fence", FENCE_PREFIX + resource, self.token,
                                        tuple(ops)), timeout)
         if not result.ok:
             newer = result.prev.value if result.prev is not None else None
@@ -137,7 +137,7 @@ class Leadership(Hold):
 
     def __init__(self, election: LeaderElection, candidate_id: str, value: Any, key: str,
                  token: int, lease: Lease) -> None:
-        super().__init__(election.cluster, key, token, lease)
+        super().__init__(election.session, key, token, lease)
         self.election = election.name
         self.candidate_id = candidate_id
         self.value = value
@@ -147,7 +147,7 @@ class Leadership(Hold):
         record = {"candidate": self.candidate_id, "value": value}
         op = ("guarded", ((self.key, "create_revision", self.token),),
               (("put_lease", self.key, record, self.lease.lease_id),))
-        if not run_op(self.cluster, op, timeout).ok:
+        if not self.session.run(op, timeout).ok:
             raise StaleToken(self.token)
         self.value = value
 
@@ -167,13 +167,13 @@ class LeaderElection:
     ``campaign``, ``proclaim``, ``leader``, ``observe``, ``resign``. Every
     blocking call has an ``a``-prefixed awaitable twin."""
 
-    def __init__(self, cluster: Cluster, name: str) -> None:
+    def __init__(self, session: LeaderSession, name: str) -> None:
         if not isinstance(name, str) or not name:
             raise ValidationFailed([("name", f"an election name is a non-empty string, got "
                                              f"{shown(name)}")])
-        self.cluster = cluster
+        self.session = session
         self.name = name
-        self._queue = _Queue(cluster, f"{ELECTION_PREFIX}{name}/")
+        self._queue = LeaseLine(session, f"{ELECTION_PREFIX}{name}/")
         self.leadership: Leadership | None = None  #: from this handle's last campaign
 
     def campaign(self, candidate_id: str, value: Any = None, ttl: float = 2.0,
@@ -260,7 +260,7 @@ class LeaderElection:
         return await asyncio.to_thread(self.resign)
 
     def __repr__(self) -> str:
-        return f"<LeaderElection {self.name!r} of {self.cluster.name!r}>"
+        return f"<LeaderElection {self.name!r} of {self.session.name!r}>"
 
 
 _UNSEEN = object()
@@ -270,7 +270,7 @@ class Observation:
     """Iterator over leadership changes (sync: ``for``; async: ``async for``).
     ``close()`` ends it within one poll."""
 
-    def __init__(self, queue: _Queue, poll: float = POLL_S) -> None:
+    def __init__(self, queue: LeaseLine, poll: float = POLL_S) -> None:
         self._queue = queue
         self._poll = poll
         self._known: list[tuple[str, int]] | None = None
@@ -289,11 +289,11 @@ class Observation:
                 self._closed.wait(0.05)  # no leader for a moment: try again
                 continue
             self._known = [(item[0], item[3]) for item in items]
-            first = _first(items)
+            first = first_of(items)
             ident = None if first is None else (first[0], first[3])
             if ident != self._last:
                 self._last = ident
-                return None if first is None else _info(first)
+                return None if first is None else info_of(first)
         raise StopIteration
 
     def __aiter__(self) -> Observation:

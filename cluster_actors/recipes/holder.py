@@ -1,6 +1,6 @@
 """One contender on a :class:`~.line.LeaseLine` that holds while a rule is
-true (the shape of :class:`~cluster_actors.recipes.lock.Lock`, with the rule as a
-parameter): the base of the read and write locks and the semaphore.
+true: the base of the lock (rule: first in line), the read and write locks
+and the semaphore.
 
 A holder has a fencing token (its key's create revision) and the guarded and
 fenced writes of :class:`~cluster_actors.recipes.election.Hold`. It is released by
@@ -22,7 +22,7 @@ from .election import Hold
 from .line import LeaderInfo, LeaseLine, Ready, is_first
 
 if TYPE_CHECKING:
-    from ..cluster import Cluster
+    from ..client.session import LeaderSession
 
 
 class LineHolder:
@@ -32,10 +32,10 @@ class LineHolder:
 
     kind: ClassVar[str] = "lock"
 
-    def __init__(self, cluster: Cluster, line: LeaseLine, name: str, ttl: float = 2.0,
+    def __init__(self, session: LeaderSession, line: LeaseLine, name: str, ttl: float = 2.0,
                  holder_id: str | None = None, timeout: float | None = None,
                  ready: Ready = is_first, extra: dict[str, Any] | None = None) -> None:
-        self.cluster = cluster
+        self.session = session
         self.name = check_name("name", name)
         self.ttl = check_ttl(ttl)
         self.timeout = check_timeout(timeout)  #: for ``with`` (None: as long as it takes)
@@ -59,7 +59,7 @@ class LineHolder:
                 ready=self._ready, extra=self._extra)
         except CoordinationTimeout:
             return False
-        self.hold = Hold(self.cluster, key, token, lease)
+        self.hold = Hold(self.session, key, token, lease)
         return True
 
     def release(self) -> bool:

@@ -40,6 +40,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ..client.session import LeaderSession
 from ..errors import ClusterError
 from .election import Cancelled, LeaderElection, LeaderInfo, Leadership
 
@@ -66,11 +67,9 @@ class LeaderActor:
 
     def __init__(self, cluster: Any, election: str, *, candidate_id: str | None = None,
                  value: Any = None, ttl: float = 2.0, autostart: bool = True) -> None:
-        from ..cluster import Cluster
-
         name = cluster if isinstance(cluster, str) else cluster.name
-        self._leader_cluster = Cluster.attach(name)
-        self._leader_election = LeaderElection(self._leader_cluster, election)
+        self._leader_session = LeaderSession.attach(name)
+        self._leader_election = LeaderElection(self._leader_session, election)
         self.candidate_id = candidate_id or f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._leader_value = value
         self._leader_ttl = ttl

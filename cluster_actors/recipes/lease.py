@@ -1,7 +1,8 @@
 """A lease held by this process and kept alive in the background.
 
 :meth:`Lease.grant` asks the cluster for a lease of ``ttl`` seconds (through
-the log, with the kv client's session, so a retried grant is applied once) and
+the log, as a command of a :class:`~cluster_actors.client.session.LeaderSession`,
+so a retried grant is applied once) and
 starts a daemon thread that sends a keepalive to the consensus leader every
 ``ttl / 3``, retrying quickly when one fails.
 
@@ -29,39 +30,18 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..core.limits import lease_ttl_ms
-from ..errors import ClusterError, CoordinationTimeout
+from ..errors import ClusterError
 
 if TYPE_CHECKING:
-    from ..cluster import Cluster
+    from ..client.session import LeaderSession
 
 logger = logging.getLogger(__name__)
 
 
-def run_op(cluster: Cluster, op: tuple[Any, ...], timeout: float | None = None) -> Any:
-    """Submit one state-machine op through the cluster's kv session and wait
-    for its result; an error result is raised."""
-    kv = cluster.kv
-    timeout = kv.timeout if timeout is None else timeout
-    try:
-        result = kv.submit(op).result(timeout + 1.0)
-    except TimeoutError:
-        raise CoordinationTimeout(f"{op[0]} not acknowledged within {timeout} s; its outcome "
-                                  f"is unknown") from None
-    if isinstance(result, Exception):
-        raise result
-    return result
-
-
-def check_ttl(cluster: Cluster, ttl: Any) -> int:
+def check_ttl(session: LeaderSession, ttl: Any) -> int:
     """``ttl`` (seconds) as whole ms if it lies between the cluster's election
     timeout and one day; else raises ValidationFailed (the leader checks the same)."""
-    options = getattr(cluster, "options", None)
-    return lease_ttl_ms(ttl, getattr(options, "election_timeout", 1))
-
-
-def leader_call(cluster: Cluster, method: str, *args: Any, timeout: float) -> Any:
-    """Call a consensus method on the leader, following redirects."""
-    return cluster.kv._leader_call(method, *args, timeout=timeout)
+    return lease_ttl_ms(ttl, getattr(session.options, "election_timeout", 1))
 
 
 class Lease:
@@ -72,9 +52,9 @@ class Lease:
     ``lost_reason``: why.
     """
 
-    def __init__(self, cluster: Cluster, lease_id: int, ttl: float, sent_at: float,
+    def __init__(self, session: LeaderSession, lease_id: int, ttl: float, sent_at: float,
                  on_lost: Callable[[Lease], Any] | None = None) -> None:
-        self.cluster = cluster
+        self.session = session
         self.lease_id = lease_id
         self.ttl = ttl
         self.on_lost = on_lost
@@ -91,17 +71,17 @@ class Lease:
         self._thread.start()
 
     @classmethod
-    def grant(cls, cluster: Cluster, ttl: float, on_lost: Callable[[Lease], Any] | None = None,
+    def grant(cls, session: LeaderSession, ttl: float, on_lost: Callable[[Lease], Any] | None = None,
               timeout: float | None = None) -> Lease:
         """Grant a lease of ``ttl`` seconds and start keeping it alive. A ``ttl``
         that is not a finite number between the cluster's election timeout and
         one day raises ValidationFailed; nothing is granted."""
-        ttl_ms = check_ttl(cluster, ttl)
+        ttl_ms = check_ttl(session, ttl)
         sent_at = time.monotonic()
-        result = run_op(cluster, ("lease_grant", None, ttl_ms), timeout)
+        result = session.run(("lease_grant", None, ttl_ms), timeout)
         if not result.ok:
             raise ClusterError(f"the cluster refused a lease: {result}")
-        return cls(cluster, result.lease_id, ttl, sent_at, on_lost)
+        return cls(session, result.lease_id, ttl, sent_at, on_lost)
 
     # ----------------------------------------------------------------- state
     @property
@@ -130,7 +110,7 @@ class Lease:
             self._mark_lost(self._expiry_reason())
         self._mark_lost("revoked by its holder", notify=False)
         try:
-            run_op(self.cluster, ("lease_revoke", self.lease_id), timeout)
+            self.session.run(("lease_revoke", self.lease_id), timeout)
         except Exception as error:
             logger.info("lease %s not revoked (%s); it expires within %s s",
                         self.lease_id, error, self.ttl)
@@ -187,8 +167,8 @@ class Lease:
                 continue
             sent = time.monotonic()
             try:
-                [ttl_ms] = leader_call(self.cluster, "lease_keepalive", [self.lease_id],
-                                       timeout=max(0.05, self._deadline - sent))
+                [ttl_ms] = self.session.call("lease_keepalive", [self.lease_id],
+                                             timeout=max(0.05, self._deadline - sent))
             except Exception as error:  # no leader, a timeout, a dying actor: retry soon
                 logger.debug("keepalive of lease %s failed: %s", self.lease_id, error)
                 next_due = time.monotonic() + retry
@@ -213,7 +193,7 @@ class Lease:
     def _expired(self) -> None:
         self._mark_lost(self._expiry_reason())
         try:  # let waiting contenders in at once if the cluster still has the lease
-            run_op(self.cluster, ("lease_revoke", self.lease_id), timeout=self.ttl)
+            self.session.run(("lease_revoke", self.lease_id), timeout=self.ttl)
         except Exception as error:
             logger.debug("revoke of expired lease %s failed: %s", self.lease_id, error)
 
@@ -223,4 +203,4 @@ class Lease:
         return f"<Lease {self.lease_id} ttl={self.ttl} s, {state}>"
 
 
-__all__ = ["Lease", "leader_call", "run_op"]
+__all__ = ["Lease", "check_ttl"]

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ClusterError, CoordinationTimeout
-from .lease import Lease, check_ttl, leader_call, run_op
+from .lease import Lease, check_ttl
 
 if TYPE_CHECKING:
-    from ..cluster import Cluster
+    from ..client.session import LeaderSession
 
 #: longest single long poll while waiting (the wait ends earlier on any change)
 POLL_S = 1.0
@@ -88,16 +88,16 @@ class LeaseLine:
     """Keys under one prefix, each attached to a contender's lease, in the
     order of their create revisions (see the module doc)."""
 
-    def __init__(self, cluster: Cluster, prefix: str) -> None:
-        self.cluster = cluster
+    def __init__(self, session: LeaderSession, prefix: str) -> None:
+        self.session = session
         self.prefix = prefix
 
     def items(self, known: list[tuple[str, int]] | None = None, wait: float = 0.0
               ) -> list[Item]:
         """The line (linearizable, by key); with ``known`` (``(key,
         mod_revision)`` pairs), waits up to ``wait`` seconds for it to differ."""
-        return leader_call(self.cluster, "lease_watch", self.prefix, known, wait,
-                           timeout=wait + self.cluster.kv.timeout)
+        return self.session.call("lease_watch", self.prefix, known, wait,
+                                 timeout=wait + self.session.timeout)
 
     def head(self) -> LeaderInfo | None:
         first = first_of(self.items())
@@ -111,10 +111,10 @@ class LeaseLine:
         """Join the line without waiting: ``(lease, key, create revision)``."""
         record = {**(extra or {}), "candidate": candidate_id, "value": value}
         while True:
-            lease = Lease.grant(self.cluster, ttl)
+            lease = Lease.grant(self.session, ttl)
             key = f"{self.prefix}{lease.lease_id:016x}"
             try:
-                result = run_op(self.cluster, ("put_lease", key, record, lease.lease_id))
+                result = self.session.run(("put_lease", key, record, lease.lease_id))
             except BaseException:
                 lease.revoke()
                 raise
@@ -132,7 +132,7 @@ class LeaseLine:
         granted) for a ``ttl`` that is not a number between the cluster's
         election timeout and one day; whatever ``ready`` raises propagates
         (the lease revoked)."""
-        check_ttl(self.cluster, ttl)
+        check_ttl(self.session, ttl)
         deadline = None if timeout is None else time.monotonic() + timeout
         attempt = 0
         while True:

@@ -22,12 +22,13 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from ..client.kv import KVClient
 from ..core.kv import KeyValue
 from ..errors import CoordinationTimeout
 from .checks import check_name, check_timeout
 
 if TYPE_CHECKING:
-    from ..cluster import Cluster
+    from ..client.session import LeaderSession
 
 QUEUE_PREFIX = "queue/"
 
@@ -53,15 +54,15 @@ class Queue:
     within ``timeout`` s; ``get_nowait`` is ``get(timeout=0)``.
     """
 
-    def __init__(self, cluster: Cluster, name: str) -> None:
-        self.cluster = cluster
+    def __init__(self, session: LeaderSession, name: str) -> None:
+        self._kv = KVClient(session)
         self.name = check_name("name", name)
         self.prefix = f"{QUEUE_PREFIX}{name}/"
 
     def put(self, item: Any, timeout: float | None = None) -> int:
         """Append ``item``; returns its position (the key's create revision)."""
         key = f"{self.prefix}{uuid.uuid4().hex}"
-        return self.cluster.kv.put(key, item, timeout).kv.create_revision
+        return self._kv.put(key, item, timeout).kv.create_revision
 
     def get(self, timeout: float | None = None) -> Any:
         """Take the head item, waiting up to ``timeout`` s for one (None: as
@@ -99,11 +100,11 @@ class Queue:
         return items[0].value
 
     def _items(self) -> list[KeyValue]:
-        return sorted(self.cluster.kv.items(self.prefix), key=lambda kv: kv.create_revision)
+        return sorted(self._kv.items(self.prefix), key=lambda kv: kv.create_revision)
 
     def _claim(self, kv: KeyValue) -> KeyValue | None:
         """Delete ``kv`` if it is still there: the deleted record, or None."""
-        result = self.cluster.kv.txn(((kv.key, "create_revision", kv.create_revision),),
+        result = self._kv.txn(((kv.key, "create_revision", kv.create_revision),),
                                      (("delete", kv.key),))
         return result.prev if result.ok else None
 

@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ClusterError, ValidationFailed
 from .checks import check_name, check_ttl
-from .lease import Lease, run_op
+from .lease import Lease
 from .line import POLL_S, Item, LeaseLine, info_of, ordered
 
 if TYPE_CHECKING:
-    from ..cluster import Cluster
+    from ..client.session import LeaderSession
 
 logger = logging.getLogger(__name__)
 
@@ -72,23 +72,23 @@ def _instance(service: str, item: Item) -> ServiceInstance:
                            info.key, info.lease_id, info.token)
 
 
-def service_line(cluster: Cluster, service: str) -> LeaseLine:
-    return LeaseLine(cluster, f"{SERVICE_PREFIX}{check_name('service', service)}/")
+def service_line(session: LeaderSession, service: str) -> LeaseLine:
+    return LeaseLine(session, f"{SERVICE_PREFIX}{check_name('service', service)}/")
 
 
-def services(cluster: Cluster, service: str) -> list[ServiceInstance]:
+def services(session: LeaderSession, service: str) -> list[ServiceInstance]:
     """The live instances of ``service`` in registration order (linearizable)."""
-    return [_instance(service, item) for item in ordered(service_line(cluster, service).items())]
+    return [_instance(service, item) for item in ordered(service_line(session, service).items())]
 
 
 class Registration:
     """One registered instance (``cluster.register(service, address, ttl)``),
     kept alive until :meth:`deregister` (also on leaving a ``with``)."""
 
-    def __init__(self, cluster: Cluster, service: str, address: Any, ttl: float = 10.0,
+    def __init__(self, session: LeaderSession, service: str, address: Any, ttl: float = 10.0,
                  metadata: dict[str, Any] | None = None, instance_id: str | None = None
                  ) -> None:
-        self.cluster = cluster
+        self.session = session
         self.service = check_name("service", service)
         if address is None:
             raise ValidationFailed([("address", "give the address clients should use "
@@ -120,12 +120,12 @@ class Registration:
         return lease.revoke() if lease is not None else True
 
     def _register(self) -> None:
-        lease = Lease.grant(self.cluster, self.ttl)
+        lease = Lease.grant(self.session, self.ttl)
         key = f"{SERVICE_PREFIX}{self.service}/{lease.lease_id:016x}"
         record = {"candidate": self.instance_id, "value": self.address,
                   "metadata": self.metadata}
         try:
-            result = run_op(self.cluster, ("put_lease", key, record, lease.lease_id))
+            result = self.session.run(("put_lease", key, record, lease.lease_id))
         except BaseException:
             lease.revoke()
             raise
@@ -170,9 +170,9 @@ class ServiceWatch:
     """Follows the instances of a service (see the module doc): ``for change
     in watch:``; ``close()`` ends it within one poll."""
 
-    def __init__(self, cluster: Cluster, service: str, poll: float = POLL_S) -> None:
+    def __init__(self, session: LeaderSession, service: str, poll: float = POLL_S) -> None:
         self.service = check_name("service", service)
-        self._line = service_line(cluster, service)
+        self._line = service_line(session, service)
         self._poll = check_ttl(poll, "poll")
         self._known: list[tuple[str, int]] | None = None
         self._members: dict[str, ServiceInstance] = {}

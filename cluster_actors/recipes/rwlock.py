@@ -18,7 +18,7 @@ from .holder import LineHolder
 from .line import Item, LeaderInfo, LeaseLine, is_first
 
 if TYPE_CHECKING:
-    from ..cluster import Cluster
+    from ..client.session import LeaderSession
 
 RWLOCK_PREFIX = "rwlock/"
 
@@ -57,23 +57,23 @@ class RWLock:
             ...
     """
 
-    def __init__(self, cluster: Cluster, name: str, ttl: float = 2.0,
+    def __init__(self, session: LeaderSession, name: str, ttl: float = 2.0,
                  timeout: float | None = None) -> None:
-        self.cluster = cluster
+        self.session = session
         self.name = check_name("name", name)
         self.ttl = check_ttl(ttl)
         self.timeout = check_timeout(timeout)
-        self.line = LeaseLine(cluster, f"{RWLOCK_PREFIX}{name}/")
+        self.line = LeaseLine(session, f"{RWLOCK_PREFIX}{name}/")
 
     def read(self, timeout: float | None = None, holder_id: str | None = None) -> ReadLock:
         """A new reader (acquired by ``with`` or ``acquire()``)."""
-        return ReadLock(self.cluster, self.line, self.name, self.ttl, holder_id,
+        return ReadLock(self.session, self.line, self.name, self.ttl, holder_id,
                         self.timeout if timeout is None else timeout, reader_ready,
                         {"mode": "read"})
 
     def write(self, timeout: float | None = None, holder_id: str | None = None) -> WriteLock:
         """A new writer (acquired by ``with`` or ``acquire()``)."""
-        return WriteLock(self.cluster, self.line, self.name, self.ttl, holder_id,
+        return WriteLock(self.session, self.line, self.name, self.ttl, holder_id,
                          self.timeout if timeout is None else timeout, is_first,
                          {"mode": "write"})
 

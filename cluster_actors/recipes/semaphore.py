@@ -21,7 +21,7 @@ from .holder import LineHolder
 from .line import Item, LeaderInfo, LeaseLine, Ready
 
 if TYPE_CHECKING:
-    from ..cluster import Cluster
+    from ..client.session import LeaderSession
 
 SEMAPHORE_PREFIX = "semaphore/"
 
@@ -51,12 +51,12 @@ class Semaphore(LineHolder):
 
     kind = "semaphore"
 
-    def __init__(self, cluster: Cluster, name: str, limit: int, ttl: float = 2.0,
+    def __init__(self, session: LeaderSession, name: str, limit: int, ttl: float = 2.0,
                  holder_id: str | None = None, timeout: float | None = None) -> None:
         check_name("name", name)
         self.limit = check_count("limit", limit)
-        line = LeaseLine(cluster, f"{SEMAPHORE_PREFIX}{name}/")
-        super().__init__(cluster, line, name, ttl, holder_id, timeout,
+        line = LeaseLine(session, f"{SEMAPHORE_PREFIX}{name}/")
+        super().__init__(session, line, name, ttl, holder_id, timeout,
                          slot_ready(self.limit, name), {"limit": self.limit})
 
     def holders(self) -> list[LeaderInfo]:

@@ -41,7 +41,7 @@ from .election import LeaderElection, Leadership
 from .line import Cancelled, LeaderInfo
 
 if TYPE_CHECKING:
-    from ..cluster import Cluster
+    from ..client.session import LeaderSession
 
 logger = logging.getLogger(__name__)
 
@@ -54,24 +54,24 @@ RESTART_PAUSE_S = 0.5
 START_TIMEOUT_S = 60.0
 
 
-def _election(cluster: Cluster, name: str) -> LeaderElection:
-    return LeaderElection(cluster, f"{SINGLETON_ELECTION}{check_name('name', name)}")
+def _election(session: LeaderSession, name: str) -> LeaderElection:
+    return LeaderElection(session, f"{SINGLETON_ELECTION}{check_name('name', name)}")
 
 
 class Singleton:
     """This process's manager of singleton ``name`` (see the module doc)."""
 
-    def __init__(self, cluster: Cluster, name: str, actor_class: Any,
+    def __init__(self, session: LeaderSession, name: str, actor_class: Any,
                  args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,
                  ttl: float = 2.0, candidate_id: str | None = None) -> None:
         if not callable(getattr(actor_class, "remote", None)) and not isinstance(
                 actor_class, type):
             raise ClusterError(f"singleton {name!r}: give a class or a Ray actor class, "
                                f"got {actor_class!r}")
-        self.cluster = cluster
+        self.session = session
         self.name = check_name("name", name)
         self.ttl = check_ttl(ttl)
-        self.election = _election(cluster, name)
+        self.election = _election(session, name)
         self.candidate_id = candidate_id or f"singleton-{uuid.uuid4().hex[:8]}"
         self._class = actor_class if callable(getattr(actor_class, "remote", None)) \
             else ray.remote(num_cpus=0)(actor_class)
@@ -129,7 +129,7 @@ class Singleton:
         while leadership.is_held() and not self._stop.is_set():
             try:
                 actor_name = self._start(leadership.token)
-                leadership.proclaim({"actor": actor_name, "namespace": self.cluster.namespace,
+                leadership.proclaim({"actor": actor_name, "namespace": self.session.namespace,
                                      "holder": self.candidate_id})
             except (RayActorError, GetTimeoutError) as error:  # not started: try again
                 self.last_error = error
@@ -142,7 +142,7 @@ class Singleton:
     def _start(self, token: int) -> str:
         self.starts += 1
         actor_name = f"singleton.{self.name}.{token}.{self.starts}"
-        options: dict[str, Any] = {"name": actor_name, "namespace": self.cluster.namespace}
+        options: dict[str, Any] = {"name": actor_name, "namespace": self.session.namespace}
         with contextlib.suppress(Exception):  # else anywhere
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(
                 ray.get_runtime_context().get_node_id(), soft=True)
@@ -194,11 +194,11 @@ class SingletonProxy:
     the proxy's own; reach an actor method of the same name through
     ``proxy.handle()``."""
 
-    def __init__(self, cluster: Cluster, name: str, manager: Singleton | None = None,
+    def __init__(self, session: LeaderSession, name: str, manager: Singleton | None = None,
                  refresh: float = 1.0, timeout: float = 30.0) -> None:
         self.name = check_name("name", name)
         self.manager = manager  #: this process's manager, if it runs one
-        self._election = _election(cluster, name)
+        self._election = _election(session, name)
         self._refresh = check_ttl(refresh, "refresh")
         self._timeout = check_ttl(timeout, "timeout")
         self._cached: tuple[LeaderInfo, Any] | None = None

@@ -275,7 +275,7 @@ def test_a_command_applied_twice_is_caught(ray_local: None) -> None:
         cluster = Cluster.start("doubleapply", nodes=3)
     try:
         leader = cluster.wait_for_leader()
-        handle = cluster._consensus_handle(leader)
+        handle = cluster.session.handle(leader)
         command = Command("retrier", 1, ("put", "k", 1))
         ray.get(handle.submit.remote([command]))  # applied ...
         ray.get(handle.submit.remote([command]))  # ... and retried after a lost answer

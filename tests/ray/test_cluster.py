@@ -70,7 +70,7 @@ def test_concurrent_commands_are_batched_and_all_applied(cluster: Cluster) -> No
     assert [r.revision for r in results] == sorted(r.revision for r in results)
     assert cluster.kv.get("batch19") == 1999
     leader = cluster.leader()
-    stats = ray.get(cluster._consensus_handle(leader).status.remote())
+    stats = ray.get(cluster.session.handle(leader).status.remote())
     follower = next(n for n in cluster.node_ids if n != leader)
     calls = stats["transport"]["calls"]
     assert calls < 2000, f"{calls} Ray calls for 2000 commands: not batched"
@@ -80,7 +80,7 @@ def test_concurrent_commands_are_batched_and_all_applied(cluster: Cluster) -> No
 def test_a_write_on_a_follower_raises_not_leader_naming_the_leader(cluster: Cluster) -> None:
     leader = cluster.wait_for_leader()
     follower = next(n for n in cluster.node_ids if n != leader)
-    handle = cluster._consensus_handle(follower)
+    handle = cluster.session.handle(follower)
     with pytest.raises(NotLeader) as caught:
         try:
             ray.get(handle.submit.remote([Command("t", 1, ("put", "x", 1))]))
@@ -100,7 +100,7 @@ def test_items_is_one_linearizable_read_of_a_prefix_in_key_order(cluster: Cluste
     follower = next(n for n in cluster.node_ids if n != leader)
     with pytest.raises(NotLeader):  # never answered by a node that may be deposed
         try:
-            ray.get(cluster._consensus_handle(follower).read_prefix.remote("items/"))
+            ray.get(cluster.session.handle(follower).read_prefix.remote("items/"))
         except ray.exceptions.RayTaskError as error:
             raise error.as_instanceof_cause() from None
 
@@ -108,12 +108,12 @@ def test_items_is_one_linearizable_read_of_a_prefix_in_key_order(cluster: Cluste
 def test_the_pushed_leader_follows_a_leader_kill_and_never_names_the_dead(
         cluster: Cluster) -> None:
     old = cluster.wait_for_leader()
-    assert cluster.leader_watch.wait_for_leader(HANG_GUARD) == old
+    assert cluster.session.watch.wait_for_leader(HANG_GUARD) == old
     cluster.chaos.kill_leader()
-    new = cluster.leader_watch.wait_for_leader(HANG_GUARD, other_than=old)
+    new = cluster.session.watch.wait_for_leader(HANG_GUARD, other_than=old)
     assert new is not None and new != old
     assert cluster.leader() == new
-    assert wait_until(lambda: cluster.find_leader(timeout=1.0) == new)  # the nodes agree
+    assert wait_until(lambda: cluster.session.find_leader(timeout=1.0) == new)  # the nodes agree
 
 
 def test_an_unknown_node_id_raises_not_found_naming_the_nodes(cluster: Cluster) -> None:
@@ -130,17 +130,17 @@ def test_killing_the_leaders_consensus_elects_a_new_leader_and_keeps_acknowledge
         cluster.kv.put(key, value)
     old = cluster.wait_for_leader()
     old_term = cluster.status().term
-    old_handle = cluster._consensus_handle(old)
+    old_handle = cluster.session.handle(old)
     old_actor = old_handle._actor_id.hex()
     ray.kill(old_handle, no_restart=True)
-    new = wait_until(lambda: (leader := cluster.find_leader(timeout=0)) not in (None, old)
+    new = wait_until(lambda: (leader := cluster.session.find_leader(timeout=0)) not in (None, old)
                      and leader)
     assert cluster.status().term > old_term
     for key, value in acknowledged.items():
         assert cluster.kv.get(key) == value
     # the supervisor restarted the killed actor, which rejoined as a follower
     # with its log recovered from SQLite
-    cluster._forget_handle(old)
+    cluster.session.forget(old)
 
     def rejoined():  # type: ignore[no-untyped-def]
         status = cluster.status()
@@ -148,7 +148,7 @@ def test_killing_the_leaders_consensus_elects_a_new_leader_and_keeps_acknowledge
         return node.reachable and node.role == "follower" and node.leader == new and \
             node.applied >= status.nodes[0].commit - 5 and node
     node = wait_until(rejoined)
-    assert cluster._consensus_handle(old)._actor_id.hex() != old_actor
+    assert cluster.session.handle(old)._actor_id.hex() != old_actor
     assert node.last_index >= 50
     events = cluster.supervisor(old).events()
     assert any(e["type"] == "child_restarted" and e["child_id"] == "consensus" for e in events)
@@ -252,10 +252,10 @@ def test_a_lambda_and_a_32_mib_value_fail_alone_while_three_other_threads_writes
     keys = [*written, "iso/lambda", "iso/big", "iso/unsendable"]
     assert [kv_.value if kv_ else None for kv_ in kv.get_many(keys)] == [
         *written.values(), None, None, None]
-    assert kv._sender is not None and kv._sender.is_alive()
-    assert kv._outstanding == set()  # every seq resolved: the ack floor moved past them all
+    assert kv.session._sender is not None and kv.session._sender.is_alive()
+    assert kv.session._outstanding == set()  # every seq resolved: the ack floor moved past them all
     # the leader refuses too, for a caller that uses the consensus actor directly
-    handle = cluster._consensus_handle(cluster.wait_for_leader())
+    handle = cluster.session.handle(cluster.wait_for_leader())
     lam, good = ray.get(handle.submit.remote([Command("raw", 1, ("put", "iso/raw", lambda: 1)),
                                               Command("raw", 2, ("put", "iso/raw", 2))]))
     assert isinstance(lam, ValidationFailed) and good.ok
@@ -269,7 +269,7 @@ def test_a_lambda_and_a_32_mib_value_fail_alone_while_three_other_threads_writes
 def test_a_lease_of_10_to_400_ms_is_refused_and_the_leader_keeps_ticking(
         cluster: Cluster) -> None:
     leader = cluster.wait_for_leader()
-    handle = cluster._consensus_handle(leader)
+    handle = cluster.session.handle(leader)
     [refused] = ray.get(handle.submit.remote([Command("raw-lease", 1,
                                                       ("lease_grant", None, 10**400))]))
     assert isinstance(refused, ValidationFailed) and "one day" in str(refused)
@@ -278,6 +278,6 @@ def test_a_lease_of_10_to_400_ms_is_refused_and_the_leader_keeps_ticking(
     # the leader's expiry clock still runs on its ticks: a short lease is revoked
     granted = cluster.kv.submit(("lease_grant", None, 300)).result(HANG_GUARD)
     assert granted.ok
-    wait_until(lambda: cluster.kv._leader_call("lease_time_to_live", granted.lease_id,
+    wait_until(lambda: cluster.session.call("lease_time_to_live", granted.lease_id,
                                                timeout=HANG_GUARD) is None)
     assert cluster.kv.put("after-the-refused-lease", 1).ok

@@ -29,7 +29,7 @@ def cluster(ray_local: None) -> Iterator[Cluster]:
 
 
 def _consensus_stats(cluster: Cluster, node: str) -> dict[str, int]:
-    return ray.get(cluster._consensus_handle(node).status.remote())["transport"]
+    return ray.get(cluster.session.handle(node).status.remote())["transport"]
 
 
 def _frames_flow(cluster: Cluster, leader: str) -> dict[str, int]:
@@ -61,7 +61,7 @@ def test_raft_and_heartbeat_messages_travel_as_frames_once_the_links_are_up(
 def test_a_link_broken_mid_stream_falls_back_to_ray_calls_and_recovers(
         cluster: Cluster) -> None:
     leader = cluster.wait_for_leader(timeout=30)
-    handle = cluster._consensus_handle(leader)
+    handle = cluster.session.handle(leader)
     _frames_flow(cluster, leader)
     before = _consensus_stats(cluster, leader)
     plane_before = ray.get(handle.dataplane_stats.remote(NAME))
@@ -80,7 +80,7 @@ def test_a_link_broken_mid_stream_falls_back_to_ray_calls_and_recovers(
 
 def test_a_process_without_the_secret_is_refused_and_counted(cluster: Cluster) -> None:
     node = cluster.node_ids[0]
-    handle = cluster._consensus_handle(node)
+    handle = cluster.session.handle(node)
     endpoint = ray.get(handle.dataplane_address.remote(NAME))
     assert endpoint is not None and endpoint.node == node
     refused_before = ray.get(handle.dataplane_stats.remote(NAME)).get("refused_bad_hmac", 0)
@@ -115,7 +115,7 @@ def test_a_partition_made_by_the_chaos_filter_holds_on_the_stream_path(
         new_leader = wait_until(lambda: (lead := cluster.leader()) in others and lead)
         assert cluster.kv.put("majority-side", 1).revision > 0
         with pytest.raises(Exception):  # noqa: B017 - NotLeader or a timeout: not committed
-            _submit(cluster._consensus_handle(leader), "minority-side", timeout=1.0)
+            _submit(cluster.session.handle(leader), "minority-side", timeout=1.0)
         stats = _consensus_stats(cluster, new_leader)
         assert stats.get("frames", 0) > 0
     finally:

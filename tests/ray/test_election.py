@@ -95,7 +95,7 @@ class Contender:
     def lock_rounds(self, name: str, rounds: int, ttl: float, recorder: Any) -> int:
         """Take the lock ``rounds`` times; record each critical section."""
         for _ in range(rounds):
-            with Lock(self.cluster, name, ttl=ttl, holder_id=self.name) as lock:
+            with Lock(self.cluster.session, name, ttl=ttl, holder_id=self.name) as lock:
                 start = time.time()
                 ray.get(recorder.enter.remote(self.name, start, lock.token))
                 count = self.cluster.kv.get(f"{name}/count", 0)

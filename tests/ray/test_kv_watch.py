@@ -125,8 +125,8 @@ def test_range_takes_an_end_a_limit_and_a_past_revision(cluster: Cluster) -> Non
 def test_an_ephemeral_key_disappears_when_its_lease_is_revoked_or_expires(
         cluster: Cluster) -> None:
     kv = cluster.kv
-    revoked = Lease.grant(cluster, ttl=5.0)
-    expiring = Lease.grant(cluster, ttl=1.0)
+    revoked = Lease.grant(cluster.session, ttl=5.0)
+    expiring = Lease.grant(cluster.session, ttl=1.0)
     kv.put("eph/revoked", "r", lease=revoked)
     kv.put("eph/expiring", "e", lease=expiring.lease_id)
     assert [r.key for r in kv.range("eph/", "eph0")] == ["eph/expiring", "eph/revoked"]

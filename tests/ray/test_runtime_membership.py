@@ -24,7 +24,7 @@ def cluster(ray_local: None) -> Iterator[Cluster]:
 
 
 def voters_and_learners(cluster: Cluster) -> tuple[list[str], list[str]]:
-    status = ray.get(cluster._consensus_handle(cluster.wait_for_leader()).status.remote())
+    status = ray.get(cluster.session.handle(cluster.wait_for_leader()).status.remote())
     return status["voters"], status["learners"]
 
 
@@ -37,9 +37,9 @@ def test_an_added_node_catches_up_votes_and_survives_a_leader_kill(cluster: Clus
     assert Cluster.attach("grow").node_ids == cluster.node_ids
     assert sorted(cluster.coordinator("n1").get_members()) == cluster.node_ids
     # the new node holds the data it was not there for
-    wait_until(lambda: ray.get(cluster._consensus_handle("n4").status.remote())["applied"]
-               >= ray.get(cluster._consensus_handle("n1").status.remote())["commit"])
-    items = ray.get(cluster._consensus_handle("n4").kv_items.remote("before/"))
+    wait_until(lambda: ray.get(cluster.session.handle("n4").status.remote())["applied"]
+               >= ray.get(cluster.session.handle("n1").status.remote())["commit"])
+    items = ray.get(cluster.session.handle("n4").kv_items.remote("before/"))
     assert sorted(r.value for r in items) == list(range(20))
     old = cluster.wait_for_leader()
     cluster.chaos.kill_leader()

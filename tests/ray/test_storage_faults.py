@@ -36,7 +36,7 @@ def test_a_full_disk_restarts_the_consensus_actor_and_loses_no_acknowledged_writ
         supervisor = cluster.supervisor(None if hosted else leader)
         child = leader if hosted else "consensus"
         since = max((e["seq"] for e in supervisor.call("events")), default=0)
-        crashed = cluster._consensus_handle(leader)
+        crashed = cluster.session.handle(leader)
         ray.get(crashed.fail_persists.remote(after=1), timeout=HANG_GUARD)
 
         for i in range(10, 30):  # the first of these hits the full disk on the leader
@@ -51,7 +51,7 @@ def test_a_full_disk_restarts_the_consensus_actor_and_loses_no_acknowledged_writ
         assert restarted["actor_id"] != actor_of(crashed)._actor_id.hex()
 
         assert {key: kv.get(key) for key in acknowledged} == acknowledged
-        cluster._forget_handle(leader)
+        cluster.session.forget(leader)
         node = cluster.node(leader).consensus
 
         def restarted_node_holds_every_write() -> bool:

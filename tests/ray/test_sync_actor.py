@@ -297,7 +297,7 @@ def test_malformed_messages_are_dropped_counted_and_change_nothing(
 def test_a_config_change_switches_every_node(
         cluster: Cluster, data: dict[str, DataStore]) -> None:
     leader = cluster.wait_for_leader(timeout=HANG)
-    consensus = cluster._consensus_handle(leader)
+    consensus = cluster.session.handle(leader)
     record = ray.get(consensus.config_store.remote(), timeout=HANG).prepare(
         {"sync_strategy": "last_write_wins"})
     # a raw config command bypasses validation and approval: refused, nothing proposed

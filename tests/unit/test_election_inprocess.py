@@ -10,7 +10,6 @@ import asyncio
 import itertools
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future
 from types import SimpleNamespace
@@ -18,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from cluster_actors.client.session import LeaderSession
 from cluster_actors.core.cluster_state import ClusterStateMachine
 from cluster_actors.core.kv import Command
 from cluster_actors.core.raft_types import Entry, EntryKind, Role
@@ -69,61 +69,54 @@ class LeaderStandIn:
             raise NotLeader(self.node_id, None)
         return [self.sm.get(key) for key in keys]
 
+    async def read_prefix(self, prefix: str) -> list[Any]:
+        return self.sm.range(prefix)
 
-class FakeKV:
-    """The two calls the election client makes on ``cluster.kv``."""
 
-    timeout = 5.0
+class InProcessSession(LeaderSession):
+    """A session whose leader is the stand-in: commands and calls reach it on
+    a loop thread that also runs its lease clock."""
 
-    def __init__(self, cluster: FakeCluster) -> None:
-        self._cluster = cluster
-        self._seq = itertools.count(1)
-        self.client_id = f"kv-{uuid.uuid4().hex[:6]}"
+    def __init__(self) -> None:
+        super().__init__("inprocess", lambda: ["n1"], timeout=5.0)
+        self.core = LeaderStandIn()
+        self.partitioned: set[int] = set()  # lease ids whose keepalives cannot get through
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self._running = True
+        self._ticker = self.on_loop(self._tick())
 
     def submit(self, op: tuple[Any, ...]) -> Future[Any]:
-        if not self._cluster._running:
+        if not self._running:
             raise NoQuorum()  # closed: lease threads left over from a test give up
         command = Command(self.client_id, next(self._seq), op)
-        inner = self._cluster.run(self._cluster.core.submit([command]))
+        inner = self.on_loop(self.core.submit([command]))
         outer: Future[Any] = Future()
         inner.add_done_callback(lambda f: outer.set_result(
             f.exception() if f.exception() else f.result()[0]))
         return outer
 
-    def _leader_call(self, method: str, *args: Any, timeout: float) -> Any:
-        if not self._cluster._running:
+    def call(self, method: str, *args: Any, timeout: float | None = None) -> Any:
+        if not self._running:
             raise NoQuorum()
-        if method == "lease_keepalive" and set(args[0]) & self._cluster.partitioned:
+        if method == "lease_keepalive" and set(args[0]) & self.partitioned:
             raise NoQuorum()
-        manager = self._cluster.core.leases
-        call = {"lease_keepalive": manager.keepalive, "lease_watch": manager.watch}[method]
-        return self._cluster.run(call(*args)).result(timeout)
+        manager = self.core.leases
+        call = {"lease_keepalive": manager.keepalive, "lease_watch": manager.watch,
+                "read": self.core.read, "read_prefix": self.core.read_prefix}[method]
+        return self.on_loop(call(*args)).result(timeout)
 
-    def get(self, key: str, default: Any = None) -> Any:
-        kv = self._cluster.core.sm.get(key)
-        return default if kv is None else kv.value
-
-
-class FakeCluster:
-    """A loop thread running the stand-in leader and its lease clock."""
-
-    def __init__(self) -> None:
-        self.name = "inprocess"
-        self.core = LeaderStandIn()
-        self.partitioned: set[int] = set()  # lease ids whose keepalives cannot get through
-        self.kv = FakeKV(self)
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
-        self._running = True
-        self._ticker = self.run(self._tick())
+    def value(self, key: str) -> Any:
+        kv = self.core.sm.get(key)
+        return None if kv is None else kv.value
 
     async def _tick(self) -> None:
         while self._running:
             self.core.leases.tick(time.monotonic())
             await asyncio.sleep(0.01)
 
-    def run(self, coroutine: Any) -> Any:
+    def on_loop(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
 
     def close(self) -> None:
@@ -131,21 +124,22 @@ class FakeCluster:
         self._ticker.result(HANG)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
+        super().close()
 
 
 @pytest.fixture
-def cluster() -> Iterator[FakeCluster]:
-    c = FakeCluster()
-    yield c
-    c.close()
+def session() -> Iterator[InProcessSession]:
+    s = InProcessSession()
+    yield s
+    s.close()
 
 
-def test_contenders_lead_one_at_a_time_with_increasing_tokens(cluster: FakeCluster) -> None:
+def test_contenders_lead_one_at_a_time_with_increasing_tokens(session: InProcessSession) -> None:
     intervals: list[tuple[float, float, int]] = []
     lock = threading.Lock()
 
     def contender(name: str) -> None:
-        election = LeaderElection(cluster, "e")  # type: ignore[arg-type]
+        election = LeaderElection(session, "e")
         for round_ in range(3):
             leadership = election.campaign(name, ttl=0.3, timeout=HANG)
             start = time.monotonic()
@@ -170,17 +164,17 @@ def test_contenders_lead_one_at_a_time_with_increasing_tokens(cluster: FakeClust
 
 
 def test_a_partitioned_leader_loses_after_its_ttl_and_its_writes_are_fenced(
-        cluster: FakeCluster) -> None:
-    election = LeaderElection(cluster, "p")  # type: ignore[arg-type]
+        session: InProcessSession) -> None:
+    election = LeaderElection(session, "p")
     lost: list[str] = []
     old = election.campaign("old", ttl=0.3, on_lost=lambda lead: lost.append(lead.lost_reason))
     waiter: list[Any] = []
     thread = threading.Thread(target=lambda: waiter.append(
-        LeaderElection(cluster, "p").campaign("new", ttl=0.3)))  # type: ignore[arg-type]
+        LeaderElection(session, "p").campaign("new", ttl=0.3)))
     thread.start()
     wait_until(lambda: len(election.candidates()) == 2)
     assert election.leader().candidate_id == "old"
-    cluster.partitioned.add(old.lease.lease_id)
+    session.partitioned.add(old.lease.lease_id)
     thread.join(HANG)
     new = waiter[0]
     assert new.token > old.token and old.lost.is_set() and not old.is_held()
@@ -193,22 +187,22 @@ def test_a_partitioned_leader_loses_after_its_ttl_and_its_writes_are_fenced(
     assert caught.value.newer == new.token
     with pytest.raises(StaleToken):
         old.proclaim("still me?")
-    assert cluster.kv.get("res") == "new"
+    assert session.value("res") == "new"
     new.proclaim("v2")
     assert election.leader().value == "v2"
 
 
-def test_keepalives_hold_a_lease_well_past_its_ttl(cluster: FakeCluster) -> None:
-    election = LeaderElection(cluster, "k")  # type: ignore[arg-type]
+def test_keepalives_hold_a_lease_well_past_its_ttl(session: InProcessSession) -> None:
+    election = LeaderElection(session, "k")
     leadership = election.campaign("me", ttl=0.2)
     wait_until(lambda: leadership.lease.keepalives >= 10)  # 10 keepalives: >= 0.6 s
     assert leadership.is_held() and election.leader().token == leadership.token
 
 
 def test_lock_context_manager_excludes_and_non_blocking_acquire_fails_while_held(
-        cluster: FakeCluster) -> None:
-    holder = Lock(cluster, "m", ttl=0.3)  # type: ignore[arg-type]
-    other = Lock(cluster, "m", ttl=0.3)  # type: ignore[arg-type]
+        session: InProcessSession) -> None:
+    holder = Lock(session, "m", ttl=0.3)
+    other = Lock(session, "m", ttl=0.3)
     with holder:
         assert holder.locked() and holder.token is not None
         assert other.acquire(blocking=False) is False
@@ -222,15 +216,15 @@ def test_lock_context_manager_excludes_and_non_blocking_acquire_fails_while_held
     assert holder.holder() is None
 
 
-def test_cancel_ends_a_campaign_and_leaves_no_key(cluster: FakeCluster) -> None:
-    election = LeaderElection(cluster, "c")  # type: ignore[arg-type]
+def test_cancel_ends_a_campaign_and_leaves_no_key(session: InProcessSession) -> None:
+    election = LeaderElection(session, "c")
     election.campaign("first", ttl=0.3)
     cancel = threading.Event()
     errors: list[BaseException] = []
 
     def campaign() -> None:
         try:
-            LeaderElection(cluster, "c").campaign(  # type: ignore[arg-type]
+            LeaderElection(session, "c").campaign(
                 "second", ttl=0.3, cancel=cancel)
         except BaseException as error:
             errors.append(error)
@@ -244,8 +238,8 @@ def test_cancel_ends_a_campaign_and_leaves_no_key(cluster: FakeCluster) -> None:
     assert [c.candidate_id for c in election.candidates()] == ["first"]
 
 
-def test_observe_yields_each_change_in_order(cluster: FakeCluster) -> None:
-    election = LeaderElection(cluster, "o")  # type: ignore[arg-type]
+def test_observe_yields_each_change_in_order(session: InProcessSession) -> None:
+    election = LeaderElection(session, "o")
     observation = election.observe(poll=0.2)
     assert next(observation) is None
     first = election.campaign("a", value=1, ttl=0.3)
@@ -261,27 +255,27 @@ def test_observe_yields_each_change_in_order(cluster: FakeCluster) -> None:
 
 @pytest.mark.parametrize("ttl", [float("inf"), float("nan"), -1, 0, 10**400, "2", None])
 def test_a_bad_ttl_raises_validation_failed_before_anything_is_granted(
-        cluster: FakeCluster, ttl: Any) -> None:
+        session: InProcessSession, ttl: Any) -> None:
     from cluster_actors.errors import ValidationFailed
     from cluster_actors.recipes.lease import Lease
 
-    election = LeaderElection(cluster, "bad-ttl")  # type: ignore[arg-type]
+    election = LeaderElection(session, "bad-ttl")
     with pytest.raises(ValidationFailed, match="ttl"):
         election.campaign("me", ttl=ttl, timeout=HANG)
     with pytest.raises(ValidationFailed, match="ttl"):
-        Lock(cluster, "bad-ttl", ttl=ttl)  # type: ignore[arg-type]
+        Lock(session, "bad-ttl", ttl=ttl)
     with pytest.raises(ValidationFailed, match="ttl"):
-        Lease.grant(cluster, ttl)  # type: ignore[arg-type]
-    assert cluster.core.sm.leases.leases == {} and cluster.core.sm.data == {}
+        Lease.grant(session, ttl)
+    assert session.core.sm.leases.leases == {} and session.core.sm.data == {}
 
 
-def test_a_ttl_shorter_than_the_election_timeout_is_refused(cluster: FakeCluster) -> None:
+def test_a_ttl_shorter_than_the_election_timeout_is_refused(session: InProcessSession) -> None:
     from cluster_actors.errors import ValidationFailed
     from cluster_actors.options import ClusterOptions
 
-    cluster.options = ClusterOptions.parse({"election_timeout": 500})  # type: ignore[attr-defined]
+    session.options = ClusterOptions.parse({"election_timeout": 500})
     with pytest.raises(ValidationFailed, match=r"election timeout \(0.5 s\)"):
-        LeaderElection(cluster, "short").campaign("me", ttl=0.3)  # type: ignore[arg-type]
+        LeaderElection(session, "short").campaign("me", ttl=0.3)
     with pytest.raises(ValidationFailed):
-        LeaderElection(cluster, "")  # type: ignore[arg-type]
-    assert cluster.core.sm.leases.leases == {}
+        LeaderElection(session, "")
+    assert session.core.sm.leases.leases == {}

@@ -142,20 +142,6 @@ def _violations(prefix: str, allowed: tuple[str, ...] | None = None,
     return bad
 
 
-# The imports that still close a cycle after phase 1 of the move: the KV client,
-# the election, the lease and the lock take a `Cluster` (type-only imports) and
-# read its leader lookup and handle cache. Issue 16, item 1 (a LeaderSession in
-# client/session.py that they take instead) removes them; then this set empties
-# and test_there_is_no_import_cycle runs.
-KNOWN_BACK_EDGES = {
-    ("cluster_actors.client.kv", "cluster_actors.cluster"),
-    *((f"cluster_actors.recipes.{recipe}", "cluster_actors.cluster") for recipe in (
-        "election", "lease", "lock", "leader_actor", "line", "holder", "barrier", "queue",
-        "registry", "rwlock", "semaphore", "singleton")),
-}
-PRESENT_BACK_EDGES = {(a, b) for a, b in KNOWN_BACK_EDGES if b in GRAPH.get(a, set())}
-
-
 def test_the_import_walker_sees_lazy_and_type_only_imports() -> None:
     # cluster.py imports the election lazily, inside Cluster.election()
     assert "cluster_actors.recipes.election" in GRAPH["cluster_actors.cluster"]
@@ -172,19 +158,15 @@ def test_a_cycle_is_found_by_the_cycle_finder() -> None:
     assert _cycles({"a": {"b"}, "b": set()}) == []
 
 
-@pytest.mark.skipif(bool(PRESENT_BACK_EDGES), reason=(
-    "phase 2 of the layout: the KV client and the recipes still take a Cluster "
-    "(type-only imports of cluster.py that close a cycle); a LeaderSession in "
-    "client/session.py (issue 16, item 1) removes them"))
 def test_there_is_no_import_cycle() -> None:
     assert _cycles(GRAPH) == []
 
 
-def test_there_is_no_import_cycle_but_the_cluster_and_its_clients() -> None:
-    """Until the LeaderSession lands: no other cycle, and no new back edge."""
-    graph = {m: {t for t in targets if (m, t) not in KNOWN_BACK_EDGES}
-             for m, targets in GRAPH.items()}
-    assert _cycles(graph) == []
+def test_the_clients_and_recipes_never_import_the_cluster() -> None:
+    """They take a LeaderSession (client/session.py); ``Cluster`` owns one."""
+    for layer in ("client", "recipes"):
+        assert _violations(f"cluster_actors.{layer}",
+                           forbidden=("cluster_actors.cluster",)) == [], layer
 
 
 def test_core_imports_nothing_above_it() -> None:

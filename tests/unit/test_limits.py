@@ -13,7 +13,6 @@ import pickle
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from hypothesis import strategies as st
 
 from cluster_actors.actors.consensus import ConsensusActor
 from cluster_actors.client import KVClient
+from cluster_actors.client.session import LeaderSession
 from cluster_actors.core.cluster_state import ClusterStateMachine
 from cluster_actors.core.kv import Command, InvalidCommand
 from cluster_actors.core.leases import MAX_LEASE_TTL_MS
@@ -35,7 +35,7 @@ from cluster_actors.core.limits import (
     lease_ttl_ms,
 )
 from cluster_actors.core.raft_types import Entry, EntryKind, Role
-from cluster_actors.errors import ClusterError, ValidationFailed
+from cluster_actors.errors import ClusterError, CoordinationTimeout, ValidationFailed
 from cluster_actors.options import ClusterOptions
 
 HANG = 30.0  # seconds; only catches hangs
@@ -144,15 +144,20 @@ class WouldSend(Exception):
     """Raised where the client would talk to the cluster: the input passed."""
 
 
-class OfflineKV(KVClient):
+class OfflineSession(LeaderSession):
     def __init__(self) -> None:
-        super().__init__(SimpleNamespace(options=ClusterOptions()), timeout=0.05)  # type: ignore[arg-type]
+        super().__init__("offline", list, ClusterOptions(), timeout=0.05)
 
     def _ensure_sender(self) -> None:
         raise WouldSend
 
-    def _leader_call(self, method: str, *args: Any, timeout: float | None) -> Any:
+    def call(self, method: str, *args: Any, timeout: float | None = None) -> Any:
         raise WouldSend
+
+
+class OfflineKV(KVClient):
+    def __init__(self) -> None:
+        super().__init__(OfflineSession())
 
 
 @pytest.mark.parametrize("call", [
@@ -174,13 +179,23 @@ def test_the_kv_client_refuses_bad_input_locally_and_sends_nothing(
     with pytest.raises(ValidationFailed) as caught:
         call(kv)
     assert isinstance(caught.value, ClusterError) and caught.value.code == "validation_failed"
-    assert kv._queue == [] and kv._outstanding == set() and kv._sender is None
-    assert kv._ack_below() == 1  # no sequence number was used up
+    assert kv.session._queue == [] and kv.session._outstanding == set()
+    assert kv.session._sender is None
+    assert kv.session._ack_below() == 1  # no sequence number was used up
 
 
 def test_a_refused_submit_resolves_its_future_at_once() -> None:
     future = OfflineKV().submit(("put", "k", lambda: 1))
     assert future.done() and isinstance(future.result(), InvalidCommand)
+
+
+def test_a_session_run_raises_a_refused_op_and_names_an_unanswered_one() -> None:
+    session = OfflineSession()
+    with pytest.raises(ValidationFailed):
+        session.run(("put", None, 1))
+    with pytest.raises(CoordinationTimeout, match=r"lease_grant not acknowledged within 0\.01 s"):
+        session.wait(Future(), timeout=0.01, what="lease_grant")
+    assert session._queue == [] and session._ack_below() == 1
 
 
 SPECIAL = st.sampled_from([10**400, -10**400, 2**63, 2**64, math.nan, math.inf, -math.inf,
@@ -243,13 +258,13 @@ def test_fuzzed_kv_client_calls_either_pass_the_leaders_checks_or_fail_locally(
             raise outcome.result()
     except WouldSend:
         if method in ("put", "cas", "delete", "submit"):  # what was queued passes the leader
-            command = kv._queue[-1][0]
+            command = kv.session._queue[-1][0]
             check_command(command, extra_ops=EXTRA, max_value_bytes=DEFAULT_MAX_VALUE_BYTES,
                           min_lease_ttl_ms=ClusterOptions().election_timeout)
         return
     except ValidationFailed as error:
         assert error.code == "validation_failed"
-        assert kv._queue == [] and kv._ack_below() == 1
+        assert kv.session._queue == [] and kv.session._ack_below() == 1
         return
     raise AssertionError(f"{method}{tuple(args)!r} neither refused nor sent")
 

@@ -12,46 +12,20 @@ from typing import Any
 
 import pytest
 
-from cluster_actors.core.kv import KeyValue, KVResult
 from cluster_actors.errors import ClusterError, CoordinationTimeout, ValidationFailed
 from cluster_actors.recipes.barrier import Barrier
 from cluster_actors.recipes.queue import Empty, Queue
 from cluster_actors.recipes.registry import Registration, ServiceWatch, services
 from cluster_actors.recipes.rwlock import RWLock
 from cluster_actors.recipes.semaphore import Semaphore
-from tests.unit.test_election_inprocess import HANG, FakeCluster, FakeKV, wait_until
-
-
-class FullKV(FakeKV):
-    """FakeKV plus the calls the queue makes."""
-
-    def _apply(self, op: tuple[Any, ...]) -> KVResult:
-        result = self.submit(op).result(HANG)
-        if isinstance(result, Exception):
-            raise result
-        return result
-
-    def put(self, key: str, value: Any, timeout: float | None = None) -> KVResult:
-        return self._apply(("put", key, value))
-
-    def txn(self, compares: Any, success: Any, failure: Any = (),
-            timeout: float | None = None) -> KVResult:
-        return self._apply(("txn", tuple(compares), tuple(success), tuple(failure)))
-
-    def items(self, prefix: str = "") -> list[KeyValue]:
-        return self._cluster.run(_read(self._cluster, prefix)).result(HANG)
-
-
-async def _read(cluster: FakeCluster, prefix: str) -> list[KeyValue]:
-    return cluster.core.sm.range(prefix)
+from tests.unit.test_election_inprocess import HANG, InProcessSession, wait_until
 
 
 @pytest.fixture
-def cluster() -> Iterator[FakeCluster]:
-    c = FakeCluster()
-    c.kv = FullKV(c)
-    yield c
-    c.close()
+def session() -> Iterator[InProcessSession]:
+    s = InProcessSession()
+    yield s
+    s.close()
 
 
 def run_threads(target: Any, count: int) -> list[Any]:
@@ -73,12 +47,12 @@ def run_threads(target: Any, count: int) -> list[Any]:
     return out
 
 
-def test_a_semaphore_never_has_more_holders_than_its_limit(cluster: FakeCluster) -> None:
+def test_a_semaphore_never_has_more_holders_than_its_limit(session: InProcessSession) -> None:
     inside, peak, lock = [0], [0], threading.Lock()
 
     def worker(_: int) -> None:
         for _ in range(3):
-            with Semaphore(cluster, "s", 2, ttl=0.5, timeout=HANG):  # type: ignore[arg-type]
+            with Semaphore(session, "s", 2, ttl=0.5, timeout=HANG):
                 with lock:
                     inside[0] += 1
                     peak[0] = max(peak[0], inside[0])
@@ -90,25 +64,25 @@ def test_a_semaphore_never_has_more_holders_than_its_limit(cluster: FakeCluster)
     assert peak[0] == 2
 
 
-def test_a_semaphore_holder_whose_lease_expires_frees_its_slot(cluster: FakeCluster) -> None:
-    first = Semaphore(cluster, "slot", 1, ttl=0.3)  # type: ignore[arg-type]
+def test_a_semaphore_holder_whose_lease_expires_frees_its_slot(session: InProcessSession) -> None:
+    first = Semaphore(session, "slot", 1, ttl=0.3)
     assert first.acquire()
-    assert not Semaphore(cluster, "slot", 1, ttl=0.3).acquire(timeout=0.1)  # type: ignore[arg-type]
+    assert not Semaphore(session, "slot", 1, ttl=0.3).acquire(timeout=0.1)
     first.hold.lease.let_expire()  # as if its process died
-    second = Semaphore(cluster, "slot", 1, ttl=0.3)  # type: ignore[arg-type]
+    second = Semaphore(session, "slot", 1, ttl=0.3)
     assert second.acquire(timeout=HANG) and second.token > first.token
 
 
-def test_a_semaphore_used_with_another_limit_is_refused(cluster: FakeCluster) -> None:
-    other = Semaphore(cluster, "mixed", 3, ttl=0.5)  # type: ignore[arg-type]
-    with Semaphore(cluster, "mixed", 2, ttl=0.5), \
-            pytest.raises(ValidationFailed, match="same limit"):  # type: ignore[arg-type]
+def test_a_semaphore_used_with_another_limit_is_refused(session: InProcessSession) -> None:
+    other = Semaphore(session, "mixed", 3, ttl=0.5)
+    with Semaphore(session, "mixed", 2, ttl=0.5), \
+            pytest.raises(ValidationFailed, match="same limit"):
         other.acquire(timeout=HANG)
 
 
 def test_readers_share_the_rwlock_and_a_writer_waits_for_readers_ahead_of_it(
-        cluster: FakeCluster) -> None:
-    rw = RWLock(cluster, "rw", ttl=0.5)  # type: ignore[arg-type]
+        session: InProcessSession) -> None:
+    rw = RWLock(session, "rw", ttl=0.5)
     r1, r2 = rw.read(), rw.read()
     assert r1.acquire(timeout=0) and r2.acquire(timeout=0)
     reader_token = r2.token
@@ -130,21 +104,21 @@ def test_readers_share_the_rwlock_and_a_writer_waits_for_readers_ahead_of_it(
     writer.release()
 
 
-def test_a_barrier_releases_all_parties_together_and_is_cyclic(cluster: FakeCluster) -> None:
-    gens = run_threads(lambda i: Barrier(cluster, "b", 3, ttl=0.5).wait(timeout=HANG), 3)
+def test_a_barrier_releases_all_parties_together_and_is_cyclic(session: InProcessSession) -> None:
+    gens = run_threads(lambda i: Barrier(session, "b", 3, ttl=0.5).wait(timeout=HANG), 3)
     assert gens == [0, 0, 0]
-    gens = run_threads(lambda i: Barrier(cluster, "b", 3, ttl=0.5).wait(timeout=HANG), 3)
+    gens = run_threads(lambda i: Barrier(session, "b", 3, ttl=0.5).wait(timeout=HANG), 3)
     assert gens == [1, 1, 1]
 
 
-def test_a_barrier_times_out_when_a_party_is_missing_and_withdraws(cluster: FakeCluster) -> None:
+def test_a_barrier_times_out_when_a_party_is_missing_and_withdraws(session: InProcessSession) -> None:
     with pytest.raises(CoordinationTimeout, match="fewer than 2 parties"):
-        Barrier(cluster, "lonely", 2, ttl=0.5).wait(timeout=0.2)  # type: ignore[arg-type]
-    assert Barrier(cluster, "lonely", 2).arrived() == 0  # type: ignore[arg-type]
+        Barrier(session, "lonely", 2, ttl=0.5).wait(timeout=0.2)
+    assert Barrier(session, "lonely", 2).arrived() == 0
 
 
-def test_the_double_barrier_leaves_only_when_every_party_left(cluster: FakeCluster) -> None:
-    parties = [Barrier(cluster, "double", 2, ttl=0.5) for _ in range(2)]  # type: ignore[arg-type]
+def test_the_double_barrier_leaves_only_when_every_party_left(session: InProcessSession) -> None:
+    parties = [Barrier(session, "double", 2, ttl=0.5) for _ in range(2)]
     run_threads(lambda i: parties[i].enter(timeout=HANG), 2)
     left: list[float] = []
     thread = threading.Thread(target=lambda: (parties[0].leave(timeout=HANG),
@@ -159,8 +133,8 @@ def test_the_double_barrier_leaves_only_when_every_party_left(cluster: FakeClust
 
 
 def test_a_queue_delivers_every_item_once_in_order_to_concurrent_consumers(
-        cluster: FakeCluster) -> None:
-    queue = Queue(cluster, "jobs")  # type: ignore[arg-type]
+        session: InProcessSession) -> None:
+    queue = Queue(session, "jobs")
     for i in range(30):
         queue.put(i)
     taken = run_threads(lambda i: [queue.get(timeout=0.2) for _ in range(10)], 3)
@@ -170,14 +144,14 @@ def test_a_queue_delivers_every_item_once_in_order_to_concurrent_consumers(
         queue.get(timeout=0.05)
 
 
-def test_a_registered_service_appears_and_disappears_with_its_lease(cluster: FakeCluster) -> None:
-    watch = ServiceWatch(cluster, "api", poll=0.2)  # type: ignore[arg-type]
+def test_a_registered_service_appears_and_disappears_with_its_lease(session: InProcessSession) -> None:
+    watch = ServiceWatch(session, "api", poll=0.2)
     assert next(watch).members == []
-    reg = Registration(cluster, "api", "10.0.0.1:80", ttl=0.3,  # type: ignore[arg-type]
+    reg = Registration(session, "api", "10.0.0.1:80", ttl=0.3,
                        metadata={"zone": "a"})
     change = next(watch)
     assert [(m.address, m.metadata) for m in change.joined] == [("10.0.0.1:80", {"zone": "a"})]
-    assert [m.instance_id for m in services(cluster, "api")] == [reg.instance_id]  # type: ignore[arg-type]
+    assert [m.instance_id for m in services(session, "api")] == [reg.instance_id]
     reg._closed.set()  # no re-registration: as if the process died
     reg.lease.let_expire()
     change = next(watch)
@@ -185,13 +159,13 @@ def test_a_registered_service_appears_and_disappears_with_its_lease(cluster: Fak
     watch.close()
 
 
-def test_a_registration_whose_lease_was_lost_registers_again(cluster: FakeCluster) -> None:
-    reg = Registration(cluster, "web", "h:1", ttl=0.3)  # type: ignore[arg-type]
-    cluster.partitioned.add(reg.lease.lease_id)
+def test_a_registration_whose_lease_was_lost_registers_again(session: InProcessSession) -> None:
+    reg = Registration(session, "web", "h:1", ttl=0.3)
+    session.partitioned.add(reg.lease.lease_id)
     wait_until(lambda: reg.registrations == 2 and reg.registered)
-    assert len(services(cluster, "web")) == 1  # type: ignore[arg-type]
+    assert len(services(session, "web")) == 1
     reg.deregister()
-    assert services(cluster, "web") == []  # type: ignore[arg-type]
+    assert services(session, "web") == []
 
 
 @pytest.mark.parametrize(("make", "field"), [
@@ -208,13 +182,13 @@ def test_a_registration_whose_lease_was_lost_registers_again(cluster: FakeCluste
     (lambda c: Registration(c, "", "a:1"), "service"),
 ])
 def test_bad_input_is_refused_with_what_to_pass_and_changes_nothing(
-        cluster: FakeCluster, make: Any, field: str) -> None:
-    revision = cluster.core.sm.revision
+        session: InProcessSession, make: Any, field: str) -> None:
+    revision = session.core.sm.revision
     with pytest.raises(ValidationFailed) as caught:
-        make(cluster)
+        make(session)
     assert caught.value.errors[0][0] == field and "give" in str(caught.value)
     assert isinstance(caught.value, ClusterError)
-    assert cluster.core.sm.revision == revision and not cluster.core.sm.leases.leases
+    assert session.core.sm.revision == revision and not session.core.sm.leases.leases
 
 
 def test_the_line_moved_out_of_election_stays_importable_under_its_old_names() -> None:
