@@ -35,12 +35,8 @@ import ray
 from ray.exceptions import RayActorError
 
 from cluster_actors.core.supervision import SupervisorFlags
-from cluster_actors.runtime.supervisor import (
-    ActorFactory,
-    ChildSpec,
-    SupervisedActor,
-    Supervisor,
-)
+from cluster_actors.runtime.supervised import ActorFactory, ChildSpec, SupervisedActor
+from cluster_actors.runtime.supervisor import Supervisor
 
 NAMESPACE = "bench-supervisor"
 

@@ -15,12 +15,8 @@ from ray.exceptions import RayActorError
 
 from cluster_actors.core.supervision import Restart, SupervisorFlags
 from cluster_actors.errors import ClusterError
-from cluster_actors.runtime.supervisor import (
-    ActorFactory,
-    ChildSpec,
-    SupervisedActor,
-    Supervisor,
-)
+from cluster_actors.runtime.supervised import ActorFactory, ChildSpec, SupervisedActor
+from cluster_actors.runtime.supervisor import Supervisor
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 
