@@ -35,8 +35,12 @@ import ray
 from ray.exceptions import RayActorError
 
 from cluster_actors.core.supervision import SupervisorFlags
-from cluster_actors.runtime.supervised import ActorFactory, ChildSpec, SupervisedActor
-from cluster_actors.runtime.supervisor import Supervisor
+from cluster_actors.runtime.supervisor import (
+    ActorFactory,
+    ChildSpec,
+    SupervisedActor,
+    Supervisor,
+)
 
 NAMESPACE = "bench-supervisor"
 

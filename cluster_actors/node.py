@@ -15,8 +15,7 @@ from .core.supervision import Restart, Strategy, SupervisorFlags
 from .options import ClusterOptions
 from .runtime.hosting import NodeHost
 from .runtime.naming import actor_name, host_name, namespace, node_supervisor_name
-from .runtime.supervised import ActorFactory, ChildSpec
-from .runtime.supervisor import Supervisor
+from .runtime.supervisor import ActorFactory, ChildSpec, Supervisor
 
 
 @dataclass

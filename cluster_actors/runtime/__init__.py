@@ -1,7 +1,7 @@
 """The Ray seam the component shells stand on; it knows no component.
 
-``supervisor`` holds the OTP supervisor actor, ``supervised`` the protocol
-every supervised actor speaks (and the child spec), ``spares`` the warm spares. Names are loaded on first use, so importing a
+``supervisor/`` holds the OTP supervisor actor (``actor``), the protocol
+every supervised actor speaks (``protocol``) and warm spares (``spares``). Names are loaded on first use, so importing a
 sibling module (storage, for instance) does not import Ray.
 """
 
@@ -11,20 +11,20 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cluster_actors.runtime.supervised import (
+    from cluster_actors.runtime.supervisor import (
         ActorFactory,
         ChildSpec,
         SupervisedActor,
+        Supervisor,
         SupervisorEscalated,
     )
-    from cluster_actors.runtime.supervisor import Supervisor
 
 _LAZY = {
-    "ActorFactory": "cluster_actors.runtime.supervised",
-    "ChildSpec": "cluster_actors.runtime.supervised",
-    "SupervisedActor": "cluster_actors.runtime.supervised",
+    "ActorFactory": "cluster_actors.runtime.supervisor",
+    "ChildSpec": "cluster_actors.runtime.supervisor",
+    "SupervisedActor": "cluster_actors.runtime.supervisor",
     "Supervisor": "cluster_actors.runtime.supervisor",
-    "SupervisorEscalated": "cluster_actors.runtime.supervised",
+    "SupervisorEscalated": "cluster_actors.runtime.supervisor",
 }
 
 

@@ -9,7 +9,7 @@ restarts it from what its storage holds.
 :func:`run_forever` starts a background coroutine (a timer loop, a long poll)
 whose exception must end the actor: it logs the error with its traceback and
 calls ``on_crash(reason, error)``, typically
-:meth:`~cluster_actors.runtime.supervised.SupervisedActor.crash`. A task that
+:meth:`~cluster_actors.runtime.supervisor.SupervisedActor.crash`. A task that
 is cancelled (the actor stopping) or returns normally ends quietly.
 """
 

@@ -2,7 +2,7 @@
 
 With ``configure_tracing("memory")`` (``ClusterOptions(tracing="memory")``)
 every actor process keeps its finished spans in memory.
-:meth:`~cluster_actors.runtime.supervised.SupervisedActor.finished_spans`
+:meth:`~cluster_actors.runtime.supervisor.SupervisedActor.finished_spans`
 returns them from one actor (:func:`recorded_spans` in that process);
 :func:`collect_spans` gathers them from many actors at once and
 :func:`cluster_actor_handles` names the actors of a cluster. The memory

@@ -15,8 +15,12 @@ from ray.exceptions import RayActorError
 
 from cluster_actors.core.supervision import Restart, SupervisorFlags
 from cluster_actors.errors import ClusterError
-from cluster_actors.runtime.supervised import ActorFactory, ChildSpec, SupervisedActor
-from cluster_actors.runtime.supervisor import Supervisor
+from cluster_actors.runtime.supervisor import (
+    ActorFactory,
+    ChildSpec,
+    SupervisedActor,
+    Supervisor,
+)
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 

@@ -19,8 +19,12 @@ from cluster_actors.core.supervision import SupervisorFlags
 from cluster_actors.options import ClusterOptions
 from cluster_actors.runtime.naming import actor_name, namespace, node_supervisor_name
 from cluster_actors.runtime.spans import cluster_actor_handles, collect_spans
-from cluster_actors.runtime.supervised import ActorFactory, ChildSpec, SupervisedActor
-from cluster_actors.runtime.supervisor import Supervisor
+from cluster_actors.runtime.supervisor import (
+    ActorFactory,
+    ChildSpec,
+    SupervisedActor,
+    Supervisor,
+)
 from tests.ray.waiting import wait_until
 
 NAME = "spans"

@@ -19,7 +19,7 @@ from cluster_actors.core.raft_types import Entry, EntryKind, HardState, Message,
 from cluster_actors.errors import NotLeader
 from cluster_actors.runtime.failstop import run_forever
 from cluster_actors.runtime.storage import StorageError
-from cluster_actors.runtime.supervised import ChildCrashed, SupervisedActor
+from cluster_actors.runtime.supervisor import ChildCrashed, SupervisedActor
 from cluster_actors.testing.sim import Storage
 
 OPTIONS = RaftOptions(election_tick=10, heartbeat_tick=2)

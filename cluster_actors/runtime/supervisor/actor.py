@@ -2,8 +2,9 @@
 
 Decisions come from the pure :class:`~cluster_actors.core.supervision.SupervisorCore`;
 this module carries them out on Ray actors. Its children speak the protocol
-of :mod:`cluster_actors.runtime.supervised` (:class:`ChildSpec`,
-:class:`SupervisedActor`); warm spares live in :mod:`cluster_actors.runtime.spares`.
+of :mod:`~cluster_actors.runtime.supervisor.protocol` (:class:`ChildSpec`,
+:class:`SupervisedActor`); warm spares live in
+:mod:`~cluster_actors.runtime.supervisor.spares`.
 
 **Death detection without polling.** For each running child the supervisor
 keeps one outstanding ``until_stopped.remote()`` call. It returns ``"normal"``
@@ -13,7 +14,8 @@ with ``ActorDiedError`` within milliseconds (``ray.kill`` → reason
 
 **Restart cost.** Restart time is measured from the death notice until the new
 child has answered ``activate``; a cold restart is mostly Ray starting a new
-worker process, which a warm spare saves (see :mod:`~cluster_actors.runtime.spares`).
+worker process, which a warm spare saves (see
+:mod:`~cluster_actors.runtime.supervisor.spares`).
 A killed named actor's name is free at once, so the factory can recreate the
 same name.
 
@@ -71,9 +73,10 @@ from cluster_actors.core.supervision import (
 )
 from cluster_actors.errors import ClusterError, CoordinationTimeout, ValidationFailed
 from cluster_actors.runtime.naming import node_supervisor_name
-from cluster_actors.runtime.spares import WarmSpares, awaited, create_child
-from cluster_actors.runtime.supervised import ChildSpec, SupervisedActor, SupervisorEscalated
 from cluster_actors.telemetry.tracing import SPAN_SUPERVISOR_RESTART, ensure_tracing, start_span
+
+from .protocol import ChildSpec, SupervisedActor, SupervisorEscalated
+from .spares import WarmSpares, awaited, create_child
 
 logger = logging.getLogger(__name__)
 

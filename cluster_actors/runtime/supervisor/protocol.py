@@ -1,7 +1,7 @@
 """The protocol every supervised actor speaks, and the spec of a supervisor's child.
 
 A component shell imports this module, not the supervisor
-(:mod:`cluster_actors.runtime.supervisor`): it needs neither the supervisor's
+(:mod:`cluster_actors.runtime.supervisor.actor`): it needs neither the supervisor's
 machinery nor OpenTelemetry, which :meth:`SupervisedActor.configure_tracing`
 loads only when asked to trace.
 
@@ -36,7 +36,7 @@ from cluster_actors.core.supervision import Restart
 from cluster_actors.errors import ClusterError, ValidationFailed
 from cluster_actors.runtime.failstop import run_forever
 
-from . import dataplane_process
+from .. import dataplane_process
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class ChildSpec:
     child's ``ping`` and ``activate`` answers (a child supervisor answers
     ``activate`` once its subtree is up). ``warm_spare`` keeps a constructed,
     not yet activated instance ready for a fast restart (see
-    :mod:`~cluster_actors.runtime.spares`;
+    :mod:`~cluster_actors.runtime.supervisor.spares`;
     ``start`` must then not use one fixed actor name).
     """
 

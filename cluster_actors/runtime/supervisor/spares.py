@@ -9,7 +9,7 @@ prepares the next spare in the background. The price is one more idle
 process per child, and the factory must not give every instance the same
 actor name (the spare lives next to the running child, and Ray cannot rename
 an actor), so such children are reached through
-:meth:`~cluster_actors.runtime.supervisor.Supervisor.get_child` or events
+:meth:`~cluster_actors.runtime.supervisor.actor.Supervisor.get_child` or events
 rather than by a fixed name. A supervisor starting its children also creates
 the next few ahead of their turn the same way (spawning a worker process is
 most of a start, and Ray spawns several at once).
@@ -26,7 +26,7 @@ import ray
 from ray.actor import ActorHandle
 from ray.exceptions import ActorAlreadyExistsError
 
-from .supervised import ChildSpec
+from .protocol import ChildSpec
 
 logger = logging.getLogger(__name__)
 
