@@ -40,6 +40,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
+from cluster_actors.core.quorum import is_majority, majority
 from cluster_actors.errors import NotFound, ValidationFailed
 
 WIRE_FORMAT = 1
@@ -126,12 +127,13 @@ class QuorumStatus(NamedTuple):
 
 
 def quorum_size(voters: int, configured: int | None = None) -> int:
-    """``voters // 2 + 1``, or ``configured`` when given (must be >= 1)."""
+    """:func:`~cluster_actors.core.quorum.majority` of ``voters``, or ``configured``
+    when given (must be >= 1)."""
     if configured is not None:
         if isinstance(configured, bool) or not isinstance(configured, int) or configured < 1:
             raise ValidationFailed([("quorum", f"must be an int >= 1, got {configured!r}")])
         return configured
-    return voters // 2 + 1
+    return majority(voters)
 
 
 def has_quorum(reachable_voters: int, voters: int, configured: int | None = None) -> bool:
@@ -145,7 +147,7 @@ def is_safe_quorum(voters: int, quorum: int) -> bool:
     A configured quorum is only safe while at most ``2 * quorum - 1`` voters run
     (Akka's static-quorum rule).
     """
-    return 2 * quorum > voters
+    return is_majority(quorum, voters)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from cluster_actors.core.stats import percentile
 from cluster_actors.errors import ValidationFailed
 
 TagKey = tuple[tuple[str, str], ...]
@@ -123,18 +124,16 @@ class MetricHistory:
 
     def summary(self, name: str, tags: Mapping[str, Any] | None = None
                 ) -> dict[str, float] | None:
-        """count, min, max, mean, p50 and p99 over the buffered values (None if none)."""
+        """count, min, max, mean, p50 and p99 (:func:`~cluster_actors.core.stats.percentile`)
+        over the buffered values (None if none)."""
         values = self.array(name, tags)[:, 1]
         if not len(values):
             return None
-        all_finite = bool(np.isfinite(values).all())
         with np.errstate(invalid="ignore"):  # +inf and -inf together: NaN mean
             mean = float(np.mean(values))
-        # interpolating next to an infinity gives NaN: take the nearest sample then
-        method = "linear" if all_finite else "nearest"
-        p50, p99 = (float(p) for p in np.percentile(values, [50, 99], method=method))
+        samples = values.tolist()
         return {"count": len(values), "min": float(values.min()), "max": float(values.max()),
-                "mean": mean, "p50": p50, "p99": p99}
+                "mean": mean, "p50": percentile(samples, 50), "p99": percentile(samples, 99)}
 
     def names(self) -> list[str]:
         """Metric names with at least one series, sorted."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from cluster_actors.core.quorum import is_majority
+
 from .alerts import AlertEngine, AlertRule, AlertTransition
 from .health import health_summary, worst_health
 from .history import EventLog, MetricHistory, series_label
@@ -141,7 +143,7 @@ class MonitorCore:
         return {"nodes": sorted(healths), "term": top,
                 "leader": named[0] if len(named) == 1 else None,
                 "leaders_disagree": len(named) > 1,
-                "has_quorum": bool(quorum) and sum(quorum) * 2 > len(quorum),
+                "has_quorum": is_majority(sum(quorum), len(quorum)),
                 "health": worst_health(healths.values()), "health_by_node": healths,
                 "alerts_active": len(self.alerts.active())}
 

@@ -65,6 +65,7 @@ from ray.exceptions import (
     RayActorError,
 )
 
+from cluster_actors.core.stats import percentile
 from cluster_actors.core.supervision import (
     Escalate,
     RestartPlan,
@@ -111,14 +112,6 @@ def _node_of(name: str) -> str | None:
     if len(parts) == 3 and node_supervisor_name(parts[0], parts[1]) == name:
         return parts[1]
     return None
-
-
-def _percentile(values: Sequence[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
 
 
 @ray.remote(num_cpus=0, max_restarts=0)
@@ -337,7 +330,7 @@ class Supervisor(SupervisedActor):
         ``restart_ms`` lists ``{child_id, ms, warm}``."""
         durations = [r["ms"] for r in self._restart_ms]
         return {"restarts": len(durations), "restart_ms": list(self._restart_ms),
-                "p50_ms": _percentile(durations, 50), "p99_ms": _percentile(durations, 99),
+                "p50_ms": percentile(durations, 50), "p99_ms": percentile(durations, 99),
                 "max_ms": max(durations, default=None), "escalated": self._core.escalated}
 
     async def configure_tracing(self, exporter: str) -> None:
