@@ -41,7 +41,7 @@ from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 from cluster_actors.core.quorum import is_majority, majority
-from cluster_actors.errors import NotFound, ValidationFailed
+from cluster_actors.errors import IllegalTransition, NotFound, ValidationFailed
 
 WIRE_FORMAT = 1
 
@@ -94,17 +94,14 @@ class Reachability(str, enum.Enum):
 _REACH_RANK = {Reachability.REACHABLE: 0, Reachability.UNREACHABLE: 1}
 
 
-class IllegalTransition(ValidationFailed):
+def _illegal_status(node: str, current: MemberStatus, requested: MemberStatus,
+                    hint: str = "") -> IllegalTransition:
     """A status change that the member's current status does not allow."""
-
-    def __init__(self, node: str, current: MemberStatus, requested: MemberStatus,
-                 hint: str = "") -> None:
-        self.node, self.current, self.requested = node, current, requested
-        self.allowed = sorted(ALLOWED_TRANSITIONS[current], key=_RANK.__getitem__)
-        allowed = ", ".join(s.value for s in self.allowed) or "none (rejoin as a new incarnation)"
-        message = (f"member {node!r} is {current.value}: cannot move to {requested.value}; "
-                   f"allowed next: {allowed}" + (f" ({hint})" if hint else ""))
-        super().__init__([("status", message)])
+    allowed = sorted(ALLOWED_TRANSITIONS[current], key=_RANK.__getitem__)
+    names = ", ".join(s.value for s in allowed) or "none (rejoin as a new incarnation)"
+    reason = (f"member {node!r} is {current.value}: cannot move to {requested.value}; "
+              f"allowed next: {names}" + (f" ({hint})" if hint else ""))
+    return IllegalTransition(current, requested, allowed, reason, subject=node)
 
 
 class MemberNotFound(NotFound, ValidationFailed):
@@ -290,7 +287,7 @@ class MembershipView:
         elif record.status is MemberStatus.JOINING:
             self._set_attrs(node, member_role, metadata_json)
         else:
-            raise IllegalTransition(node, record.status, MemberStatus.JOINING,
+            raise _illegal_status(node, record.status, MemberStatus.JOINING,
                                     "a member must be removed before it can rejoin")
         return "pending"
 
@@ -298,7 +295,7 @@ class MembershipView:
         """Move a pending (joining) member up; idempotent for a member already up."""
         record = self._record(node)
         if record.status not in (MemberStatus.JOINING, MemberStatus.UP):
-            raise IllegalTransition(node, record.status, MemberStatus.UP,
+            raise _illegal_status(node, record.status, MemberStatus.UP,
                                     "only a pending member can be approved")
         if metadata is not None:
             self._set_attrs(node, record.role, _canonical_metadata(metadata))
@@ -312,7 +309,7 @@ class MembershipView:
         """
         record = self._record(node)
         if record.status is not MemberStatus.JOINING:
-            raise IllegalTransition(node, record.status, MemberStatus.REMOVED,
+            raise _illegal_status(node, record.status, MemberStatus.REMOVED,
                                     "only a pending (joining) member can be rejected")
         self._set_status(node, MemberStatus.REMOVED, f"rejected: {reason}")
         return self._info(node)
@@ -539,7 +536,7 @@ class MembershipView:
     def _transition(self, node: str, record: _Record, target: MemberStatus,
                     reason: str) -> None:
         if target not in ALLOWED_TRANSITIONS[record.status]:
-            raise IllegalTransition(node, record.status, target)
+            raise _illegal_status(node, record.status, target)
         self._set_status(node, target, reason)
 
     def _set_status(self, node: str, status: MemberStatus, reason: str) -> None:
