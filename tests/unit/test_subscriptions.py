@@ -5,11 +5,13 @@ component, events filtered by type and delivered in order, each once."""
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from cluster_actors.client import ComponentClient, Subscription
+from cluster_actors.runtime.events import EventCursor
 from tests.waiting import wait_until
 
 
@@ -104,3 +106,15 @@ def test_a_failing_callback_is_logged_and_delivery_goes_on() -> None:
 def test_anything_but_a_callable_or_an_actor_handle_is_refused() -> None:
     with pytest.raises(TypeError, match="callable or a Ray actor handle"):
         FakeClient(FakeComponent()).subscribe(42)
+
+
+def test_an_event_cursor_reads_on_and_starts_over_with_a_restarted_actor() -> None:
+    def handle(actor_id: str) -> Any:
+        return SimpleNamespace(_actor_id=SimpleNamespace(hex=lambda: actor_id))
+
+    cursor = EventCursor()
+    assert cursor.follow(handle("a")) and cursor.since == 0  # the first instance is new
+    cursor.advance([{"seq": 1}, {"seq": 2}])
+    cursor.advance([])
+    assert not cursor.follow(handle("a")) and cursor.since == 2
+    assert cursor.follow(handle("b")) and (cursor.since, cursor.instance) == (0, "b")
