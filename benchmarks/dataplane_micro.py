@@ -29,15 +29,11 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from cluster_actors.core.stats import percentile
 from cluster_actors.runtime.dataplane import DataPlane, Endpoint, make_secret
 
 COMPONENT = "bench"
 PING, START, COUNT, DONE = b"P", b"S", b"C", b"D"
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
 async def _recv(pipe: Connection) -> Any:
@@ -109,7 +105,7 @@ class _Driver:
             if i >= 200:  # warmed up
                 samples.append((time.perf_counter() - started) * 1e6)
         return {"p50_us": round(statistics.median(samples), 1),
-                "p99_us": round(_percentile(samples, 99), 1)}
+                "p99_us": round(percentile(samples, 99), 1)}
 
     async def one_way(self, messages: int, size: int, burst: int) -> dict[str, float]:
         self.done = asyncio.get_running_loop().create_future()

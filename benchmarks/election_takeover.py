@@ -30,6 +30,7 @@ from typing import Any
 import ray
 
 from cluster_actors.cluster import Cluster
+from cluster_actors.core.stats import percentile
 from cluster_actors.recipes.election import Leadership
 from cluster_actors.recipes.leader_actor import LeaderActor
 
@@ -67,11 +68,6 @@ def _wait_newer(cluster: Cluster, token: int) -> dict[str, Any]:
     raise TimeoutError("no new leader within the hang bound")
 
 
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def run(kills: int, contenders: int, ttl: float, address: str | None) -> dict[str, Any]:
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
@@ -107,8 +103,8 @@ def run(kills: int, contenders: int, ttl: float, address: str | None) -> dict[st
                   f"({current['name']} token {current['token']})", file=sys.stderr)
     finally:
         cluster.shutdown()
-    return {mode: {"n": len(samples), "p50_ms": percentile(samples, 0.5) * 1000,
-                   "p99_ms": percentile(samples, 0.99) * 1000, "max_ms": max(samples) * 1000,
+    return {mode: {"n": len(samples), "p50_ms": percentile(samples, 50) * 1000,
+                   "p99_ms": percentile(samples, 99) * 1000, "max_ms": max(samples) * 1000,
                    "mean_ms": statistics.mean(samples) * 1000}
             for mode, samples in results.items()}
 

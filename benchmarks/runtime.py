@@ -25,13 +25,9 @@ from typing import Any
 import ray
 
 from cluster_actors.cluster import Cluster
+from cluster_actors.core.stats import percentile
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
 def report(result: dict[str, Any], json_path: str | None) -> None:

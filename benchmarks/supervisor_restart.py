@@ -34,6 +34,7 @@ import uuid
 import ray
 from ray.exceptions import RayActorError
 
+from cluster_actors.core.stats import percentile
 from cluster_actors.core.supervision import SupervisorFlags
 from cluster_actors.runtime.supervisor import (
     ActorFactory,
@@ -54,12 +55,6 @@ class Payload(SupervisedActor):
 
     async def pid(self) -> int:
         return os.getpid()
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
 
 
 def last_seq(sup: ray.actor.ActorHandle) -> int:

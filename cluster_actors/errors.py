@@ -9,7 +9,7 @@ catches everything this package raises on purpose.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 
@@ -93,6 +93,25 @@ class ValidationFailed(ClusterError, ValueError):
         super().__init__(message)
 
 
+class IllegalTransition(ValidationFailed):
+    """A step that a state machine's current state does not allow: a node's
+    lifecycle event, a member's status change. Nothing changed.
+
+    ``current`` is the state, ``requested`` the refused step (an event or a
+    target state) and ``allowed`` the steps the current state allows;
+    ``subject`` names whose state it is (a member), if anyone's. ``message``
+    replaces the default ``validation failed, nothing was changed: ...``.
+    """
+
+    code = "illegal_transition"
+
+    def __init__(self, current: Any, requested: Any, allowed: Iterable[Any], reason: str, *,
+                 subject: str | None = None, message: str | None = None) -> None:
+        self.current, self.requested, self.allowed = current, requested, list(allowed)
+        self.subject = subject
+        super().__init__([("state" if subject is None else "status", reason)], message)
+
+
 class NotFound(ClusterError, KeyError):
     """The seed's ``{error, not_found}``: no such node, member, key, config key or
     version. The components' own not-found errors derive from it."""
@@ -145,6 +164,7 @@ __all__ = [
     "ClusterError",
     "Compacted",
     "CoordinationTimeout",
+    "IllegalTransition",
     "NoQuorum",
     "NotLeader",
     "SyncFailed",

@@ -38,6 +38,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from cluster_actors.core.quorum import majority
 from cluster_actors.errors import ValidationFailed
 
 from .sync_base import SyncStrategy
@@ -496,7 +497,7 @@ class PartitionView:
     @property
     def raft_quorum(self) -> int:
         """Voters needed to commit: ``configured_quorum`` or a strict majority."""
-        return self.configured_quorum or len(self.members) // 2 + 1
+        return self.configured_quorum or majority(len(self.members))
 
     def has_raft_quorum(self, side: Side) -> bool:
         """True if ``side`` can elect a leader and commit on its own."""

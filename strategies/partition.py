@@ -39,6 +39,7 @@ import math
 from collections.abc import Hashable, Iterable, Mapping
 from typing import Any, ClassVar
 
+from cluster_actors.core.quorum import is_majority
 from cluster_actors.errors import ValidationFailed
 
 from .base import (
@@ -143,9 +144,9 @@ class MajoritySide(PartitionStrategy):
 
     def resolve(self, view: PartitionView) -> tuple[dict[Side, SideAction], str]:
         total = len(view.members)
-        majority = [s for s in view.sides if 2 * len(s) > total]
-        if majority:
-            keep = majority[0]
+        holding = [s for s in view.sides if is_majority(len(s), total)]
+        if holding:
+            keep = holding[0]
             why = f"{describe_side(keep)} holds {len(keep)} of {total} members, a majority"
         else:
             halves = [s for s in view.sides if 2 * len(s) == total]

@@ -30,7 +30,7 @@ from ..errors import ClusterError
 from ..options import ClusterOptions
 from ..runtime.events import EventStream
 from ..runtime.hosting import find_component, hosted_by
-from ..runtime.supervisor import SupervisedActor
+from ..runtime.supervisor.protocol import SupervisedActor
 from ..runtime.transport import FaultFilter, Transport
 
 logger = logging.getLogger(__name__)

@@ -39,6 +39,7 @@ from typing import Any
 from ray.exceptions import RayActorError
 
 from ..core.config import ConfigChange, ConfigStore, ConfigVersion
+from ..core.quorum import majority
 from ..errors import ClusterError, CoordinationTimeout, NotLeader, ValidationFailed
 from ..telemetry.tracing import config_change_span
 from .monitor import NotFound, bounded, task_cause
@@ -119,7 +120,7 @@ class ConfigCommands:
         has now: the config's ``members`` are recorded at start and not kept in
         step with joins and leaves, so a quorum valid for them may not be."""
         voters = len(self.view.voters)
-        if quorum is None or not voters or voters // 2 + 1 <= quorum <= voters:
+        if quorum is None or not voters or majority(voters) <= quorum <= voters:
             return quorum
         logger.warning("coordinator of %s: the configured quorum %s is unsafe for %s voters "
                        "(split brain or never reached); using a majority", self.node_id,

@@ -40,7 +40,7 @@ from ray.exceptions import RayActorError
 
 from ..core.monitoring import MonitorCore, NodeObservation
 from ..errors import ClusterError, CoordinationTimeout, NotFound
-from ..runtime.events import subscriber_key
+from ..runtime.events import EventCursor, subscriber_key
 from ..runtime.hosting import find_component
 from ..runtime.naming import namespace, node_supervisor_name
 from ..telemetry.metrics import PrometheusExporter
@@ -133,13 +133,11 @@ class MonitorActor(ComponentActor):
         self._alert_subscribers: dict[str, Any] = {}
         self._gather_lock = asyncio.Lock()
         self._voters = list(self.voters)
-        self._consensus_id: str | None = None
-        self._consensus_since = 0
+        self._consensus_events_read = EventCursor()
         self._rollbacks = 0
         self._last_proposed: int | None = None
         self._supervisor: Any = None
-        self._supervisor_id: str | None = None
-        self._supervisor_since = 0
+        self._supervisor_events_read = EventCursor()
         self._restart_times: deque[float] = deque(maxlen=10_000)
         self._restarts_total = 0
         self._gather_stats: dict[str, Any] = {"rounds": 0, "last_ms": None, "max_ms": 0.0,
@@ -193,12 +191,10 @@ class MonitorActor(ComponentActor):
         handle = self._optional("consensus")
         if handle is None:
             return []
-        actor_id = handle._actor_id.hex()
-        if actor_id != self._consensus_id:  # a new instance numbers its events from 1
-            self._consensus_id, self._consensus_since = actor_id, 0
-        events = await self._ask("consensus", "events", self._consensus_since) or []
-        if events:
-            self._consensus_since = events[-1]["seq"]
+        cursor = self._consensus_events_read
+        cursor.follow(handle)
+        events = await self._ask("consensus", "events", cursor.since) or []
+        cursor.advance(events)
         return events
 
     async def _supervisor_events(self) -> list[dict[str, Any]]:
@@ -208,16 +204,14 @@ class MonitorActor(ComponentActor):
                                                  namespace=namespace(self.cluster))
             except ValueError:
                 return []
-        actor_id = self._supervisor._actor_id.hex()
-        if actor_id != self._supervisor_id:
-            self._supervisor_id, self._supervisor_since = actor_id, 0
+        cursor = self._supervisor_events_read
+        cursor.follow(self._supervisor)
         try:
-            events = await bounded(self._supervisor.events.remote(self._supervisor_since))
+            events = await bounded(self._supervisor.events.remote(cursor.since))
         except Exception:
             self._supervisor = None
             return []
-        if events:
-            self._supervisor_since = events[-1]["seq"]
+        cursor.advance(events)
         return events
 
     async def _gather(self) -> None:

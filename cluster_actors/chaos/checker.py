@@ -30,7 +30,6 @@ them with the seed and the fault timeline.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from ..core.cluster_state import ClusterStateMachine
 from ..core.kv import Command, KVResult
 from ..core.raft_log import RaftLog
 from ..core.raft_types import Entry, EntryKind, Role, Snapshot
+from ..core.stats import percentile
 from ..testing.invariants import InvariantViolation, RaftInvariants
 from ..testing.linearizability import KVModel, Verdict, check_operations
 from .monkey import FaultEvent, Timeline
@@ -440,15 +440,9 @@ def _crashed(event: FaultEvent, node: str | None) -> bool:
 
 
 def percentiles(values: Sequence[float]) -> dict[str, Any]:
-    """n, p50, p99 and max (nearest rank) of ``values``."""
-    ordered = sorted(values)
-    if not ordered:
-        return {"n": 0, "p50": None, "p99": None, "max": None}
-
-    def rank(q: float) -> float:
-        return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
-
-    return {"n": len(ordered), "p50": rank(0.5), "p99": rank(0.99), "max": ordered[-1]}
+    """n, p50, p99 and max (:func:`~cluster_actors.core.stats.percentile`) of ``values``."""
+    return {"n": len(values), "p50": percentile(values, 50), "p99": percentile(values, 99),
+            "max": percentile(values, 100)}
 
 
 def failover_stats(timeline: Sequence[FaultEvent], ops: Sequence[HistoryOp]) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import statistics
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from rich.live import Live
 from rich.table import Table
 
 from ..cluster import Cluster, ClusterStatus
+from ..core.stats import percentile
 
 
 def status_table(status: ClusterStatus, title: str) -> Table:
@@ -118,9 +118,8 @@ def run(nodes: int = 5, writes: int = 2000, console: Console | None = None,
             t0 = time.perf_counter()
             cluster.kv.put(f"warm{i % 10}", i)
             latencies.append(time.perf_counter() - t0)
-        latencies.sort()
-        figures["commit_p50_ms"] = statistics.median(latencies) * 1000
-        figures["commit_p99_ms"] = latencies[int(0.99 * (len(latencies) - 1))] * 1000
+        figures["commit_p50_ms"] = percentile(latencies, 50) * 1000
+        figures["commit_p99_ms"] = percentile(latencies, 99) * 1000
         t0 = time.perf_counter()
         futures = [cluster.kv.submit(("put", f"key{i}", i)) for i in range(writes)]
         for future in futures:

@@ -20,6 +20,7 @@ from ray.actor import ActorHandle
 from ray.exceptions import GetTimeoutError, RayActorError
 
 from ..errors import ClusterError, CoordinationTimeout
+from ..runtime.events import EventCursor
 from ..runtime.hosting import find_component
 from ..runtime.naming import actor_name
 
@@ -192,7 +193,8 @@ class Subscription:
         self._accept = accept
         self._poll_timeout = poll_timeout
         self._stop = threading.Event()
-        self.since = client.call("latest_event_seq")
+        self._cursor = EventCursor(client.call("latest_event_seq"),
+                                   EventCursor.instance_of(client.handle))
         self.delivered = 0
         self._thread = threading.Thread(
             target=self._run, daemon=True,
@@ -200,23 +202,21 @@ class Subscription:
         self._thread.start()
 
     def _run(self) -> None:
-        actor_id = self._client.handle._actor_id.hex()
+        cursor = self._cursor
         while not self._stop.is_set():
             try:
-                events = self._client.call("wait_events", self.since, self._poll_timeout,
+                events = self._client.call("wait_events", cursor.since, self._poll_timeout,
                                            timeout=self._poll_timeout + 10.0)
             except Exception as error:  # restarting, died twice in a row, Ray shutting down
                 logger.debug("event subscription: %s", error)
                 self._stop.wait(0.2)
                 continue
-            current = self._client.handle._actor_id.hex()
-            if current != actor_id:  # a restarted actor numbers from 1 again
-                actor_id, self.since = current, 0
+            if cursor.follow(self._client.handle):  # answered by a restarted actor
                 continue
             for event in events:
                 if self._stop.is_set():
                     return
-                self.since = event["seq"]
+                cursor.advance((event,))
                 if self._accept is not None and not self._accept(event):
                     continue
                 try:

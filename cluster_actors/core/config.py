@@ -52,6 +52,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
+from cluster_actors.core.quorum import majority
 from cluster_actors.errors import NotFound, ValidationFailed
 
 BUILTIN_STRATEGIES: Mapping[str, tuple[str, ...]] = {
@@ -162,7 +163,7 @@ class ClusterConfig(BaseModel):
     @property
     def quorum_size(self) -> int:
         """Votes needed: ``quorum`` if set, else a majority of ``members``."""
-        return self.quorum if self.quorum is not None else len(self.members) // 2 + 1
+        return self.quorum if self.quorum is not None else majority(len(self.members))
 
     def content(self) -> dict[str, Any]:
         """Every field except ``version`` (what a rollback restores)."""
@@ -223,14 +224,14 @@ def _semantic(config: ClusterConfig, known: KnownStrategies,
         warnings.append(f"{n} members tolerate no more failures than {n - 1}; "
                         "an odd member count is recommended")
     if config.quorum is not None:
-        q, majority = config.quorum, n // 2 + 1
+        q, least = config.quorum, majority(n)
         if q > n:
             errors.append(("quorum", f"quorum {q} is larger than the {n} members: it could "
                            f"never be reached; use at most {n} or leave quorum unset"))
-        elif q < majority:
+        elif q < least:
             errors.append(("quorum", f"quorum {q} is not a majority of {n} members: two "
                            f"disjoint groups could each reach it and elect two leaders "
-                           f"(split brain); use at least {majority} or leave quorum unset"))
+                           f"(split brain); use at least {least} or leave quorum unset"))
         elif q == n > 1:
             warnings.append(f"quorum {q} equals the member count: any one member down "
                             "stops progress")

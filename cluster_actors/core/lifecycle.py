@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from cluster_actors.errors import ClusterError
+from cluster_actors.errors import IllegalTransition
 
 
 class LifecycleState(str, Enum):
@@ -163,21 +163,14 @@ class Transition:
     at: float | None = None
 
 
-class IllegalTransition(ClusterError):
+def _illegal_event(state: LifecycleState, event: LifecycleEvent,
+                   allowed: Iterable[LifecycleEvent]) -> IllegalTransition:
     """The event is not allowed in the current state; nothing changed."""
-
-    code = "illegal_transition"
-
-    def __init__(self, state: LifecycleState, event: LifecycleEvent,
-                 allowed: Iterable[LifecycleEvent], message: str | None = None) -> None:
-        self.state = state
-        self.event = event
-        self.allowed = list(allowed)
-        if message is None:
-            names = ", ".join(e.value for e in self.allowed) or "none (terminal state)"
-            message = (f"event {event.value!r} is not allowed in state {state.value!r}; "
-                       f"allowed events: {names}")
-        super().__init__(message)
+    allowed = list(allowed)
+    names = ", ".join(e.value for e in allowed) or "none (terminal state)"
+    reason = (f"event {event.value!r} is not allowed in state {state.value!r}; "
+              f"allowed events: {names}")
+    return IllegalTransition(state, event, allowed, reason, message=reason)
 
 
 class GuardRejected(IllegalTransition):
@@ -188,9 +181,9 @@ class GuardRejected(IllegalTransition):
                  edges: Iterable[Edge]) -> None:
         self.context = context
         options = ", ".join(f"{e.guard} -> {e.target.value}" for e in edges)
-        super().__init__(state, event, allowed, message=(
-            f"event {event.value!r} in state {state.value!r} contradicts the context "
-            f"{context}: it needs one of {options}; state unchanged"))
+        reason = (f"event {event.value!r} in state {state.value!r} contradicts the context "
+                  f"{context}: it needs one of {options}; state unchanged")
+        super().__init__(state, event, allowed, reason, message=reason)
 
 
 S = LifecycleState
@@ -317,7 +310,7 @@ def resolve(state: LifecycleState, event: LifecycleEvent, context: ContextLike =
     state, event = LifecycleState(state), LifecycleEvent(event)
     edges = TRANSITIONS.get((state, event))
     if edges is None:
-        raise IllegalTransition(state, event, events_from(state))
+        raise _illegal_event(state, event, events_from(state))
     ctx = as_context(context)
     for edge in edges:
         if edge.admits(ctx):

@@ -40,7 +40,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
-from cluster_actors.errors import NotFound, ValidationFailed
+from cluster_actors.core.quorum import is_majority, majority
+from cluster_actors.errors import IllegalTransition, NotFound, ValidationFailed
 
 WIRE_FORMAT = 1
 
@@ -93,17 +94,14 @@ class Reachability(str, enum.Enum):
 _REACH_RANK = {Reachability.REACHABLE: 0, Reachability.UNREACHABLE: 1}
 
 
-class IllegalTransition(ValidationFailed):
+def _illegal_status(node: str, current: MemberStatus, requested: MemberStatus,
+                    hint: str = "") -> IllegalTransition:
     """A status change that the member's current status does not allow."""
-
-    def __init__(self, node: str, current: MemberStatus, requested: MemberStatus,
-                 hint: str = "") -> None:
-        self.node, self.current, self.requested = node, current, requested
-        self.allowed = sorted(ALLOWED_TRANSITIONS[current], key=_RANK.__getitem__)
-        allowed = ", ".join(s.value for s in self.allowed) or "none (rejoin as a new incarnation)"
-        message = (f"member {node!r} is {current.value}: cannot move to {requested.value}; "
-                   f"allowed next: {allowed}" + (f" ({hint})" if hint else ""))
-        super().__init__([("status", message)])
+    allowed = sorted(ALLOWED_TRANSITIONS[current], key=_RANK.__getitem__)
+    names = ", ".join(s.value for s in allowed) or "none (rejoin as a new incarnation)"
+    reason = (f"member {node!r} is {current.value}: cannot move to {requested.value}; "
+              f"allowed next: {names}" + (f" ({hint})" if hint else ""))
+    return IllegalTransition(current, requested, allowed, reason, subject=node)
 
 
 class MemberNotFound(NotFound, ValidationFailed):
@@ -126,12 +124,13 @@ class QuorumStatus(NamedTuple):
 
 
 def quorum_size(voters: int, configured: int | None = None) -> int:
-    """``voters // 2 + 1``, or ``configured`` when given (must be >= 1)."""
+    """:func:`~cluster_actors.core.quorum.majority` of ``voters``, or ``configured``
+    when given (must be >= 1)."""
     if configured is not None:
         if isinstance(configured, bool) or not isinstance(configured, int) or configured < 1:
             raise ValidationFailed([("quorum", f"must be an int >= 1, got {configured!r}")])
         return configured
-    return voters // 2 + 1
+    return majority(voters)
 
 
 def has_quorum(reachable_voters: int, voters: int, configured: int | None = None) -> bool:
@@ -145,7 +144,7 @@ def is_safe_quorum(voters: int, quorum: int) -> bool:
     A configured quorum is only safe while at most ``2 * quorum - 1`` voters run
     (Akka's static-quorum rule).
     """
-    return 2 * quorum > voters
+    return is_majority(quorum, voters)
 
 
 @dataclass(frozen=True)
@@ -288,7 +287,7 @@ class MembershipView:
         elif record.status is MemberStatus.JOINING:
             self._set_attrs(node, member_role, metadata_json)
         else:
-            raise IllegalTransition(node, record.status, MemberStatus.JOINING,
+            raise _illegal_status(node, record.status, MemberStatus.JOINING,
                                     "a member must be removed before it can rejoin")
         return "pending"
 
@@ -296,7 +295,7 @@ class MembershipView:
         """Move a pending (joining) member up; idempotent for a member already up."""
         record = self._record(node)
         if record.status not in (MemberStatus.JOINING, MemberStatus.UP):
-            raise IllegalTransition(node, record.status, MemberStatus.UP,
+            raise _illegal_status(node, record.status, MemberStatus.UP,
                                     "only a pending member can be approved")
         if metadata is not None:
             self._set_attrs(node, record.role, _canonical_metadata(metadata))
@@ -310,7 +309,7 @@ class MembershipView:
         """
         record = self._record(node)
         if record.status is not MemberStatus.JOINING:
-            raise IllegalTransition(node, record.status, MemberStatus.REMOVED,
+            raise _illegal_status(node, record.status, MemberStatus.REMOVED,
                                     "only a pending (joining) member can be rejected")
         self._set_status(node, MemberStatus.REMOVED, f"rejected: {reason}")
         return self._info(node)
@@ -537,7 +536,7 @@ class MembershipView:
     def _transition(self, node: str, record: _Record, target: MemberStatus,
                     reason: str) -> None:
         if target not in ALLOWED_TRANSITIONS[record.status]:
-            raise IllegalTransition(node, record.status, target)
+            raise _illegal_status(node, record.status, target)
         self._set_status(node, target, reason)
 
     def _set_status(self, node: str, status: MemberStatus, reason: str) -> None:

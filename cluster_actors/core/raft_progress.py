@@ -8,12 +8,8 @@ from collections import deque
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
+from .quorum import majority
 from .raft_types import ConfState
-
-
-def majority(size: int) -> int:
-    """Votes needed among ``size`` voters (an empty set needs none)."""
-    return size // 2 + 1 if size else 0
 
 
 def committed_index(voters: Collection[str], match: Mapping[str, int]) -> int:

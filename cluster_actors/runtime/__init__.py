@@ -1,7 +1,7 @@
 """The Ray seam the component shells stand on; it knows no component.
 
-``supervisor`` holds the OTP supervisor actor and the protocol every
-supervised actor speaks. Names are loaded on first use, so importing a
+``supervisor/`` holds the OTP supervisor actor (``actor``), the protocol
+every supervised actor speaks (``protocol``) and warm spares (``spares``). Names are loaded on first use, so importing a
 sibling module (storage, for instance) does not import Ray.
 """
 

@@ -1,6 +1,8 @@
 """An event stream for actors: sequence-numbered events, long-poll waiters
 (so a driver-side client can deliver events to local callbacks without a
-polling loop), and actor-handle subscribers that get each event pushed."""
+polling loop), and actor-handle subscribers that get each event pushed; and
+the reader's side, :class:`EventCursor`, which follows one actor's events
+across its restarts."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from ..errors import ValidationFailed
@@ -25,6 +27,41 @@ def subscriber_key(handle: Any) -> str:
                                  "handle, or subscribe a local callable through the client "
                                  "(cluster.node(id).<component>.subscribe(callback))")])
     return str(actor_id.hex())
+
+
+class EventCursor:
+    """Where a reader stands in one actor's events, across the actor's restarts.
+
+    ``since`` is the ``seq`` of the last event read (read on after it). A
+    restarted actor is a new instance (a new actor id) that numbers its events
+    from 1 again, so before each read call :meth:`follow` with the handle about
+    to be asked: for a new instance it starts over at 0. ``instance`` is the
+    actor id the position belongs to (None: none yet, the first handle followed
+    is new).
+    """
+
+    def __init__(self, since: int = 0, instance: str | None = None) -> None:
+        self.since = since
+        self.instance = instance
+
+    @staticmethod
+    def instance_of(handle: Any) -> str:
+        """The actor id of ``handle``: one per instance of an actor."""
+        return str(handle._actor_id.hex())
+
+    def follow(self, handle: Any) -> bool:
+        """Read from ``handle`` from now on; True (and ``since`` back to 0) if it
+        is another instance than the one read so far."""
+        current = self.instance_of(handle)
+        if current == self.instance:
+            return False
+        self.instance, self.since = current, 0
+        return True
+
+    def advance(self, events: Sequence[Mapping[str, Any]]) -> None:
+        """Move past ``events`` (read in order; none: stay)."""
+        if events:
+            self.since = events[-1]["seq"]
 
 
 class EventStream:

@@ -31,7 +31,7 @@ from ray.actor import ActorHandle
 
 from ..errors import ClusterError
 from .naming import actor_name, host_name, namespace
-from .supervisor import SupervisedActor
+from .supervisor.protocol import SupervisedActor
 
 logger = logging.getLogger(__name__)
 

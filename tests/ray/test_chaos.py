@@ -42,7 +42,7 @@ from cluster_actors.cluster import Cluster
 from cluster_actors.core.kv import Command
 from cluster_actors.errors import ValidationFailed
 from cluster_actors.testing.faulty import DOUBLE_APPLY, FORGETFUL, component_overrides
-from tests.ray.waiting import wait_until
+from tests.waiting import wait_until
 
 HANG_GUARD = 60.0
 DONE_FAULTS = ("kill_leader", "kill_component", "majority_minority", "isolate_leader", "pause")

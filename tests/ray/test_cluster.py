@@ -18,7 +18,7 @@ from cluster_actors.errors import (
     UnknownStrategy,
     ValidationFailed,
 )
-from tests.ray.waiting import wait_until
+from tests.waiting import wait_until
 
 HANG_GUARD = 60.0
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import threading
-import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import ray
@@ -24,23 +23,11 @@ from cluster_actors.client.coordinator import ClusterStatusModel, Coordinator, Q
 from cluster_actors.cluster import Cluster
 from cluster_actors.errors import ClusterError, NotFound, UnknownStrategy, ValidationFailed
 from cluster_actors.runtime.naming import actor_name, namespace, registry_name
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 
 HANG = 30.0  # seconds; only catches hangs, asserts nothing about speed
-T = TypeVar("T")
-
-
-def wait_for(probe: Callable[[], T | None], what: str, timeout: float = HANG) -> T:
-    """Poll ``probe`` every 20 ms until it returns a truthy value; return it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
 
 
 @ray.remote(num_cpus=0)
@@ -81,7 +68,7 @@ def all_stable(coords: dict[str, Coordinator]) -> dict[str, Coordinator]:
         leaders = {c.get_leader() for c in coords.values()}
         return states == {"stable"} and len(leaders) == 1 and None not in leaders
 
-    wait_for(probe, "every coordinator stable with one leader")
+    wait_until(probe, "every coordinator stable with one leader")
     return coords
 
 
@@ -178,7 +165,7 @@ def test_monitor_health_history_and_node_metrics(cluster: Cluster,
         except NotFound:  # n3's monitor has not made its first observation yet
             return None
 
-    peer = wait_for(n3_metrics, "n3's metrics through n2")
+    peer = wait_until(n3_metrics, "n3's metrics through n2")
     assert peer["observation"]["node_id"] == "n3" and peer["health"] == "healthy"
     with pytest.raises(ClusterError) as unknown:
         monitor.get_node_metrics("nx")
@@ -213,7 +200,7 @@ def test_prometheus_endpoint_serves_each_node(cluster: Cluster) -> None:
                     return None
             return families
 
-        families = wait_for(has_node_samples, f"{node}'s metrics")
+        families = wait_until(has_node_samples, f"{node}'s metrics")
         [has_leader] = families["cluster_actors_has_leader"].samples
         assert has_leader.labels == {"cluster": cluster.name, "node": node}
         assert has_leader.value == 1.0
@@ -233,10 +220,10 @@ def test_alerts_reach_subscribers(cluster: Cluster) -> None:
     subscription = monitor.subscribe_alerts(on_alert)
     assert subscription is not None and subscription.active
     monitor.record_event("config_rollback", {"version": 1})
-    alerts = wait_for(lambda: [a for a in ray.get(recorder.get.remote())
+    alerts = wait_until(lambda: [a for a in ray.get(recorder.get.remote())
                                if a.get("rule") == "config_rollback"], "the alert")
     assert alerts[0]["kind"] == "fired" and alerts[0]["node"] == "n3"
-    [seen] = wait_for(lambda: list(local), "the alert at the local callable")
+    [seen] = wait_until(lambda: list(local), "the alert at the local callable")
     assert (seen["type"], seen["rule"], seen["kind"]) == ("alert_fired", "config_rollback",
                                                           "fired")
     assert [a["rule"] for a in monitor.active_alerts()] == ["config_rollback"]
@@ -265,7 +252,7 @@ def test_propose_config_replicates_from_a_follower_and_notifies(
         assert len(set(before.values())) == 1
         version = follower.propose_config({"heartbeat_interval": 150})
         assert version == before["n1"] + 1
-        wait_for(lambda: all(c.get_config()["version"] == version
+        wait_until(lambda: all(c.get_config()["version"] == version
                              and c.get_config()["heartbeat_interval"] == 150
                              for c in coords.values()), "the new version on every node")
 
@@ -274,7 +261,7 @@ def test_propose_config_replicates_from_a_follower_and_notifies(
                 return [e for e in received if e["type"] == "config_changed"
                         and e["version"] == version]
 
-        [event] = wait_for(changed, "config_changed at the subscriber")
+        [event] = wait_until(changed, "config_changed at the subscriber")
         assert event["changed_keys"] == ["heartbeat_interval"] and event["kind"] == "set"
     finally:
         subscription.cancel()
@@ -298,7 +285,7 @@ def test_invalid_proposals_change_nothing_anywhere(coords: dict[str, Coordinator
     # a valid change afterwards takes the very next version: nothing was proposed before it
     version = coords["n1"].propose_config({"metadata.checked": True})
     assert version == before["n1"]["version"] + 1
-    wait_for(lambda: set(versions(coords).values()) == {version}, "the barrier version")
+    wait_until(lambda: set(versions(coords).values()) == {version}, "the barrier version")
     for config in (c.get_config() for c in coords.values()):
         assert config["quorum"] == before["n1"]["quorum"]
         assert config["sync_strategy"] == before["n1"]["sync_strategy"]
@@ -310,7 +297,7 @@ def test_rollback_restores_an_old_version_everywhere(coords: dict[str, Coordinat
     changed = coord.propose_config({"election_timeout": 2000})
     restored = coord.rollback_config(old["version"])
     assert restored == changed + 1
-    wait_for(lambda: set(versions(coords).values()) == {restored}, "the rollback everywhere")
+    wait_until(lambda: set(versions(coords).values()) == {restored}, "the rollback everywhere")
     for c in coords.values():
         config = c.get_config()
         assert config["election_timeout"] == old["election_timeout"]
@@ -331,7 +318,7 @@ def test_approval_puts_the_node_in_voting_until_decided(coords: dict[str, Coordi
     assert coord.lifecycle_state() == "voting"
     assert coord.get_config()["version"] == start  # nothing committed yet
     assert coord.approve_config(pending, True) == start + 1
-    wait_for(lambda: coord.get_config()["metadata"].get("owner") == "ops",
+    wait_until(lambda: coord.get_config()["metadata"].get("owner") == "ops",
              "the approved change applied on this node")
     assert coord.lifecycle_state() == "stable"
     rejected = coord.propose_config({"metadata.owner": "nobody"}, require_approval=True)
@@ -380,11 +367,11 @@ def test_the_seeds_configuration_api_on_every_node(cluster: Cluster,
     assert subscription is not None
     version = config.set_config("metadata.team", "infra")
     assert version == before + 1
-    [event] = wait_for(lambda: [e for e in changes if e["version"] == version], "the change")
+    [event] = wait_until(lambda: [e for e in changes if e["version"] == version], "the change")
     assert event["type"] == "config_changed" and event["changed_keys"] == ["metadata"]
     assert config.get_config("metadata.team") == "infra" and config.get_version() == version
     restored = config.rollback(before)
-    wait_for(lambda: all(c.get_config()["version"] == restored for c in coords.values()),
+    wait_until(lambda: all(c.get_config()["version"] == restored for c in coords.values()),
              "the rollback everywhere")
     with pytest.raises(NotFound):
         config.get_config("metadata.team")
@@ -406,9 +393,9 @@ def test_timing_changes_hot_reload_on_every_node_and_survive_a_restart(
     try:
         config.set_config("heartbeat_interval", 300)
         config.set_config("election_timeout", 400)
-        wait_for(lambda: everywhere("heartbeat", "heartbeat_interval", 300),
+        wait_until(lambda: everywhere("heartbeat", "heartbeat_interval", 300),
                  "every failure detector on the new period")
-        wait_for(lambda: everywhere("consensus", "election_timeout_ms", 400),
+        wait_until(lambda: everywhere("consensus", "election_timeout_ms", 400),
                  "every Raft node on the new election timeout")
         # a restarted heartbeat actor starts from the options' period and is brought back
         heartbeat = cluster.node("n3").heartbeat
@@ -423,20 +410,20 @@ def test_timing_changes_hot_reload_on_every_node_and_survive_a_restart(
             except (ClusterError, RayActorError):  # still restarting
                 return False
 
-        wait_for(restarted_on_the_configs_period,
+        wait_until(restarted_on_the_configs_period,
                  "the restarted heartbeat actor on the config's period")
         # a static quorum is what the coordinators (and membership) report from now on
         config.set_config("quorum", 3)
-        wait_for(lambda: all(c.get_quorum() == (True, 3, 3) for c in coords.values()),
+        wait_until(lambda: all(c.get_quorum() == (True, 3, 3) for c in coords.values()),
                  "every node reporting quorum 3 of 3")
         assert cluster.node("n2").membership.get_quorum_size() == 3
     finally:
         config.set_config("heartbeat_interval", original["heartbeat_interval"])
         config.set_config("election_timeout", original["election_timeout"])
         config.set_config("quorum", original["quorum"])
-    wait_for(lambda: all(c.get_quorum() == (True, 2, 3) for c in coords.values()),
+    wait_until(lambda: all(c.get_quorum() == (True, 2, 3) for c in coords.values()),
              "the majority quorum back")
-    wait_for(lambda: everywhere("consensus", "election_timeout_ms",
+    wait_until(lambda: everywhere("consensus", "election_timeout_ms",
                                 original["election_timeout"]), "the original timeout back")
 
 
@@ -452,7 +439,7 @@ def test_component_clients_subscribe_callables_and_refuse_other_subscribers(
     subscription = node.consensus.subscribe(collect, types=["config_changed"])
     assert subscription is not None
     version = node.config.set_config("metadata.subscribed", True)
-    wait_for(lambda: [e for e in got if e.get("version") == version], "the consensus event")
+    wait_until(lambda: [e for e in got if e.get("version") == version], "the consensus event")
     assert {e["type"] for e in got} == {"config_changed"}
     assert node.consensus.unsubscribe(collect) is True and not subscription.active
     with pytest.raises(TypeError, match="callable or a Ray actor handle"):
@@ -466,7 +453,7 @@ def test_component_clients_subscribe_callables_and_refuse_other_subscribers(
     recorder = Recorder.remote()
     node.consensus.subscribe(recorder, types=["config_changed"])
     pushed = node.config.set_config("metadata.pushed", True)
-    wait_for(lambda: [e for e in ray.get(recorder.get.remote()) if e.get("version") == pushed],
+    wait_until(lambda: [e for e in ray.get(recorder.get.remote()) if e.get("version") == pushed],
              "the pushed event")
     assert {e["type"] for e in ray.get(recorder.get.remote())} == {"config_changed"}
     assert node.consensus.unsubscribe(recorder) is True
@@ -481,7 +468,7 @@ def test_a_consensus_vote_decides_a_pending_proposal(coords: dict[str, Coordinat
     assert coord.lifecycle_state() == "voting"
     assert cluster.node("n2").consensus.vote(pending, True, "ops") == start + 1
     assert coord.lifecycle_state() == "stable"
-    wait_for(lambda: coord.get_config()["metadata"].get("voted") is True, "the voted change")
+    wait_until(lambda: coord.get_config()["metadata"].get("voted") is True, "the voted change")
     with pytest.raises(NotFound):
         cluster.node("n2").consensus.vote(pending, True, "ops")
 
@@ -520,10 +507,10 @@ def test_snapshot_upgrade_split_and_partition_states(coords: dict[str, Coordinat
         coord.heal_partition("telepathy")
     assert coord.lifecycle_state() == "partitioning"
     coord.heal_partition("auto_merge")
-    wait_for(lambda: coord.lifecycle_state() == "stable", "the healed node back to stable")
+    wait_until(lambda: coord.lifecycle_state() == "stable", "the healed node back to stable")
     assert [t.target for t in coord.lifecycle_history(4)] == [
         "partitioning", "merging", "resyncing", "stable"]
-    pushed = wait_for(lambda: [e["to"] for e in ray.get(recorder.get.remote())
+    pushed = wait_until(lambda: [e["to"] for e in ray.get(recorder.get.remote())
                                if e["type"] == "state_changed"][-1:] == ["stable"]
                       and ray.get(recorder.get.remote()), "pushed state changes")
     assert "snapshotting" in [e.get("to") for e in pushed]
@@ -555,7 +542,7 @@ def test_killing_the_leaders_consensus_drives_electing_and_back(
 
     for node in cluster.node_ids:
         wanted = "recovery" if node == leader else "electing"
-        wait_for(lambda node=node, wanted=wanted: wanted in since_kill(node)
+        wait_until(lambda node=node, wanted=wanted: wanted in since_kill(node)
                  and coords[node].lifecycle_state() == "stable",
                  f"{node} through {wanted} and back to stable")
         assert since_kill(node)[-1] == "stable"
@@ -578,10 +565,9 @@ def test_a_restarted_coordinator_goes_through_recovery(
         targets = [t.target for t in history]
         return targets if targets[:1] == ["recovery"] and targets[-1] == "stable" else None
 
-    targets = wait_for(restarted, "the new coordinator recovered")
+    targets = wait_until(restarted, "the new coordinator recovered")
     assert targets == ["recovery", "resyncing", "stable"]
     assert coords["n3"].handle._actor_id != old._actor_id
-
 
 
 def test_a_restarted_coordinator_runs_the_configured_strategy_not_the_options(
@@ -590,7 +576,7 @@ def test_a_restarted_coordinator_runs_the_configured_strategy_not_the_options(
     assert cluster.options.failover_strategy == "automatic"
     coords["n1"].propose_config({"failover_strategy": "load_aware"})
     try:
-        wait_for(lambda: all(c.get_failover_info()["strategy"] == "load_aware"
+        wait_until(lambda: all(c.get_failover_info()["strategy"] == "load_aware"
                              for c in coords.values()), "every node on load_aware")
         old = coords["n2"].handle
         ray.kill(old, no_restart=True)
@@ -602,7 +588,7 @@ def test_a_restarted_coordinator_runs_the_configured_strategy_not_the_options(
                 return None
             return strategy if coords["n2"].handle._actor_id != old._actor_id else None
 
-        wait_for(lambda: restarted_strategy() == "load_aware",
+        wait_until(lambda: restarted_strategy() == "load_aware",
                  "the restarted coordinator on the config's strategy")
     finally:
         coords["n1"].propose_config({"failover_strategy": "automatic"})
@@ -616,7 +602,7 @@ def test_leaving_removes_the_node_from_the_voters(cluster: Cluster,
     assert [(t.event, t.target) for t in coords["n3"].lifecycle_history(2)] == [
         ("leave_requested", "draining"), ("drain_complete", "shutdown")]
     for node in ("n1", "n2"):
-        wait_for(lambda node=node: coords[node].get_members() == ["n1", "n2"],
+        wait_until(lambda node=node: coords[node].get_members() == ["n1", "n2"],
                  f"{node} without n3")
         state, status = coords[node].get_cluster_status()
         assert state == "stable" and status.voters == ["n1", "n2"]

@@ -16,7 +16,7 @@ from cluster_actors.cluster import Cluster
 from cluster_actors.core.kv import Command
 from cluster_actors.runtime.dataplane import DataPlane, make_secret
 from cluster_actors.runtime.hosting import find_component
-from tests.ray.waiting import wait_until
+from tests.waiting import wait_until
 
 NAME = "dpray"
 

@@ -30,7 +30,7 @@ from cluster_actors.cluster import Cluster
 from cluster_actors.recipes.election import Leadership, StaleToken
 from cluster_actors.recipes.lease import Lease
 from cluster_actors.recipes.lock import Lock
-from tests.ray.waiting import wait_until
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 

@@ -15,7 +15,7 @@ import pytest
 import ray
 
 from cluster_actors.cluster import Cluster
-from tests.ray.waiting import HANG_GUARD, wait_until
+from tests.waiting import HANG_GUARD, wait_until
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 

@@ -4,6 +4,7 @@ its effect on membership and quorum, the join protocol, gossip convergence."""
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,10 +17,13 @@ from cluster_actors.actors.membership import MembershipActor
 from cluster_actors.cluster import Cluster
 from cluster_actors.errors import ClusterError, ValidationFailed
 from cluster_actors.runtime.naming import actor_name, namespace
+from tests import waiting
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 
 HANG = 30.0  # seconds; only catches hangs, asserts nothing about speed
+# a component still starting answers with an error: not yet
+wait_until = functools.partial(waiting.wait_until, timeout=HANG, tolerate=(ClusterError,))
 NODES = ["n1", "n2", "n3"]
 
 
@@ -31,21 +35,6 @@ def cluster(ray_local: None) -> Iterator[Cluster]:
         yield c
     finally:
         c.shutdown()
-
-
-def wait_until(condition: Callable[[], Any], what: str) -> Any:
-    """Poll ``condition`` every 20 ms until it returns something truthy."""
-    deadline = time.monotonic() + HANG
-    while True:
-        try:
-            value = condition()
-        except ClusterError:  # a component still starting
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def wait_event(client: Any, since: int, predicate: Callable[[dict[str, Any]], bool],

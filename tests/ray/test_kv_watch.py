@@ -16,7 +16,7 @@ from cluster_actors.client.watch import WatchEvent
 from cluster_actors.cluster import Cluster
 from cluster_actors.errors import Compacted, NotFound, ValidationFailed
 from cluster_actors.recipes.lease import Lease
-from tests.ray.waiting import wait_until
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 
@@ -74,13 +74,13 @@ def test_a_prefix_watch_sees_every_change_once_in_revision_order_across_a_leader
     writers = [threading.Thread(target=write, args=(w,), daemon=True) for w in range(2)]
     for thread in writers:
         thread.start()
-    wait_until(lambda: len(written) >= 15, HANG)
+    wait_until(lambda: len(written) >= 15, timeout=HANG)
     cluster.chaos.kill_leader()
     for thread in writers:
         thread.join(HANG)
     assert len(written) == 60
     last = max(rev for _, _, rev in written)
-    wait_until(lambda: collector.events and collector.events[-1].revision >= last, HANG)
+    wait_until(lambda: collector.events and collector.events[-1].revision >= last, timeout=HANG)
     collector.stop()
     assert [(e.type, e.key, e.revision) for e in collector.events] == sorted(
         written, key=lambda change: change[2])

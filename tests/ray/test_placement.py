@@ -17,7 +17,7 @@ import ray
 from cluster_actors import Cluster, ClusterOptions
 from cluster_actors.runtime.hosting import HostedComponent, actor_of, find_component
 from cluster_actors.runtime.naming import COMPONENTS
-from tests.ray.waiting import wait_until
+from tests.waiting import wait_until
 
 SCRIPT = Path(__file__).with_name("placement_run.py")
 ROOT = SCRIPT.parents[2]

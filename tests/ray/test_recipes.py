@@ -19,7 +19,7 @@ import ray
 from cluster_actors.cluster import Cluster
 from cluster_actors.errors import CoordinationTimeout, ValidationFailed
 from cluster_actors.recipes.queue import Empty
-from tests.ray.waiting import wait_until
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 

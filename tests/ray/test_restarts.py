@@ -24,7 +24,7 @@ import ray
 from cluster_actors.cluster import Cluster
 from cluster_actors.errors import ClusterError
 from cluster_actors.runtime.hosting import find_component
-from tests.ray.waiting import wait_until
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.ray
 

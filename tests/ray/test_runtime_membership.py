@@ -11,7 +11,7 @@ import ray
 
 from cluster_actors import Cluster
 from cluster_actors.errors import NotFound, ValidationFailed
-from tests.ray.waiting import wait_until
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 

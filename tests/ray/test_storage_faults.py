@@ -12,7 +12,7 @@ from cluster_actors.errors import ClusterError
 from cluster_actors.options import ClusterOptions
 from cluster_actors.runtime.hosting import actor_of
 from cluster_actors.testing.faulty import FULL_DISK, component_overrides
-from tests.ray.waiting import wait_until
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.ray
 
@@ -61,7 +61,7 @@ def test_a_full_disk_restarts_the_consensus_actor_and_loses_no_acknowledged_writ
                 return False
             return all(items.get(k) == v for k, v in acknowledged.items())
 
-        wait_until(restarted_node_holds_every_write, HANG_GUARD)
+        wait_until(restarted_node_holds_every_write)
         assert node.call("status")["stats"].get("fail_stops", 0) == 0, \
             "the restarted actor is a new one, started from its disk"
     finally:

@@ -17,7 +17,7 @@ import pytest
 
 from cluster_actors import Cluster, ClusterOptions
 from cluster_actors.errors import NoQuorum
-from tests.ray.waiting import wait_until
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 WEIGHTS = {"n1": 1.0, "n2": 1.0, "n3": 5.0}

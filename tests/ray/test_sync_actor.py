@@ -7,9 +7,9 @@ restarted replica rebuilding from its peers."""
 from __future__ import annotations
 
 import contextlib
-import time
+import functools
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,10 +25,14 @@ from cluster_actors.errors import (
     ValidationFailed,
 )
 from strategies.sync_base import SyncMessage
+from tests import waiting
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 
 HANG = 30.0  # seconds; only catches hangs, asserts nothing about speed
+# a component restarting answers with an error: not yet
+wait_until = functools.partial(waiting.wait_until, timeout=HANG,
+                               tolerate=(ClusterError, ray.exceptions.RayActorError))
 NODES = ["n1", "n2", "n3"]
 
 
@@ -46,21 +50,6 @@ def data(cluster: Cluster) -> dict[str, DataStore]:
     stores = {n: DataStore(cluster.name, n) for n in NODES}
     wait_until(lambda: all(s.state_hash() for s in stores.values()), "sync actors up")
     return stores
-
-
-def wait_until(condition: Callable[[], Any], what: str) -> Any:
-    """Poll ``condition`` every 20 ms until it returns something truthy."""
-    deadline = time.monotonic() + HANG
-    while True:
-        try:
-            value = condition()
-        except (ClusterError, ray.exceptions.RayActorError):  # restarting component
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def converged(data: dict[str, DataStore], nodes: list[str] = NODES) -> bool:

@@ -25,7 +25,7 @@ from cluster_actors.runtime.supervisor import (
     SupervisedActor,
     Supervisor,
 )
-from tests.ray.waiting import wait_until
+from tests.waiting import wait_until
 
 NAME = "spans"
 CALL_GUARD = 30.0  # seconds; a hang guard on single calls

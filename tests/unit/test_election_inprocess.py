@@ -25,18 +25,9 @@ from cluster_actors.errors import NoQuorum, NotLeader
 from cluster_actors.recipes.election import Cancelled, LeaderElection, StaleToken
 from cluster_actors.recipes.lock import Lock
 from cluster_actors.runtime.leases import LeaseManager
+from tests.waiting import wait_until
 
 HANG = 30.0  # seconds; only catches hangs
-
-
-def wait_until(condition: Any, timeout: float = HANG) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.005)
-    raise AssertionError("condition not reached")
 
 
 class LeaderStandIn:

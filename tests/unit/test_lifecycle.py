@@ -218,7 +218,7 @@ def test_events_accept_their_string_values_and_errors_pickle():
         lifecycle.fire(E.DRAIN_COMPLETE)
     copy = pickle.loads(pickle.dumps(info.value))
     assert isinstance(copy, IllegalTransition)
-    assert (copy.state, copy.event, str(copy)) == (S.JOINING, E.DRAIN_COMPLETE, str(info.value))
+    assert (copy.current, copy.requested, str(copy)) == (S.JOINING, E.DRAIN_COMPLETE, str(info.value))
 
 
 def test_mermaid_lists_every_edge_of_the_table():

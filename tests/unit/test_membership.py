@@ -114,7 +114,7 @@ def test_status_transitions_follow_the_table(current: MemberStatus,
     with pytest.raises(IllegalTransition) as caught:
         view.update_member_status("x", target)
     error = caught.value
-    assert isinstance(error, ValidationFailed) and error.code == "validation_failed"
+    assert isinstance(error, ValidationFailed) and error.code == "illegal_transition"
     assert (error.current, error.requested) == (current, target)
     assert set(error.allowed) == ALLOWED_TRANSITIONS[current]
     assert current.value in error.message and target.value in error.message

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -95,8 +94,7 @@ def test_summary_statistics_cover_only_the_buffer() -> None:
     assert summary is not None
     assert summary["count"] == 100
     assert (summary["min"], summary["max"], summary["mean"]) == (1.0, 100.0, 50.5)
-    assert summary["p50"] == pytest.approx(50.5)
-    assert summary["p99"] == pytest.approx(np.percentile(np.arange(1, 101), 99))
+    assert (summary["p50"], summary["p99"]) == (50.0, 99.0)  # nearest rank: a sample
     assert history.summary("missing") is None
 
 

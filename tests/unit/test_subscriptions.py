@@ -5,14 +5,14 @@ component, events filtered by type and delivered in order, each once."""
 from __future__ import annotations
 
 import threading
-import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from cluster_actors.client import ComponentClient, Subscription
-
-HANG = 10.0
+from cluster_actors.runtime.events import EventCursor
+from tests.waiting import wait_until
 
 
 class FakeActorId:
@@ -56,13 +56,6 @@ class FakeClient(ComponentClient):
         raise AssertionError(f"unexpected call {method}")
 
 
-def wait_for(condition: Any) -> None:
-    deadline = time.monotonic() + HANG
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def test_events_after_the_subscription_arrive_in_order_filtered_by_type() -> None:
     server = FakeComponent()
     server.publish("old")  # before the subscription: not delivered
@@ -72,7 +65,7 @@ def test_events_after_the_subscription_arrive_in_order_filtered_by_type() -> Non
     assert isinstance(subscription, Subscription)
     for kind in ("member_up", "member_down", "member_up"):
         server.publish(kind)
-    wait_for(lambda: len(got) == 2)
+    wait_until(lambda: len(got) == 2)
     assert [e["seq"] for e in got] == [2, 4] and {e["type"] for e in got} == {"member_up"}
     assert client.unsubscribe(got.append) is True and not subscription.active
 
@@ -84,7 +77,7 @@ def test_one_thread_per_callable_found_again_by_a_new_client() -> None:
     assert FakeClient(server).subscribe(got.append) is first  # no second thread
     server.publish("x")
     server.publish("y")
-    wait_for(lambda: any(e["type"] == "y" for e in got))
+    wait_until(lambda: any(e["type"] == "y" for e in got))
     assert [e["type"] for e in got] == ["x", "y"]  # each once, in order
     other = FakeClient(server, component="heartbeat")
     assert other.unsubscribe(got.append) is False  # another component's subscriptions
@@ -105,7 +98,7 @@ def test_a_failing_callback_is_logged_and_delivery_goes_on() -> None:
     client.subscribe(callback)
     server.publish("a")
     server.publish("b")
-    wait_for(lambda: len(seen) == 2)
+    wait_until(lambda: len(seen) == 2)
     assert seen == [1, 2]
     client.unsubscribe(callback)
 
@@ -113,3 +106,15 @@ def test_a_failing_callback_is_logged_and_delivery_goes_on() -> None:
 def test_anything_but_a_callable_or_an_actor_handle_is_refused() -> None:
     with pytest.raises(TypeError, match="callable or a Ray actor handle"):
         FakeClient(FakeComponent()).subscribe(42)
+
+
+def test_an_event_cursor_reads_on_and_starts_over_with_a_restarted_actor() -> None:
+    def handle(actor_id: str) -> Any:
+        return SimpleNamespace(_actor_id=SimpleNamespace(hex=lambda: actor_id))
+
+    cursor = EventCursor()
+    assert cursor.follow(handle("a")) and cursor.since == 0  # the first instance is new
+    cursor.advance([{"seq": 1}, {"seq": 2}])
+    cursor.advance([])
+    assert not cursor.follow(handle("a")) and cursor.since == 2
+    assert cursor.follow(handle("b")) and (cursor.since, cursor.instance) == (0, "b")

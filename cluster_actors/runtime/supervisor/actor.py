@@ -1,18 +1,10 @@
-"""The OTP supervisor as a Ray actor, and the protocol its children speak.
+"""The OTP supervisor as a Ray actor.
 
 Decisions come from the pure :class:`~cluster_actors.core.supervision.SupervisorCore`;
-this module carries them out on Ray actors.
-
-**Children.** A child is described by a :class:`ChildSpec` whose ``start`` is a
-picklable zero-argument factory returning a fresh actor handle (for example an
-:class:`ActorFactory`, or ``functools.partial(SomeActor.options(name=...,
-namespace=..., num_cpus=0).remote, arg)``). The supervisor never imports the
-classes it supervises. Every supervised actor implements the
-:class:`SupervisedActor` protocol (inherit the mixin): ``ping``, ``activate``,
-``until_stopped`` and ``graceful_stop``, with ``on_activate`` and ``on_stop``
-hooks. Starting a child means: call the factory, await ``ping`` (the
-constructor has run), await ``activate`` (the child begins its work), then
-watch it; children start one after the other in this way.
+this module carries them out on Ray actors. Its children speak the protocol
+of :mod:`~cluster_actors.runtime.supervisor.protocol` (:class:`ChildSpec`,
+:class:`SupervisedActor`); warm spares live in
+:mod:`~cluster_actors.runtime.supervisor.spares`.
 
 **Death detection without polling.** For each running child the supervisor
 keeps one outstanding ``until_stopped.remote()`` call. It returns ``"normal"``
@@ -21,17 +13,11 @@ with ``ActorDiedError`` within milliseconds (``ray.kill`` → reason
 ``"killed"``, a crashed process or node → ``"crashed"``).
 
 **Restart cost.** Restart time is measured from the death notice until the new
-child has answered ``activate``. A cold restart is dominated by Ray starting a
-new worker process for the new actor (about 90–500 ms on an idle small
-machine, more under load; Ray's own ``max_restarts`` takes about 2 s). A killed
-named actor's name is free at once, so the factory can recreate the same name.
-With ``ChildSpec(warm_spare=True)`` the supervisor keeps one spare instance per
-child, constructed and pinged but not activated; on a death it activates the
-spare (a restart in milliseconds) and prepares the next spare in the
-background. The price is one more idle process per child, and the factory must
-not give every instance the same actor name (the spare lives next to the
-running child, and Ray cannot rename an actor), so such children are reached
-through :meth:`Supervisor.get_child` or events rather than by a fixed name.
+child has answered ``activate``; a cold restart is mostly Ray starting a new
+worker process, which a warm spare saves (see
+:mod:`~cluster_actors.runtime.supervisor.spares`).
+A killed named actor's name is free at once, so the factory can recreate the
+same name.
 
 **Supervision trees.** :class:`Supervisor` is itself a supervised actor, so a
 parent supervisor can own child supervisors (``kind="supervisor"``). A
@@ -52,15 +38,12 @@ and keep their names from its replacement.
 Chaos and tests kill children with ``ray.kill(handle, no_restart=True)`` so that
 this supervisor, not Ray's ``max_restarts``, brings them back.
 
-**Tracing.** Every supervised actor offers ``configure_tracing`` (an
-exporter name, see :mod:`cluster_actors.telemetry`; once per process) and
-``finished_spans`` (what its process recorded with the ``memory`` exporter).
-A supervisor given ``tracing`` (or told later through ``configure_tracing``)
-configures each child it starts the same way before activating it, so
-configuring the root supervisor traces the whole tree; each restart becomes a
-``cluster_actors.supervisor_restart`` span from the death notice to the new
-child's ``activate`` answer (attributes ``child``, ``node``, ``reason``,
-``cause``, ``warm``, ``supervisor``).
+**Tracing.** A supervisor given ``tracing`` (or told later through
+``configure_tracing``) configures each child it starts the same way before
+activating it, so configuring the root supervisor traces the whole tree; each
+restart becomes a ``cluster_actors.supervisor_restart`` span from the death
+notice to the new child's ``activate`` answer (attributes ``child``, ``node``,
+``reason``, ``cause``, ``warm``, ``supervisor``).
 """
 
 from __future__ import annotations
@@ -70,285 +53,38 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import ray
 from ray.actor import ActorHandle
 from ray.exceptions import (
-    ActorAlreadyExistsError,
     ActorDiedError,
     ActorUnavailableError,
     RayActorError,
 )
 
+from cluster_actors.core.stats import percentile
 from cluster_actors.core.supervision import (
     Escalate,
-    Restart,
     RestartPlan,
     SupervisorCore,
     SupervisorFlags,
 )
 from cluster_actors.errors import ClusterError, CoordinationTimeout, ValidationFailed
-from cluster_actors.runtime.failstop import run_forever
 from cluster_actors.runtime.naming import node_supervisor_name
-from cluster_actors.runtime.spans import recorded_spans
 from cluster_actors.telemetry.tracing import SPAN_SUPERVISOR_RESTART, ensure_tracing, start_span
 
-from . import dataplane_process
+from .protocol import ChildSpec, SupervisedActor, SupervisorEscalated
+from .spares import WarmSpares, awaited, create_child
 
 logger = logging.getLogger(__name__)
 
-#: Default seconds a worker child gets to stop gracefully before it is killed.
-DEFAULT_WORKER_SHUTDOWN = 5.0
-#: Default for a child supervisor, which stops its own subtree first.
-DEFAULT_SUPERVISOR_SHUTDOWN = 60.0
 #: Upper bound on waiting for Ray to confirm a kill (catches hangs only).
 _KILL_CONFIRM_TIMEOUT = 10.0
 #: Children created ahead of their turn while a supervisor starts its children.
 START_AHEAD = 3
-
-
-class SupervisorEscalated(ClusterError):
-    """A supervisor gave up: its children restarted more often than its intensity allows."""
-
-    code = "escalated"
-
-
-class ChildCrashed(ClusterError):
-    """A supervised actor stopped itself on a fatal error (fail-stop, see
-    :meth:`SupervisedActor.crash`); its supervisor restarts it from its storage."""
-
-    code = "crashed"
-
-
-# --------------------------------------------------------------------------
-# child specs
-
-
-@dataclass(frozen=True)
-class ActorFactory:
-    """A picklable zero-argument factory: ``actor_class.options(**options).remote(*args, **kwargs)``.
-
-    ``actor_class`` is a Ray actor class (the result of ``ray.remote``).
-    Its ``repr`` names the class and the actor name, which helps in logs.
-    """
-
-    actor_class: Any
-    args: tuple[Any, ...] = ()
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-    def __call__(self) -> ActorHandle:
-        return self.actor_class.options(**self.options).remote(*self.args, **self.kwargs)
-
-    def __repr__(self) -> str:
-        cls = getattr(self.actor_class, "__ray_metadata__", None)
-        cls_name = getattr(cls, "class_name", None) or repr(self.actor_class)
-        return f"ActorFactory({cls_name}, name={self.options.get('name')!r})"
-
-
-@dataclass(frozen=True)
-class ChildSpec:
-    """One child of a supervisor.
-
-    ``start`` creates and returns a new actor handle each time it is called
-    (the actor must implement :class:`SupervisedActor`). ``shutdown`` is the
-    number of seconds the child gets to stop gracefully before it is killed,
-    or ``"brutal_kill"``; ``None`` means 5 s for a worker and 60 s for a
-    supervisor. ``start_timeout`` bounds each of the waits for the new
-    child's ``ping`` and ``activate`` answers (a child supervisor answers
-    ``activate`` once its subtree is up). ``warm_spare`` keeps a constructed,
-    not yet activated instance ready for a fast restart (see the module doc;
-    ``start`` must then not use one fixed actor name).
-    """
-
-    id: str
-    start: Callable[[], ActorHandle]
-    restart: Restart = Restart.PERMANENT
-    shutdown: float | Literal["brutal_kill"] | None = None
-    kind: Literal["worker", "supervisor"] = "worker"
-    start_timeout: float = 60.0
-    warm_spare: bool = False
-
-    def __post_init__(self) -> None:
-        errors: list[tuple[str, str]] = []
-        if not isinstance(self.id, str) or not self.id:
-            errors.append(("id", f"must be a non-empty string, got {self.id!r}"))
-        if not callable(self.start):
-            errors.append(("start", "must be a zero-argument callable returning an actor handle"))
-        try:
-            object.__setattr__(self, "restart", Restart(self.restart))
-        except ValueError:
-            errors.append(("restart", f"unknown restart type {self.restart!r}"))
-        if self.kind not in ("worker", "supervisor"):
-            errors.append(("kind", f"must be 'worker' or 'supervisor', got {self.kind!r}"))
-        if self.shutdown is None:
-            object.__setattr__(self, "shutdown", DEFAULT_SUPERVISOR_SHUTDOWN
-                               if self.kind == "supervisor" else DEFAULT_WORKER_SHUTDOWN)
-        elif self.shutdown != "brutal_kill" and (
-                isinstance(self.shutdown, bool) or not isinstance(self.shutdown, (int, float))
-                or self.shutdown < 0):
-            errors.append(("shutdown", f"must be seconds >= 0 or 'brutal_kill', "
-                                       f"got {self.shutdown!r}"))
-        if not self.start_timeout > 0:
-            errors.append(("start_timeout", f"must be > 0, got {self.start_timeout!r}"))
-        if errors:
-            raise ValidationFailed([(f"child_spec.{p}", m) for p, m in errors])
-
-
-# --------------------------------------------------------------------------
-# the child protocol
-
-
-class SupervisedActor:
-    """Mixin for every actor that a :class:`Supervisor` may own.
-
-    Write the actor as an async Ray actor that inherits this class. Do
-    state-free setup (imports, allocations) in ``__init__``; do what depends
-    on the current state of the world (reading durable state, starting
-    timers, talking to peers) in :meth:`on_activate`, because a warm spare is
-    constructed long before it is activated; clean up in :meth:`on_stop`. To
-    end on purpose with reason ``"normal"`` (a transient child is then not
-    restarted), call ``await self.graceful_stop()`` from one of its own
-    methods. No ``super().__init__`` call is needed.
-    """
-
-    async def ping(self) -> str:
-        """Answer ``"pong"`` (the constructor has run)."""
-        return "pong"
-
-    async def dataplane_address(self, cluster: str) -> Any:
-        """Where this process's data plane for ``cluster`` listens (an
-        :class:`~cluster_actors.runtime.dataplane.Endpoint`), or None when it
-        runs none: peers' transports then stay on Ray calls."""
-        return await dataplane_process.process_address(cluster)
-
-    async def dataplane_break_links(self, cluster: str) -> int:
-        """Test hook: abort this process's outgoing data-plane links (a network
-        fault); the transports fall back to Ray calls and redial."""
-        return dataplane_process.break_links(cluster)
-
-    async def dataplane_stats(self, cluster: str) -> dict[str, int]:
-        """The counters of this process's data plane (empty when it runs none)."""
-        plane = dataplane_process.plane_of(cluster)
-        return dict(plane.stats) if plane is not None else {}
-
-    async def activate(self) -> str:
-        """Run :meth:`on_activate` once (again only if it failed); answer ``"active"``.
-
-        The supervisor starts the next child after this answer.
-        """
-        task = getattr(self, "_supervised_activation", None)
-        if task is None or (task.done() and (task.cancelled() or task.exception())):
-            task = self._supervised_activation = asyncio.ensure_future(self.on_activate())
-        await asyncio.shield(task)
-        return "active"
-
-    async def on_activate(self) -> None:
-        """Hook: begin the actor's work (load durable state, start timers)."""
-
-    async def until_stopped(self) -> str:
-        """Complete only when the actor is stopped on request: return ``"normal"``.
-
-        If the actor dies instead, the caller's ObjectRef fails with
-        ``ActorDiedError``. A supervisor that escalates raises
-        :class:`SupervisorEscalated` here.
-        """
-        await self._supervised_stop_event().wait()
-        reason = getattr(self, "_supervised_exit_reason", "normal")
-        if reason.startswith("crashed"):
-            raise ChildCrashed(f"stopped on a fatal error ({reason}); its supervisor "
-                               "restarts it")
-        if reason != "normal":
-            raise SupervisorEscalated(f"stopped abnormally: {reason}")
-        return "normal"
-
-    async def graceful_stop(self) -> None:
-        """Run :meth:`on_stop`, complete every ``until_stopped`` call with
-        ``"normal"``, then let the actor process exit.
-
-        Idempotent. The process exits after the calls in progress finish;
-        a supervisor kills it as soon as it has seen ``"normal"``, so a
-        caller of this method may see ``ActorDiedError`` instead of ``None``.
-        """
-        if getattr(self, "_supervised_stopping", False):
-            await self._supervised_stop_event().wait()
-            return
-        self._supervised_stopping = True
-        try:
-            await self.on_stop()
-        except Exception:
-            logger.exception("on_stop of %s failed; stopping anyway", type(self).__name__)
-        self._finish("normal")
-
-    async def on_stop(self) -> None:
-        """Hook: release resources before a graceful stop (flush, close files)."""
-
-    def crash(self, reason: str, error: BaseException | None = None) -> None:
-        """Fail-stop: end this actor abnormally now, so that its supervisor sees
-        ``"crashed"`` and restarts it from its durable state.
-
-        For errors after which carrying on would be unsafe (a failed write to
-        disk, a background loop that died). Logs ``reason`` (and ``error``'s
-        traceback) at error level, runs :meth:`on_crash` synchronously (no
-        await separates the error from the end of the work), fails every
-        ``until_stopped`` call with :class:`ChildCrashed` and lets the process
-        exit. A component hosted in a ``NodeHost`` ends its host the same way.
-        Idempotent: only the first call counts.
-        """
-        if getattr(self, "_supervised_crashed", None) is not None:
-            return
-        self._supervised_crashed = reason
-        self._supervised_stopping = True  # a later graceful_stop only waits
-        logger.error("%s crashed (fail-stop, its supervisor restarts it): %s",
-                     type(self).__name__, reason, exc_info=error)
-        try:
-            self.on_crash()
-        except Exception:
-            logger.exception("on_crash of %s failed; exiting anyway", type(self).__name__)
-        self._finish(f"crashed: {reason}")
-
-    def on_crash(self) -> None:
-        """Hook of :meth:`crash`: stop every activity at once (timers, sends,
-        answers); synchronous, and it must not write durable state."""
-
-    def run_forever(self, coroutine: Any, what: str) -> asyncio.Task[Any]:
-        """Start a background task whose exception crashes this actor (see
-        :func:`~cluster_actors.runtime.failstop.run_forever`)."""
-        return run_forever(coroutine, self.crash, f"{type(self).__name__}: {what}")
-
-    async def configure_tracing(self, exporter: str) -> None:
-        """Trace this actor's process with ``exporter`` (``console``, ``memory``,
-        ``otlp`` or ``none``); the same exporter again keeps the spans recorded
-        so far. Raises ``ValidationFailed`` for an unknown or missing exporter."""
-        ensure_tracing(exporter)
-
-    async def finished_spans(self, clear: bool = False) -> list[dict[str, Any]]:
-        """The spans this actor's process recorded in the in-memory exporter, as
-        plain dicts (``name``, ``attributes``, ``start_ns``, ``end_ns``,
-        ``status``, ids; see :mod:`cluster_actors.runtime.spans`), oldest
-        first; [] unless it traces to memory. ``clear`` forgets them once read."""
-        return recorded_spans(clear)
-
-    # -- helpers for subclasses -------------------------------------------
-
-    def _supervised_stop_event(self) -> asyncio.Event:
-        event = getattr(self, "_supervised_event", None)
-        if event is None:
-            event = self._supervised_event = asyncio.Event()
-        return event
-
-    def _finish(self, reason: str) -> None:
-        """Wake ``until_stopped`` callers (``"normal"`` or an escalation) and exit."""
-        self._supervised_exit_reason = reason
-        self._supervised_stop_event().set()
-        if getattr(self, "_supervised_host", None) is not None:
-            return  # a component inside a NodeHost: the host's process lives on
-        # A termination task runs after the calls in progress, so the
-        # until_stopped replies are delivered before the process goes away.
-        ray.get_runtime_context().current_actor.__ray_terminate__.remote()
 
 
 # --------------------------------------------------------------------------
@@ -376,14 +112,6 @@ def _node_of(name: str) -> str | None:
     if len(parts) == 3 and node_supervisor_name(parts[0], parts[1]) == name:
         return parts[1]
     return None
-
-
-def _percentile(values: Sequence[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
 
 
 @ray.remote(num_cpus=0, max_restarts=0)
@@ -418,7 +146,7 @@ class Supervisor(SupervisedActor):
         self._subscribers: list[ActorHandle] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._deliveries: set[asyncio.Task[Any]] = set()
-        self._spares: dict[str, asyncio.Task[ActorHandle]] = {}
+        self._spares = WarmSpares(name, self._spawn, self._spare_ready)
         self._node = _node_of(name)
         self._tracing: str | None = None
         if tracing is not None and tracing != "none":
@@ -438,8 +166,7 @@ class Supervisor(SupervisedActor):
             for child_id in self._core.shutdown_order():
                 await self._stop_child(child_id)
                 self._mark_terminated(child_id)
-            for child_id in list(self._spares):
-                self._discard_spare(child_id)
+            self._spares.discard_all()
             self._record("stopped")
             await self._flush_deliveries()
 
@@ -467,7 +194,7 @@ class Supervisor(SupervisedActor):
                     await self._start_child(child_id)
                 except Exception as error:
                     for later in order[position + 1:]:
-                        self._discard_spare(later)
+                        self._spares.discard(later)
                     for done in reversed(started):
                         await self._stop_child(done)
                         self._mark_terminated(done)
@@ -484,8 +211,7 @@ class Supervisor(SupervisedActor):
         at once. Each is activated in order, as a spare would be."""
         for child_id in child_ids:
             if child_id not in self._spares and child_id not in self._running:
-                self._spares[child_id] = self._spawn(
-                    self._make_spare(child_id, self._specs[child_id]))
+                self._spares.prepare(self._specs[child_id])
 
     async def which_children(self) -> list[dict[str, Any]]:
         """Every child in start order: ``id, kind, restart, handle (None if not running),
@@ -500,7 +226,7 @@ class Supervisor(SupervisedActor):
                 "actor_id": _actor_id(running.handle) if running else None,
                 "alive": self._core.is_running(child_id),
                 "restarts": self._restarts.get(child_id, 0),
-                "spare": self._spare_ready(child_id),
+                "spare": self._spares.ready(child_id),
             })
         return result
 
@@ -604,7 +330,7 @@ class Supervisor(SupervisedActor):
         ``restart_ms`` lists ``{child_id, ms, warm}``."""
         durations = [r["ms"] for r in self._restart_ms]
         return {"restarts": len(durations), "restart_ms": list(self._restart_ms),
-                "p50_ms": _percentile(durations, 50), "p99_ms": _percentile(durations, 99),
+                "p50_ms": percentile(durations, 50), "p99_ms": percentile(durations, 99),
                 "max_ms": max(durations, default=None), "escalated": self._core.escalated}
 
     async def configure_tracing(self, exporter: str) -> None:
@@ -623,23 +349,23 @@ class Supervisor(SupervisedActor):
         the exit of child ``cause`` for ``reason`` was noticed) is recorded and
         traced. Caller holds the lock."""
         spec = self._specs[child_id]
-        handle = await self._take_spare(child_id)
+        handle = await self._spares.take(spec)
         warm = handle is not None
         if handle is not None:
             try:
                 await self._trace_child(handle, spec)
-                await asyncio.wait_for(self._ref(handle.activate.remote()), spec.start_timeout)
+                await asyncio.wait_for(awaited(handle.activate.remote()), spec.start_timeout)
             except Exception as error:
                 logger.warning("supervisor %s: spare of %s failed to activate (%s); "
                                "starting a new instance", self._name, child_id, error)
                 ray.kill(handle, no_restart=True)
                 handle, warm = None, False
         if handle is None:
-            handle = await self._create(spec)
+            handle = await create_child(spec)
             try:
-                await asyncio.wait_for(self._ref(handle.ping.remote()), spec.start_timeout)
+                await asyncio.wait_for(awaited(handle.ping.remote()), spec.start_timeout)
                 await self._trace_child(handle, spec)
-                await asyncio.wait_for(self._ref(handle.activate.remote()), spec.start_timeout)
+                await asyncio.wait_for(awaited(handle.activate.remote()), spec.start_timeout)
             except BaseException:
                 ray.kill(handle, no_restart=True)
                 raise
@@ -658,7 +384,7 @@ class Supervisor(SupervisedActor):
                          restart_ms=ms, cause=cause, warm=warm)
             self._trace_restart(child_id, noticed_at, answered, cause, reason, warm)
         if spec.warm_spare:
-            self._spares[child_id] = self._spawn(self._make_spare(child_id, spec))
+            self._spares.prepare(spec)
         return handle
 
     async def _trace_child(self, handle: ActorHandle, spec: ChildSpec) -> None:
@@ -667,7 +393,7 @@ class Supervisor(SupervisedActor):
         if self._tracing is None:
             return
         try:
-            await asyncio.wait_for(self._ref(handle.configure_tracing.remote(self._tracing)),
+            await asyncio.wait_for(awaited(handle.configure_tracing.remote(self._tracing)),
                                    spec.start_timeout)
         except (asyncio.TimeoutError, RayActorError):
             raise
@@ -683,60 +409,6 @@ class Supervisor(SupervisedActor):
                           node=self._node, child=child_id, reason=reason, cause=cause,
                           warm=warm, supervisor=self._name)
         span.end(now_ns - int((now - answered) * 1e9))
-
-    # -- internals: warm spares -----------------------------------------------
-
-    async def _make_spare(self, child_id: str, spec: ChildSpec) -> ActorHandle:
-        """Create and ping (not activate) a spare instance of the child."""
-        handle = await self._create(spec)
-        try:
-            await asyncio.wait_for(self._ref(handle.ping.remote()), spec.start_timeout)
-        except BaseException:
-            ray.kill(handle, no_restart=True)
-            raise
-        if spec.warm_spare and self._spares.get(child_id) is asyncio.current_task():
-            self._record("spare_ready", child_id=child_id, actor_id=_actor_id(handle))
-        return handle
-
-    async def _take_spare(self, child_id: str) -> ActorHandle | None:
-        """The child's spare (waiting for one still starting), or None."""
-        task = self._spares.pop(child_id, None)
-        if task is None:
-            return None
-        try:
-            return await asyncio.wait_for(asyncio.shield(task),
-                                          self._specs[child_id].start_timeout)
-        except Exception as error:
-            logger.warning("supervisor %s: no spare for %s (%s)", self._name, child_id, error)
-            task.add_done_callback(self._kill_spare)
-            return None
-
-    def _spare_ready(self, child_id: str) -> bool:
-        task = self._spares.get(child_id)
-        return task is not None and task.done() and not task.cancelled() \
-            and task.exception() is None
-
-    def _discard_spare(self, child_id: str) -> None:
-        task = self._spares.pop(child_id, None)
-        if task is not None:
-            task.add_done_callback(self._kill_spare)  # runs at once if already done
-
-    @staticmethod
-    def _kill_spare(task: asyncio.Task[ActorHandle]) -> None:
-        if not task.cancelled() and task.exception() is None:
-            ray.kill(task.result(), no_restart=True)
-
-    async def _create(self, spec: ChildSpec) -> ActorHandle:
-        """Call the factory off the event loop (actor creation makes a blocking GCS
-        lookup); retry briefly if the killed predecessor still holds the name."""
-        delay = 0.01
-        for _ in range(8):
-            try:
-                return await asyncio.to_thread(spec.start)
-            except ActorAlreadyExistsError:
-                await asyncio.sleep(delay)
-                delay *= 2
-        return await asyncio.to_thread(spec.start)
 
     async def _stop_child(self, child_id: str) -> None:
         """Stop a running child per its ``shutdown``. Caller holds the lock."""
@@ -835,8 +507,7 @@ class Supervisor(SupervisedActor):
     async def _escalate(self, decision: Escalate) -> None:
         for child_id in decision.stop:
             await self._stop_child(child_id)
-        for child_id in list(self._spares):
-            self._discard_spare(child_id)
+        self._spares.discard_all()
         self._record("escalated", child_id=decision.child_id, reason=decision.reason,
                      restarts=decision.restarts, intensity=decision.intensity,
                      period=decision.period)
@@ -852,6 +523,9 @@ class Supervisor(SupervisedActor):
             5.0, lambda: ray.kill(ray.get_runtime_context().current_actor, no_restart=True))
 
     # -- internals: bookkeeping -------------------------------------------
+
+    def _spare_ready(self, child_id: str, handle: ActorHandle) -> None:
+        self._record("spare_ready", child_id=child_id, actor_id=_actor_id(handle))
 
     def _record(self, type: str, **fields: Any) -> None:
         self._seq += 1
@@ -887,7 +561,7 @@ class Supervisor(SupervisedActor):
         return event["type"] == type and (child_id is None or event.get("child_id") == child_id)
 
     def _mark_terminated(self, child_id: str) -> None:
-        self._discard_spare(child_id)
+        self._spares.discard(child_id)
         self._core.child_terminated(child_id)
         if not self._core.has_child(child_id):  # a temporary child is removed
             self._drop_spec(child_id)
@@ -898,7 +572,7 @@ class Supervisor(SupervisedActor):
         self._drop_spec(child_id)
 
     def _drop_spec(self, child_id: str) -> None:
-        self._discard_spare(child_id)
+        self._spares.discard(child_id)
         if self._specs.pop(child_id, None) is not None:
             self._restarts.pop(child_id, None)
             self._record("child_removed", child_id=child_id)
@@ -921,23 +595,10 @@ class Supervisor(SupervisedActor):
                            task.exception())
 
     @staticmethod
-    async def _ref(ref: Any) -> Any:
-        return await ref
-
-    @staticmethod
     async def _swallow(ref: Any) -> None:
         # graceful_stop's own reply is not needed: until_stopped reports the end.
         with contextlib.suppress(Exception):
             await ref
 
 
-__all__ = [
-    "DEFAULT_SUPERVISOR_SHUTDOWN",
-    "DEFAULT_WORKER_SHUTDOWN",
-    "ActorFactory",
-    "ChildCrashed",
-    "ChildSpec",
-    "SupervisedActor",
-    "Supervisor",
-    "SupervisorEscalated",
-]
+__all__ = ["Supervisor"]
