@@ -614,12 +614,15 @@ class RaftNode:
     # ------------------------------------------------------ follower/candidate
     def _handle_vote_request(self, msg: Message) -> None:
         pre = msg.type is MT.PRE_VOTE
-        # Only a voter of its own configuration votes. A node with no configuration
+        # Only a member of its own configuration votes: a node with no configuration
         # (started empty to join or rejoin) may have lost a vote it cast in this
-        # very term; a learner is not counted. (etcd lets learners vote, for a
-        # learner promoted by entries it has not received yet; here such a node
-        # votes once it has them: availability waits, safety does not.)
-        can_vote = self.id in self.conf.all_voters and (
+        # very term. A learner does vote, as in etcd: a promotion commits on the
+        # old voters alone, so a promoted learner may not have the entry yet, and
+        # when the only up-to-date candidates need its vote, refusing it leaves
+        # the cluster without a leader for good (no leader, no entry, no vote).
+        # Being asked tells it the candidate counts it as a voter; a candidate
+        # with a stale configuration cannot win a quorum of the current one.
+        can_vote = self.id in self.conf.members and (
             self.vote == msg.src or (self.vote is None and self.lead is None)
             or (pre and msg.term > self.term))
         response = MT.PRE_VOTE_RESP if pre else MT.VOTE_RESP

@@ -102,7 +102,8 @@ class ConfState:
     ``voters`` is the (incoming) voter set. While a joint-consensus change is
     in progress, ``voters_outgoing`` holds the old voter set and every decision
     (elections, commits, reads) needs a majority of *both* sets. ``learners``
-    receive the log but never vote and never count towards a quorum.
+    receive the log and never count towards a quorum; asked by a candidate, a
+    learner does answer (it may be promoted by entries it has not received yet).
     """
 
     voters: frozenset[str] = frozenset()

@@ -72,6 +72,19 @@ def test_sweep_of_seeds_with_all_faults_finds_no_violation() -> None:
     assert sum(o[4] for o in outcomes) > SWEEP_SEEDS // 10, "too few failed persists"
 
 
+#: 2,000-step seeds that once ended with no leader for good: a learner promoted by
+#: entries it had not received refused its vote, and the up-to-date voters needed it
+_PROMOTED_LEARNER_SEEDS = (4995, 5099, 5216, 5805, 6136, 6245, 6450, 6925, 7442, 8413,
+                           8760, 9018)
+
+
+def test_seeds_where_only_a_stale_promoted_learner_could_complete_a_quorum_recover() -> None:
+    for seed in _PROMOTED_LEARNER_SEEDS:
+        result = run_seed(seed, nodes=5, steps=2000, faults=FAULT_KINDS)
+        assert result.ok, f"seed {seed}: {result.violation}"
+        assert result.reconfigurations > 0 and result.ticks_to_recover >= 0
+
+
 def _fingerprint(result: RunResult) -> tuple[object, ...]:
     return (result.committed, result.leaders, result.messages, result.ticks_to_recover,
             [(o.client_id, o.input, o.call_time, o.return_time, repr(o.output))

@@ -1285,11 +1285,61 @@ def test_a_node_with_empty_storage_grants_no_vote_in_a_term_it_may_have_voted_in
     assert not granted.reject
 
 
-def test_a_learner_grants_no_vote() -> None:
+@pytest.mark.parametrize("kind", [MT.VOTE, MT.PRE_VOTE])
+def test_a_learner_answers_a_vote_request_but_its_vote_is_never_counted(
+        kind: MessageType) -> None:
+    # asked, a learner votes (it may have been promoted by entries it lacks), and
+    # remembers the vote like a voter; a candidate that knows it is a learner
+    # never asks it and ignores its answer
     learner = RaftNode.bootstrap("n4", ["n1", "n2", "n3"], learners=["n4"])
-    learner.step(_vote_request(MT.VOTE, "n4"))
+    learner.step(_vote_request(kind, "n4"))
     [answer] = [m for m in learner.ready().messages if m.dst == "n2"]
-    assert answer.reject and learner.vote is None
+    assert not answer.reject
+    assert learner.vote == ("n2" if kind is MT.VOTE else None)
+    learner.step(Message(MT.VOTE, "n3", "n4", 5, index=10, log_term=4))
+    [second] = [m for m in learner.ready().messages if m.dst == "n3"]
+    assert second.reject == (kind is MT.VOTE)  # one vote per term
+    net = Net(["n1", "n2", "n3"])
+    net.nodes["n1"].conf = ConfState(voters=frozenset({"n1", "n2", "n3"}),
+                                     learners=frozenset({"n4"}))
+    net.isolate("n2")
+    net.isolate("n3")
+    net.nodes["n1"].force_election()
+    net.process("n1")
+    assert {m.dst for m in net.sent_of(MT.VOTE, "n1")} == {"n2", "n3"}
+    net.nodes["n1"].step(Message(MT.VOTE_RESP, "n4", "n1", net.nodes["n1"].term))
+    assert not net.nodes["n1"].is_leader and net.nodes["n1"].votes == {"n1": True}
+
+
+def test_a_promoted_learner_that_missed_its_promotion_votes_so_the_cluster_elects_again(
+        ) -> None:
+    # the promotion commits on the old voters alone, without the learner; the
+    # leader then dies: the survivors with the new log need the stale learner's
+    # vote (3 of 4), and it must give it, or no leader is ever elected
+    net = three()
+    leader = net.force_leader("n1")
+    net.add_node("n4")
+    leader.propose_conf_change(conf_change(ConfChangeType.ADD_LEARNER, "n4"))
+    net.process("n1")
+    net.run(3)
+    learner = net.nodes["n4"]
+    assert learner.conf.learners == {"n4"}
+    net.isolate("n4")
+    leader.propose_conf_change(conf_change(ConfChangeType.ADD_VOTER, "n4"))
+    net.process("n1")
+    net.run(4)  # joint, then left by itself: {n1, n2, n3, n4}, committed without n4
+    promoted = ConfState(voters=frozenset({"n1", "n2", "n3", "n4"}))
+    assert net.nodes["n2"].conf == net.nodes["n3"].conf == promoted
+    assert learner.conf.learners == {"n4"} and not learner.promotable
+    net.crash("n1")
+    net.heal()
+    net.run_until(lambda: net.leader() in ("n2", "n3"))
+    new = net.leader()
+    assert new is not None
+    [index] = net.propose(new, put("after", 1))
+    net.run(3)
+    assert learner.conf == promoted and learner.promotable
+    assert net.nodes[new].commit >= index and value(net, "n4", "after") == 1
 
 
 def test_a_voter_is_demoted_to_learner_and_promoted_back_through_joint_configurations() -> None:
