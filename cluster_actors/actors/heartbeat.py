@@ -38,6 +38,12 @@ from typing import Any
 
 import ray
 
+from ..core.peer_checks import (
+    heartbeat_problem,
+    heartbeat_sender_allowed,
+    message_src,
+    metadata_problem,
+)
 from ..core.phi import (
     AdaptiveIntervalPolicy,
     DetectorConfig,
@@ -91,17 +97,14 @@ def _integer(name: str, value: Any, minimum: int) -> int:
     return value
 
 
-def _validate_heartbeat(message: Any) -> str | None:
-    """None if ``message`` is a well-formed heartbeat, else the reason."""
-    if not isinstance(message, dict) or message.get("type") != "heartbeat":
-        return "not a heartbeat dict"
-    seq = message.get("seq")
-    if isinstance(seq, bool) or not isinstance(seq, int):
-        return "seq must be an int"
-    metadata = message.get("metadata")
-    if not isinstance(metadata, dict) or not all(isinstance(k, str) for k in metadata):
-        return "metadata must be a dict with str keys"
-    return None
+def _check_metadata(metadata: Any) -> dict[str, Any]:
+    """``metadata`` if a heartbeat may carry it (:func:`metadata_problem`),
+    else ValidationFailed: what this node sends, its peers accept."""
+    problem = metadata_problem(metadata)
+    if problem is not None:
+        raise ValidationFailed([("metadata", f"{problem}; heartbeat metadata is a dict of "
+                                             "JSON values (labels such as a region)")])
+    return dict(metadata)
 
 
 @ray.remote(num_cpus=0, max_restarts=0)
@@ -175,10 +178,10 @@ class HeartbeatActor(ComponentActor):
 
     def _send(self, metadata: dict[str, Any] | None) -> list[str]:
         if metadata:
-            self.own_metadata.update(metadata)
+            self.own_metadata = _check_metadata({**self.own_metadata, **metadata})
         self.seq += 1
         payload = {"load": _load(), **self.own_metadata}
-        message = {"type": "heartbeat", "seq": self.seq, "sent_at": time.time(),
+        message = {"type": "heartbeat", "src": self.node_id, "seq": self.seq, "sent_at": time.time(),
                    "interval": self.interval, "metadata": payload}
         monitors = self.assignment.get(self.node_id, [])
         self.transport.send_to(monitors, [message])  # encoded once for all
@@ -274,10 +277,16 @@ class HeartbeatActor(ComponentActor):
 
     # -------------------------------------------------------------- receive
     async def receive(self, cluster: Any, src: Any, messages: Any) -> None:
-        """A batch of heartbeats from ``src`` (the last one counts)."""
+        """A batch of heartbeats from ``src`` (the last one counts). Dropped and
+        counted in ``transport`` of :meth:`get_heartbeat_status`: a batch from a
+        node this one does not monitor among (``dropped_non_member``), a
+        malformed heartbeat (``dropped_malformed``), one naming another sender
+        (``dropped_spoofed``); see :mod:`~cluster_actors.core.peer_checks`."""
         if not self.started:
             return
-        accepted = self.transport.accept(cluster, src, messages, _validate_heartbeat)
+        accepted = self.transport.accept(
+            cluster, src, messages, heartbeat_problem, src_of=message_src,
+            is_member=lambda node: heartbeat_sender_allowed(node, self.nodes))
         if accepted and src != self.node_id:
             self._record(src, accepted[-1]["metadata"], accepted[-1].get("sent_at"))
 
@@ -299,17 +308,14 @@ class HeartbeatActor(ComponentActor):
         metadata and travels with every later heartbeat too. Returns the peers
         it was sent to."""
         self.require_started()
-        if metadata is not None and (not isinstance(metadata, dict)
-                                     or not all(isinstance(k, str) for k in metadata)):
-            raise ValidationFailed([("metadata", "must be a dict with str keys")])
+        if metadata is not None:
+            _check_metadata({**self.own_metadata, **_check_metadata(metadata)})
         return self._send(metadata)
 
     async def set_metadata(self, metadata: dict[str, Any]) -> dict[str, Any]:
         """Replace this node's own metadata (sent from the next round on)."""
         self.require_started()
-        if not isinstance(metadata, dict) or not all(isinstance(k, str) for k in metadata):
-            raise ValidationFailed([("metadata", "must be a dict with str keys")])
-        self.own_metadata = dict(metadata)
+        self.own_metadata = _check_metadata(metadata)
         return dict(self.own_metadata)
 
     async def receive_heartbeat(self, from_node: str,
@@ -319,9 +325,8 @@ class HeartbeatActor(ComponentActor):
         errors = []
         if not isinstance(from_node, str) or not from_node or from_node == self.node_id:
             errors.append(("from_node", f"must be another node's id, got {from_node!r}"))
-        if metadata is not None and (not isinstance(metadata, dict)
-                                     or not all(isinstance(k, str) for k in metadata)):
-            errors.append(("metadata", "must be a dict with str keys"))
+        if metadata is not None and metadata_problem(metadata) is not None:
+            errors.append(("metadata", f"{metadata_problem(metadata)}; a dict of JSON values"))
         if errors:
             raise ValidationFailed(errors)
         self._record(from_node, metadata)

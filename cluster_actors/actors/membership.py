@@ -49,6 +49,12 @@ from ..core.membership import (
     QuorumStatus,
     quorum_size,
 )
+from ..core.peer_checks import (
+    GOSSIP_STATUSES,
+    gossip_problem,
+    gossip_sender_allowed,
+    message_src,
+)
 from ..errors import ClusterError, ValidationFailed
 from ..runtime.hosting import find_component
 from .base import ComponentActor
@@ -60,9 +66,6 @@ GOSSIP_FANOUT = 2
 
 #: Statuses listed by get_member_ids() / get_members().
 LISTED_STATUSES = frozenset({MemberStatus.JOINING, MemberStatus.UP, MemberStatus.LEAVING})
-#: Statuses whose nodes receive gossip.
-GOSSIP_STATUSES = frozenset({MemberStatus.JOINING, MemberStatus.UP, MemberStatus.LEAVING,
-                             MemberStatus.EXITING})
 #: Statuses whose nodes the heartbeat component monitors (admitted, not yet gone).
 MONITORED_STATUSES = frozenset({MemberStatus.UP, MemberStatus.LEAVING, MemberStatus.EXITING})
 
@@ -71,15 +74,6 @@ _STATUS_EVENTS = {
     MemberStatus.LEAVING: "member_left", MemberStatus.EXITING: "member_exiting",
     MemberStatus.DOWN: "member_down", MemberStatus.REMOVED: "member_removed",
 }
-
-
-def _validate_gossip(message: Any) -> str | None:
-    """Cheap shape check; the view itself is validated when merged."""
-    if not isinstance(message, dict) or message.get("type") != "view":
-        return "not a view message"
-    if not isinstance(message.get("view"), dict) or not isinstance(message.get("digest"), str):
-        return "a view message needs a dict view and a str digest"
-    return None
 
 
 @ray.remote(num_cpus=0, max_restarts=0)
@@ -117,7 +111,7 @@ class MembershipActor(ComponentActor):
                 if info.status in GOSSIP_STATUSES and info.node != self.node_id]
 
     def _message(self) -> dict[str, Any]:
-        return {"type": "view", "digest": self._digest, "view": self.membership.to_dict()}
+        return {"type": "view", "src": self.node_id, "digest": self._digest, "view": self.membership.to_dict()}
 
     def _gossip_round(self) -> None:
         targets = self._gossip_targets()
@@ -133,10 +127,17 @@ class MembershipActor(ComponentActor):
             self.transport.send_batch(peer, [message])
 
     async def receive(self, cluster: Any, src: Any, messages: Any) -> None:
-        """Views gossiped by ``src``: merge each; answer with ours if we know more."""
+        """Views gossiped by ``src``: merge each; answer with ours if we know more.
+        Dropped and counted in ``transport`` of :meth:`gossip_stats`: a batch from
+        a node this view does not list as joining, up, leaving or exiting
+        (``dropped_non_member``), a message naming another sender
+        (``dropped_spoofed``), a malformed message or view (``dropped_malformed``);
+        see :mod:`~cluster_actors.core.peer_checks`."""
         if not self.started:
             return
-        accepted = self.transport.accept(cluster, src, messages, _validate_gossip)
+        accepted = self.transport.accept(
+            cluster, src, messages, gossip_problem, src_of=message_src,
+            is_member=lambda node: gossip_sender_allowed(self.membership, node))
         for message in accepted:
             if message["digest"] == self._digest:
                 continue

@@ -67,6 +67,7 @@ from ..core.merkle import (
     depth_for_keys,
     verify_merkle_proof,
 )
+from ..core.peer_checks import message_src, sync_envelope_problem, sync_sender_allowed
 from ..core.store import ReplicaStore
 from ..core.vclock import VectorClock, merge_vector_clocks
 from ..errors import NoQuorum, NotFound, SyncFailed, ValidationFailed
@@ -98,17 +99,12 @@ class KeyNotFound(NotFound):
     """No such key in this replica's store (the seed's ``{error, not_found}``)."""
 
 
-def _validate_message(message: Any, src: Any, me: str) -> str | None:
-    """None if ``message`` may be handed to a strategy, else why not."""
+def _validate_message(message: Any, me: str) -> str | None:
+    """None if ``message`` may be handed to a strategy, else why not (its
+    sender is checked against the batch's by the transport)."""
     if not isinstance(message, SyncMessage):
         return f"not a SyncMessage but a {type(message).__name__}"
-    if message.src != src:
-        return f"claims sender {message.src!r} in a batch from {src!r}"
-    if message.dst != me:
-        return f"addressed to {message.dst!r}"
-    if not isinstance(message.kind, str) or not message.kind:
-        return "kind must be a non-empty str"
-    return None
+    return sync_envelope_problem(message.dst, message.kind, me)
 
 
 def _unknown_kind(error: ValidationFailed) -> bool:
@@ -302,11 +298,18 @@ class SyncActor(ComponentActor):
 
     # ---------------------------------------------------------- receiving
     async def receive(self, cluster: Any, src: Any, messages: Any) -> None:
-        """A batch of sync messages from peer ``src`` (one Ray call per peer per step)."""
+        """A batch of sync messages from peer ``src`` (one Ray call per peer per step).
+        Dropped and counted in ``transport`` of :meth:`get_sync_status`: a batch
+        from a node outside the Raft configuration (``dropped_non_member``), a
+        message naming another sender (``dropped_spoofed``), one that is
+        malformed, addressed elsewhere or refused by the strategy
+        (``dropped_malformed``; the strategy's refusals also in ``rejected``)."""
         if not self.started:
             return  # still starting: the peer's next round repeats what matters
         accepted = self.transport.accept(
-            cluster, src, messages, lambda m: _validate_message(m, src, self.node_id))
+            cluster, src, messages, lambda m: _validate_message(m, self.node_id),
+            src_of=message_src,
+            is_member=lambda node: sync_sender_allowed(node, self.transport.peers))
         self.store.physical_time = time.time()  # for the max_drift check of merges
         replies: list[SyncMessage] = []
         for message in accepted:
@@ -605,6 +608,7 @@ class SyncActor(ComponentActor):
                 current = self.sibling("consensus")
                 if current is not handle:  # first contact, or a restarted consensus
                     await self._adopt_config(current, require_change=True)
+                    await self._adopt_members(current)
                     handle, since = current, 0
                 events = await current.wait_events.remote(since, CONFIG_POLL_SECONDS)
                 backoff = 0.05
@@ -624,6 +628,14 @@ class SyncActor(ComponentActor):
                     await self._adopt_config(current, require_change=False)
                 elif event["type"] == "membership_changed":
                     self.transport.set_peers(set(event["voters"]) | set(event["learners"]))
+
+    async def _adopt_members(self, consensus: Any) -> None:
+        """Take the peers (who may sync with this node) from the Raft
+        configuration as it is now: its change events may predate this actor."""
+        status = await consensus.status.remote()
+        members = set(status.get("voters", ())) | set(status.get("learners", ()))
+        if members:
+            self.transport.set_peers(members)
 
     async def _adopt_config(self, consensus: Any, require_change: bool) -> None:
         """Take ``sync_strategy`` from the applied configuration; with

@@ -133,6 +133,17 @@ def _metadata(value: Any) -> Any:
     return copied
 
 
+def check_json(value: Any, path: str) -> Any:
+    """A JSON copy of ``value`` (any JSON value, bounded in depth and size as
+    metadata is); else raises ValueError naming the path under ``path`` and
+    what to do."""
+    try:
+        return _json_copy(value, path)
+    except PydanticCustomError as error:
+        context = error.context or {}
+        raise ValueError(f"{context.get('path', path)}: {context.get('message')}") from None
+
+
 def check_metadata(value: Any) -> dict[str, Any]:
     """A JSON copy of ``value`` if it is valid metadata (a mapping of JSON
     values, bounded in depth and size, ``sync_merkle_depth`` in range); else
@@ -597,6 +608,7 @@ __all__ = [
     "ConfigStore",
     "ConfigVersion",
     "check_config",
+    "check_json",
     "check_metadata",
     "export_config",
     "import_config",
