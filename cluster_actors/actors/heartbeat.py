@@ -38,6 +38,13 @@ from typing import Any
 
 import ray
 
+from ..core.config import MAX_MEMBERS, MAX_MS
+from ..core.limits import (
+    MAX_ACCEPTABLE_PAUSE_MS,
+    MAX_MIN_STD_DEVIATION_MS,
+    MAX_PHI_THRESHOLD,
+    MAX_SAMPLE_SIZE,
+)
 from ..core.peer_checks import (
     heartbeat_problem,
     heartbeat_sender_allowed,
@@ -80,20 +87,24 @@ _PARAMETERS = {
 }
 
 
-def _number(name: str, value: Any, minimum: float, inclusive: bool = True) -> float:
-    """``value`` as a finite float above ``minimum``, else ValidationFailed."""
+def _number(name: str, value: Any, minimum: float, maximum: float,
+            inclusive: bool = True) -> float:
+    """``value`` as a finite float above ``minimum`` and at most ``maximum``,
+    else ValidationFailed."""
     ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
-          and math.isfinite(value) and (value >= minimum if inclusive else value > minimum))
+          and math.isfinite(value) and (value >= minimum if inclusive else value > minimum)
+          and value <= maximum)
     if not ok:
-        bound = ">=" if inclusive else ">"
-        raise ValidationFailed([(name, f"must be a finite number {bound} {minimum:g}, "
-                                       f"got {value!r}")])
+        bound = "[" if inclusive else "("
+        raise ValidationFailed([(name, f"must be a finite number in {bound}{minimum:g}, "
+                                       f"{maximum:g}], got {value!r:.80}")])
     return float(value)
 
 
-def _integer(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValidationFailed([(name, f"must be an int >= {minimum}, got {value!r}")])
+def _integer(name: str, value: Any, minimum: int, maximum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise ValidationFailed([(name, f"must be an int in {minimum}..{maximum}, "
+                                       f"got {value!r:.80}")])
     return value
 
 
@@ -387,11 +398,11 @@ class HeartbeatActor(ComponentActor):
 
     async def configure(self, parameter: str, value: Any) -> dict[str, Any]:
         """Change one setting; returns all settings. Parameters (aliases in
-        brackets): heartbeat_interval [interval] ms >= 10, threshold
+        brackets): heartbeat_interval [interval] ms in 10..60,000, threshold
         [phi_threshold] in (0, 300], acceptable_heartbeat_pause
-        [acceptable_pause] ms >= 0, min_std_deviation [min_std] ms > 0,
-        max_sample_size int >= 1, distribution, normal_cdf, monitors_per_node
-        int >= 1, adaptive bool. Invalid: ValidationFailed, nothing changes.
+        [acceptable_pause] ms in 0..600,000, min_std_deviation [min_std] ms in
+        (0, 600,000], max_sample_size int in 1..100,000, distribution,
+        normal_cdf, monitors_per_node int in 1..1000, adaptive bool. Invalid: ValidationFailed, nothing changes.
         A new detector setting restarts each peer's window (keeping its last
         heartbeat time)."""
         self.require_started()
@@ -400,11 +411,11 @@ class HeartbeatActor(ComponentActor):
             raise ValidationFailed([("parameter", f"unknown parameter {parameter!r}; valid: "
                                                   f"{', '.join(sorted(_PARAMETERS))}")])
         if name == "heartbeat_interval":
-            seconds = _number(parameter, value, 10) / 1000
+            seconds = _number(parameter, value, 10, MAX_MS) / 1000
             self.base_interval = self.interval = seconds
             self.policy = self._policy()
         elif name == "monitors_per_node":
-            self.monitors_per_node = _integer(parameter, value, 1)
+            self.monitors_per_node = _integer(parameter, value, 1, MAX_MEMBERS)
             self._reassign()
         elif name == "adaptive":
             if not isinstance(value, bool):
@@ -423,10 +434,14 @@ class HeartbeatActor(ComponentActor):
                   "distribution": self.config.distribution,
                   "normal_cdf": self.config.normal_cdf,
                   "first_heartbeat_estimate": self.base_interval}
-        if name in ("acceptable_heartbeat_pause", "min_std_deviation"):
-            value = _number(parameter, value, 0, inclusive=name != "min_std_deviation") / 1000
+        if name == "acceptable_heartbeat_pause":
+            value = _number(parameter, value, 0, MAX_ACCEPTABLE_PAUSE_MS) / 1000
+        elif name == "min_std_deviation":
+            value = _number(parameter, value, 0, MAX_MIN_STD_DEVIATION_MS, inclusive=False) / 1000
         elif name == "threshold":
-            value = _number(parameter, value, 0, inclusive=False)
+            value = _number(parameter, value, 0, MAX_PHI_THRESHOLD, inclusive=False)
+        elif name == "max_sample_size":
+            value = _integer(parameter, value, 1, MAX_SAMPLE_SIZE)
         fields[name] = value
         config = DetectorConfig(**fields)  # raises ValidationFailed, nothing changed
         registry = FailureDetectorRegistry(config)

@@ -41,6 +41,14 @@ MAX_CLIENT_ID_CHARS = 256
 MAX_TIMEOUT_S = 3600.0
 #: the most commands in one ``submit`` call
 MAX_BATCH = 65_536
+#: bounds of the failure detector's settings, shared by the cluster options
+#: and the heartbeat component's ``configure`` (ms where a time)
+MAX_PHI_THRESHOLD = 300.0  # phi is a log10 probability: 300 is already 1e-300
+MAX_ACCEPTABLE_PAUSE_MS = 600_000
+MAX_MIN_STD_DEVIATION_MS = 600_000
+MAX_SAMPLE_SIZE = 100_000
+#: the longest ``data_dir`` (Linux's PATH_MAX)
+MAX_PATH_CHARS = 4096
 
 
 def check_value(value: Any, max_bytes: int, what: str = "the value") -> int:
@@ -193,6 +201,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-__all__ = ["DEFAULT_MAX_VALUE_BYTES", "MAX_CLIENT_ID_CHARS", "MAX_MAX_VALUE_BYTES",
-           "MAX_TIMEOUT_S", "MIN_MAX_VALUE_BYTES", "PICKLE_PROTOCOL", "check_command",
+__all__ = ["DEFAULT_MAX_VALUE_BYTES", "MAX_ACCEPTABLE_PAUSE_MS", "MAX_CLIENT_ID_CHARS",
+           "MAX_MAX_VALUE_BYTES", "MAX_MIN_STD_DEVIATION_MS", "MAX_PATH_CHARS",
+           "MAX_PHI_THRESHOLD", "MAX_SAMPLE_SIZE", "MAX_TIMEOUT_S", "MIN_MAX_VALUE_BYTES", "PICKLE_PROTOCOL", "check_command",
            "check_keys", "check_op", "check_timeout", "check_value", "lease_ttl_ms"]
