@@ -724,7 +724,7 @@ class SyncActor(ComponentActor):
             raise KeyNotFound(f"no key {key!r} in the store of {self.node_id}")
         versions = store.siblings(key)
         return {"key": key, "type": crdt.type_name, "value": crdt.value(),
-                "version": store.version(key).to_dict(), "conflict": len(versions) > 1,
+                "version": store.version(key).to_dict(), "conflict": key in store.conflicts(),
                 "versions": [{"vector": vector.to_dict(), "data": value.to_data()}
                              for vector, value in versions]}
 
