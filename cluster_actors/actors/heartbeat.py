@@ -387,6 +387,8 @@ class HeartbeatActor(ComponentActor):
         """``(score, info)`` for ``node`` (score 1.0 fresh .. 0.0 failed);
         :class:`NotFound` if no heartbeat from it was ever recorded."""
         self.require_started()
+        if not isinstance(node, str):
+            raise ValidationFailed([("node", f"must be a node id, got {type(node).__name__}")])
         if node == self.node_id:
             return 1.0, {"self": True, "band": HealthBand.HEALTHY.value, "phi": 0.0,
                          "metadata": {"load": _load(), **self.own_metadata}}
