@@ -51,8 +51,10 @@ from ..core.membership import (
 )
 from ..core.peer_checks import (
     GOSSIP_STATUSES,
+    MAX_NODE_ID_CHARS,
     gossip_problem,
     gossip_sender_allowed,
+    is_node_id,
     message_src,
 )
 from ..errors import ClusterError, ValidationFailed
@@ -74,6 +76,14 @@ _STATUS_EVENTS = {
     MemberStatus.LEAVING: "member_left", MemberStatus.EXITING: "member_exiting",
     MemberStatus.DOWN: "member_down", MemberStatus.REMOVED: "member_removed",
 }
+
+
+def _node(node: Any, field: str = "node") -> str:
+    """``node`` if it can be a node id, else ValidationFailed."""
+    if not is_node_id(node):
+        raise ValidationFailed([(field, f"must be a node id (a string of 1..{MAX_NODE_ID_CHARS} "
+                                        f"characters), got {type(node).__name__}")])
+    return node  # type: ignore[no-any-return]
 
 
 @ray.remote(num_cpus=0, max_restarts=0)
@@ -253,6 +263,7 @@ class MembershipActor(ComponentActor):
         """Record ``node``'s request to join (status joining, pending approval);
         returns ``{"status": "pending", "view": <this view>}``."""
         self.require_started()
+        _node(node)
         status = self._apply(lambda: self.membership.request_join(node, metadata, role))
         return {"status": status, "view": self.membership.to_dict()}
 
@@ -260,11 +271,13 @@ class MembershipActor(ComponentActor):
                            metadata: dict[str, Any] | None = None) -> dict[str, Any]:
         """Move a pending member up (idempotent for one already up)."""
         self.require_started()
+        _node(node)
         return self._info(self._apply(lambda: self.membership.approve_join(node, metadata)))
 
     async def reject_join(self, node: str, reason: str = "") -> dict[str, Any]:
         """Refuse a pending member: it becomes removed with ``rejected: reason``."""
         self.require_started()
+        _node(node)
         return self._info(self._apply(lambda: self.membership.reject_join(node, str(reason))))
 
     async def leave_cluster(self, reason: str = "") -> dict[str, Any]:
@@ -277,18 +290,21 @@ class MembershipActor(ComponentActor):
                                    reason: str = "") -> dict[str, Any]:
         """Move ``node`` to ``status`` if the transition is allowed (forward only)."""
         self.require_started()
+        _node(node)
         return self._info(self._apply(
             lambda: self.membership.update_member_status(node, status, str(reason))))
 
     async def update_reachability(self, node: str, reachable: bool) -> bool:
         """Record what this node's failure detector sees of ``node``; True if
         that changed the view. Unknown nodes and this node itself are ignored."""
-        return (await self.report_reachability({node: reachable})) == [node]
+        return (await self.report_reachability({_node(node): reachable})) == [node]
 
     async def report_reachability(self, observations: dict[str, bool]) -> list[str]:
         """Several :meth:`update_reachability` in one call; the nodes changed."""
         self.require_started()
-        if not isinstance(observations, dict):
+        if not isinstance(observations, dict) or not all(
+                is_node_id(node) and isinstance(reachable, bool)
+                for node, reachable in observations.items()):
             raise ValidationFailed([("observations", "must map node ids to bools")])
         changed: list[str] = []
 
@@ -318,7 +334,7 @@ class MembershipActor(ComponentActor):
     async def get_member_info(self, node: str) -> dict[str, Any]:
         """The member's info; ``MemberNotFound`` (code ``not_found``) if unknown."""
         self.require_started()
-        info = self.membership.get_member_info(node)
+        info = self.membership.get_member_info(_node(node))
         if info is None:
             raise MemberNotFound(node)
         return info.to_dict()

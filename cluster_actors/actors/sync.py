@@ -107,6 +107,13 @@ def _validate_message(message: Any, me: str) -> str | None:
     return sync_envelope_problem(message.dst, message.kind, me)
 
 
+def _key(key: Any) -> str:
+    """``key`` if it is a string, else ValidationFailed (keys of the store are)."""
+    if not isinstance(key, str):
+        raise ValidationFailed([("key", f"a key is a string, got {type(key).__name__}")])
+    return key
+
+
 def _unknown_kind(error: ValidationFailed) -> bool:
     """Whether a strategy rejected a message only because it does not speak its kind."""
     return bool(error.errors) and error.errors[0][0] == "kind"
@@ -442,7 +449,7 @@ class SyncActor(ComponentActor):
 
     async def sync_node(self, node: str, sync_type: str = "full_sync") -> str:
         """A ``sync_type`` round with peer ``node`` only; its sync id."""
-        if node not in self.transport.peers:
+        if not isinstance(node, str) or node not in self.transport.peers:
             raise NotFound(f"unknown peer {node!r}; peers of {self.node_id}: "
                            f"{', '.join(sorted(self.transport.peers))}")
         return self._start(sync_type, [node])
@@ -509,7 +516,7 @@ class SyncActor(ComponentActor):
         (equal on converged replicas, never decreasing); with ``key``, that key's vector."""
         store = self._require_store()
         if key is not None:
-            if key not in store:
+            if _key(key) not in store:
                 raise KeyNotFound(f"no key {key!r} in the store of {self.node_id}")
             return store.version(key).to_dict()
         totals: dict[str, int] = {}
@@ -536,6 +543,7 @@ class SyncActor(ComponentActor):
                            depth: int | None = None) -> dict[str, Any]:
         """A proof that ``key`` is in the tree of ``data`` (default: this replica's
         store, whose leaf values are the entries): ``{"root", "leaf", "proof"}``."""
+        _key(key)
         if data is None:
             store = self._require_store()
             tree, value = store.tree, store.entry(key)
@@ -550,6 +558,8 @@ class SyncActor(ComponentActor):
     async def verify_merkle_proof(self, leaf: Any, root: Any, proof: Any) -> bool:
         """Whether ``leaf = (key, value)`` with ``proof`` hashes up to ``root`` (hex or
         bytes); malformed input gives False."""
+        if not isinstance(root, (str, bytes, bytearray)):
+            return False  # bytes(an int) would allocate that many bytes
         try:
             root_bytes = bytes.fromhex(root) if isinstance(root, str) else bytes(root)
             if not isinstance(proof, MerkleProof):
@@ -572,7 +582,7 @@ class SyncActor(ComponentActor):
                 f"{depth!r:.40}"))])
         try:
             return create_merkle_tree(data, depth)
-        except TypeError as error:
+        except (TypeError, ValueError) as error:  # not JSON, or NaN and infinities
             raise ValidationFailed([("data", f"values must be JSON-able: {error}")]) from error
 
     # ----------------------------------------------------------- strategies
@@ -705,7 +715,7 @@ class SyncActor(ComponentActor):
         """The value of ``key`` (a counter's int, a set's frozenset, a register's value,
         an MV register's tuple, a map's dict), ``default`` if absent or deleted."""
         self._require_mode(write=False)
-        value = self._require_store().value(key)
+        value = self._require_store().value(_key(key))
         return default if value is None else value
 
     async def data_items(self) -> dict[str, Any]:
@@ -719,7 +729,7 @@ class SyncActor(ComponentActor):
     async def data_entry(self, key: str) -> dict[str, Any]:
         """``key``'s CRDT state with its versions (several when siblings are pending)."""
         store = self._require_store()
-        crdt = store.get(key)
+        crdt = store.get(_key(key))
         if crdt is None:
             raise KeyNotFound(f"no key {key!r} in the store of {self.node_id}")
         versions = store.siblings(key)
