@@ -245,3 +245,15 @@ def test_no_peer_batch_raises_into_the_sender_or_changes_a_view(
             assert membership.membership.digest() == digest
             assert set(heartbeat.registry.peers()) <= {"n2"}
     run(test)
+
+
+def test_gossip_a_member_sends_passes_its_peers_checks() -> None:
+    async def test() -> None:
+        async with shell(MembershipActor, node="n2") as sender:
+            await sender.request_join("n4")
+            message = sender._message()
+        async with shell(MembershipActor) as receiver:
+            await receiver.receive(CLUSTER, "n2", [message])
+            assert receiver.membership.get_member_info("n4") is not None
+            assert receiver.merged == 1
+    run(test)
