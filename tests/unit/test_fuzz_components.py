@@ -22,6 +22,7 @@ from cluster_actors.actors.heartbeat import HeartbeatActor
 from cluster_actors.actors.membership import MembershipActor
 from cluster_actors.actors.monitor import MonitorActor
 from cluster_actors.actors.sync import SyncActor
+from cluster_actors.core.config import ConfigStore
 from cluster_actors.errors import ClusterError
 from tests.unit.shells import shell
 
@@ -178,3 +179,28 @@ def test_the_fuzzed_methods_are_every_public_remote_method() -> None:
                       for name in remote_methods(actor_class)})
     assert "SyncActor.data_update" in calls and "HeartbeatActor.receive" in calls
     assert "MembershipActor.request_join" in calls and "MonitorActor.observe" in calls
+
+
+CONFIG_CALLS = st.one_of(
+    st.tuples(st.sampled_from(["get", "record", "prepare_rollback", "prepare_import",
+                               "validate", "prepare", "rollback", "import_config"]),
+              st.tuples(BAD)),
+    st.tuples(st.just("set"), st.tuples(BAD, BAD)),
+)
+
+
+@FUZZ
+@given(call=CONFIG_CALLS)
+def test_every_config_store_call_a_coordinator_forwards_answers_or_raises_a_cluster_error(
+        call: tuple[str, tuple[Any, ...]]) -> None:
+    store = ConfigStore()
+    store.set("heartbeat_interval", 2000)
+    method, args = call
+    before = store.export_config(), store.version
+    try:
+        getattr(store, method)(*args)
+    except ClusterError:
+        assert (store.export_config(), store.version) == before
+    except Exception as error:
+        raise AssertionError(f"ConfigStore.{method}{args!r:.200} raised "
+                             f"{type(error).__name__}: {error}"[:600]) from error
