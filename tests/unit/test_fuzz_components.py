@@ -23,6 +23,7 @@ from cluster_actors.actors.membership import MembershipActor
 from cluster_actors.actors.monitor import MonitorActor
 from cluster_actors.actors.sync import SyncActor
 from cluster_actors.core.config import ConfigStore
+from cluster_actors.core.data_ops import DATA_OPS
 from cluster_actors.errors import ClusterError
 from tests.unit.shells import shell
 
@@ -204,3 +205,15 @@ def test_every_config_store_call_a_coordinator_forwards_answers_or_raises_a_clus
     except Exception as error:
         raise AssertionError(f"ConfigStore.{method}{args!r:.200} raised "
                              f"{type(error).__name__}: {error}"[:600]) from error
+
+
+DATA_OP = st.sampled_from(sorted(DATA_OPS)).flatmap(lambda name: st.tuples(
+    st.just(name), st.one_of(st.just("k"), st.just("m"), BAD),
+    *[BAD] * (len(DATA_OPS[name]) - 1)))
+
+
+@FUZZ
+@given(op=DATA_OP)
+def test_every_data_operation_with_bad_arguments_answers_or_raises_a_cluster_error(
+        actors: dict[str, Any], op: tuple[Any, ...]) -> None:
+    _check(actors, "sync", ("data_update", (op,)))
