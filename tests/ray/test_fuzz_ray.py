@@ -69,7 +69,7 @@ def _client(cluster: Cluster, name: str) -> Any:
     if name == "coordinator":
         return cluster.coordinator("n1")
     if name == "kv":
-        return cluster.kv()
+        return cluster.kv
     return getattr(cluster.node("n1"), name)
 
 
