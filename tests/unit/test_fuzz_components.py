@@ -29,8 +29,7 @@ from tests.unit.shells import shell
 
 HANG = 10.0
 #: not remote calls of the component's own: lifecycle, tracing and the data
-#: plane (process-wide), joining through another node's actor (needs Ray);
-#: tests/ray/test_fuzz_ray.py calls the monitor's peer-asking ones
+#: plane (process-wide), joining through another node's actor (needs Ray)
 SKIPPED = frozenset({
     "activate", "on_activate", "on_start", "on_stop", "graceful_stop", "until_stopped",
     "configure_tracing", "finished_spans", "dataplane_address", "dataplane_break_links",
