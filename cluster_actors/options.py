@@ -17,12 +17,20 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from .core.config import MAX_MEMBERS, MAX_MS, check_metadata
-from .core.limits import DEFAULT_MAX_VALUE_BYTES, MAX_MAX_VALUE_BYTES, MIN_MAX_VALUE_BYTES
+from .core.config import MAX_MEMBERS, MAX_MS, MAX_NAME_CHARS, check_json, check_metadata
+from .core.limits import (
+    DEFAULT_MAX_VALUE_BYTES,
+    MAX_ACCEPTABLE_PAUSE_MS,
+    MAX_MAX_VALUE_BYTES,
+    MAX_PATH_CHARS,
+    MAX_PHI_THRESHOLD,
+    MIN_MAX_VALUE_BYTES,
+)
 from .core.raft import RaftOptions
 from .errors import ValidationFailed
 
@@ -40,31 +48,36 @@ class ClusterOptions(BaseModel):
     heartbeat_interval: int = Field(
         1000, ge=10, le=MAX_MS,
         description="failure-detector heartbeat period (seed: heartbeat_interval)")
-    phi_threshold: float = Field(8.0, gt=0, le=1000)
-    acceptable_heartbeat_pause: int = Field(3000, ge=0, le=600_000, description="ms, as Akka's")
+    phi_threshold: float = Field(8.0, gt=0, le=MAX_PHI_THRESHOLD)
+    acceptable_heartbeat_pause: int = Field(3000, ge=0, le=MAX_ACCEPTABLE_PAUSE_MS,
+                                            description="ms, as Akka's")
     monitors_per_node: int = Field(9, ge=1, le=MAX_MEMBERS,
                                    description="k: how many nodes watch each node")
     quorum: int | None = Field(None, ge=1, le=MAX_MEMBERS,
                                description="static quorum; None = majority")
-    sync_strategy: str = "anti_entropy"
-    partition_strategy: str = "majority_side"
-    failover_strategy: str = "automatic"
+    sync_strategy: str = Field("anti_entropy", min_length=1, max_length=MAX_NAME_CHARS)
+    partition_strategy: str = Field("majority_side", min_length=1, max_length=MAX_NAME_CHARS)
+    failover_strategy: str = Field("automatic", min_length=1, max_length=MAX_NAME_CHARS)
     sync_interval: int = Field(2000, ge=10, le=3_600_000,
                                description="ms between anti-entropy rounds")
     failover_options: dict[str, Any] = Field(
-        default_factory=dict, description="options of the failover strategy, e.g. weights")
+        default_factory=dict, description="options of the failover strategy, e.g. weights "
+                                          "(JSON, bounded in depth and size as metadata)")
     partition_options: dict[str, Any] = Field(
-        default_factory=dict, description="options of the partition strategy, e.g. stable_after")
+        default_factory=dict, description="options of the partition strategy, e.g. "
+                                          "stable_after (JSON, bounded as metadata)")
     node_labels: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per node id: labels its heartbeats carry and the "
-                                          "failover strategies read (region, weight)")
+                                          "failover strategies read (region, weight); at most "
+                                          f"{MAX_MEMBERS} nodes, each's labels JSON bounded "
+                                          "as metadata")
     placement: Literal["per_component", "per_node"] = "per_component"
     data_plane: bool = Field(
         True, description="Raft messages and heartbeats between nodes travel on streams "
                           "(Unix/TCP, authenticated with the cluster's secret), Ray calls "
                           "being the fallback; False: Ray calls only")
     data_dir: str | None = Field(
-        None, description="where each node keeps its SQLite files (one directory per cluster "
+        None, min_length=1, max_length=MAX_PATH_CHARS, description="where each node keeps its SQLite files (one directory per cluster "
                           "below it); default: $CLUSTER_ACTORS_DATA_DIR, else "
                           "$XDG_DATA_HOME/cluster_actors, else ~/.local/share/cluster_actors")
     fsync: bool = Field(
@@ -109,6 +122,28 @@ class ClusterOptions(BaseModel):
     @classmethod
     def _check_metadata(cls, metadata: Any) -> Any:
         return check_metadata(metadata)
+
+    @field_validator("failover_options", "partition_options", mode="before")
+    @classmethod
+    def _check_strategy_options(cls, options: Any, info: ValidationInfo) -> Any:
+        if not isinstance(options, dict):
+            return options  # pydantic says what it expected
+        return check_json(options, info.field_name or "options")
+
+    @field_validator("node_labels", mode="before")
+    @classmethod
+    def _check_node_labels(cls, labels: Any) -> Any:
+        if not isinstance(labels, dict):
+            return labels
+        if len(labels) > MAX_MEMBERS:
+            raise ValueError(f"labels for at most {MAX_MEMBERS} nodes, got {len(labels)}")
+        for node in labels:
+            if not isinstance(node, str) or not 0 < len(node) <= MAX_NAME_CHARS:
+                raise ValueError(f"a node id is a string of 1..{MAX_NAME_CHARS} characters, "
+                                 f"got {str(node)[:80]!r}")
+        return {node: check_json(node_labels, f"node_labels.{node}")
+                if isinstance(node_labels, dict) else node_labels
+                for node, node_labels in labels.items()}
 
     @field_validator("tracing")
     @classmethod

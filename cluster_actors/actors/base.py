@@ -26,6 +26,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..core.limits import check_faults, check_seq, check_timeout
 from ..errors import ClusterError
 from ..options import ClusterOptions
 from ..runtime.events import EventStream
@@ -135,11 +136,12 @@ class ComponentActor(SupervisedActor):
 
     # -------------------------------------------------------- common calls
     async def events_since(self, since: int = 0) -> list[dict[str, Any]]:
-        return self.events.since(since)
+        return self.events.since(check_seq(since))
 
     async def wait_events(self, since: int = 0, timeout: float = 10.0) -> list[dict[str, Any]]:
-        """Long-poll: events after ``since``, waiting up to ``timeout`` s for one."""
-        return await self.events.wait(since, timeout)
+        """Long-poll: events after ``since``, waiting up to ``timeout`` s for one
+        (a positive number, at most an hour); ValidationFailed for bad ones."""
+        return await self.events.wait(check_seq(since), check_timeout(timeout))
 
     async def latest_event_seq(self) -> int:
         """The seq of the newest event (subscribe from here to skip older ones)."""
@@ -156,10 +158,12 @@ class ComponentActor(SupervisedActor):
 
     async def set_faults(self, blocked: list[str] | None = None, drop_rate: float = 0.0,
                          delay_ms: float = 0.0) -> dict[str, Any]:
-        """Chaos: block peers both ways, drop or delay this component's messages."""
+        """Chaos: block peers both ways, drop or delay this component's messages.
+        ``blocked`` lists node ids, ``drop_rate`` lies in [0, 1], ``delay_ms``
+        in [0, 3,600,000]; else ValidationFailed and nothing changes."""
         if self.transport is None:
             return {}
-        self.transport.faults = FaultFilter(set(blocked or ()), drop_rate, delay_ms)
+        self.transport.faults = FaultFilter(*check_faults(blocked, drop_rate, delay_ms))
         return self.transport.faults.describe()
 
     async def transport_stats(self) -> dict[str, int]:

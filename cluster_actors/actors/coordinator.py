@@ -59,6 +59,7 @@ from ray.exceptions import RayActorError
 import strategies
 
 from ..core.lifecycle import Lifecycle, LifecycleContext, LifecycleEvent, LifecycleState
+from ..core.limits import check_seq
 from ..core.membership import quorum_size
 from ..core.monitoring import health_summary
 from ..errors import ClusterError, CoordinationTimeout, NoQuorum, ValidationFailed
@@ -502,7 +503,7 @@ class CoordinatorActor(ConfigCommands, StrategyRunner, ComponentActor):
     async def lifecycle_history(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Transitions taken, oldest first: ``sequence, from, event, to, guard, at``."""
         history = [self._transition_dict(t) for t in self.lifecycle.history]
-        return history[-limit:] if limit else history
+        return history[-check_seq(limit, "limit"):] if limit else history
 
     async def local_view(self) -> dict[str, Any]:
         """Cheap, no remote calls: lifecycle state, leader, quorum, reachability."""

@@ -245,10 +245,10 @@ class ConfigCommands:
         got), reject discards it (returns None). A proposal that became invalid
         meanwhile raises :class:`ValidationFailed` and is discarded; one that
         could not be committed (no quorum, timeout) stays pending."""
-        proposal = self._pending.get(version)
+        proposal = self._pending.get(version) if isinstance(version, int) else None
         if proposal is None or proposal.get("deciding"):
-            raise NotFound(f"no pending config proposal {version} (or it is being decided); "
-                           f"pending: {sorted(self._pending) or 'none'}")
+            raise NotFound(f"no pending config proposal {str(version)[:80]} (or it is being "
+                           f"decided); pending: {sorted(self._pending) or 'none'}")
         committed: int | None = None
         if approve:
             proposal["deciding"] = True

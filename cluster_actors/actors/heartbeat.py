@@ -38,6 +38,19 @@ from typing import Any
 
 import ray
 
+from ..core.config import MAX_MEMBERS, MAX_MS
+from ..core.limits import (
+    MAX_ACCEPTABLE_PAUSE_MS,
+    MAX_MIN_STD_DEVIATION_MS,
+    MAX_PHI_THRESHOLD,
+    MAX_SAMPLE_SIZE,
+)
+from ..core.peer_checks import (
+    heartbeat_problem,
+    heartbeat_sender_allowed,
+    message_src,
+    metadata_problem,
+)
 from ..core.phi import (
     AdaptiveIntervalPolicy,
     DetectorConfig,
@@ -74,34 +87,35 @@ _PARAMETERS = {
 }
 
 
-def _number(name: str, value: Any, minimum: float, inclusive: bool = True) -> float:
-    """``value`` as a finite float above ``minimum``, else ValidationFailed."""
+def _number(name: str, value: Any, minimum: float, maximum: float,
+            inclusive: bool = True) -> float:
+    """``value`` as a finite float above ``minimum`` and at most ``maximum``,
+    else ValidationFailed."""
     ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
-          and math.isfinite(value) and (value >= minimum if inclusive else value > minimum))
+          and math.isfinite(value) and (value >= minimum if inclusive else value > minimum)
+          and value <= maximum)
     if not ok:
-        bound = ">=" if inclusive else ">"
-        raise ValidationFailed([(name, f"must be a finite number {bound} {minimum:g}, "
-                                       f"got {value!r}")])
+        bound = "[" if inclusive else "("
+        raise ValidationFailed([(name, f"must be a finite number in {bound}{minimum:g}, "
+                                       f"{maximum:g}], got {value!r:.80}")])
     return float(value)
 
 
-def _integer(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValidationFailed([(name, f"must be an int >= {minimum}, got {value!r}")])
+def _integer(name: str, value: Any, minimum: int, maximum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise ValidationFailed([(name, f"must be an int in {minimum}..{maximum}, "
+                                       f"got {value!r:.80}")])
     return value
 
 
-def _validate_heartbeat(message: Any) -> str | None:
-    """None if ``message`` is a well-formed heartbeat, else the reason."""
-    if not isinstance(message, dict) or message.get("type") != "heartbeat":
-        return "not a heartbeat dict"
-    seq = message.get("seq")
-    if isinstance(seq, bool) or not isinstance(seq, int):
-        return "seq must be an int"
-    metadata = message.get("metadata")
-    if not isinstance(metadata, dict) or not all(isinstance(k, str) for k in metadata):
-        return "metadata must be a dict with str keys"
-    return None
+def _check_metadata(metadata: Any) -> dict[str, Any]:
+    """``metadata`` if a heartbeat may carry it (:func:`metadata_problem`),
+    else ValidationFailed: what this node sends, its peers accept."""
+    problem = metadata_problem(metadata)
+    if problem is not None:
+        raise ValidationFailed([("metadata", f"{problem}; heartbeat metadata is a dict of "
+                                             "JSON values (labels such as a region)")])
+    return dict(metadata)
 
 
 @ray.remote(num_cpus=0, max_restarts=0)
@@ -175,10 +189,10 @@ class HeartbeatActor(ComponentActor):
 
     def _send(self, metadata: dict[str, Any] | None) -> list[str]:
         if metadata:
-            self.own_metadata.update(metadata)
+            self.own_metadata = _check_metadata({**self.own_metadata, **metadata})
         self.seq += 1
         payload = {"load": _load(), **self.own_metadata}
-        message = {"type": "heartbeat", "seq": self.seq, "sent_at": time.time(),
+        message = {"type": "heartbeat", "src": self.node_id, "seq": self.seq, "sent_at": time.time(),
                    "interval": self.interval, "metadata": payload}
         monitors = self.assignment.get(self.node_id, [])
         self.transport.send_to(monitors, [message])  # encoded once for all
@@ -274,10 +288,16 @@ class HeartbeatActor(ComponentActor):
 
     # -------------------------------------------------------------- receive
     async def receive(self, cluster: Any, src: Any, messages: Any) -> None:
-        """A batch of heartbeats from ``src`` (the last one counts)."""
+        """A batch of heartbeats from ``src`` (the last one counts). Dropped and
+        counted in ``transport`` of :meth:`get_heartbeat_status`: a batch from a
+        node this one does not monitor among (``dropped_non_member``), a
+        malformed heartbeat (``dropped_malformed``), one naming another sender
+        (``dropped_spoofed``); see :mod:`~cluster_actors.core.peer_checks`."""
         if not self.started:
             return
-        accepted = self.transport.accept(cluster, src, messages, _validate_heartbeat)
+        accepted = self.transport.accept(
+            cluster, src, messages, heartbeat_problem, src_of=message_src,
+            is_member=lambda node: heartbeat_sender_allowed(node, self.nodes))
         if accepted and src != self.node_id:
             self._record(src, accepted[-1]["metadata"], accepted[-1].get("sent_at"))
 
@@ -299,17 +319,14 @@ class HeartbeatActor(ComponentActor):
         metadata and travels with every later heartbeat too. Returns the peers
         it was sent to."""
         self.require_started()
-        if metadata is not None and (not isinstance(metadata, dict)
-                                     or not all(isinstance(k, str) for k in metadata)):
-            raise ValidationFailed([("metadata", "must be a dict with str keys")])
+        if metadata is not None:
+            _check_metadata({**self.own_metadata, **_check_metadata(metadata)})
         return self._send(metadata)
 
     async def set_metadata(self, metadata: dict[str, Any]) -> dict[str, Any]:
         """Replace this node's own metadata (sent from the next round on)."""
         self.require_started()
-        if not isinstance(metadata, dict) or not all(isinstance(k, str) for k in metadata):
-            raise ValidationFailed([("metadata", "must be a dict with str keys")])
-        self.own_metadata = dict(metadata)
+        self.own_metadata = _check_metadata(metadata)
         return dict(self.own_metadata)
 
     async def receive_heartbeat(self, from_node: str,
@@ -319,9 +336,8 @@ class HeartbeatActor(ComponentActor):
         errors = []
         if not isinstance(from_node, str) or not from_node or from_node == self.node_id:
             errors.append(("from_node", f"must be another node's id, got {from_node!r}"))
-        if metadata is not None and (not isinstance(metadata, dict)
-                                     or not all(isinstance(k, str) for k in metadata)):
-            errors.append(("metadata", "must be a dict with str keys"))
+        if metadata is not None and metadata_problem(metadata) is not None:
+            errors.append(("metadata", f"{metadata_problem(metadata)}; a dict of JSON values"))
         if errors:
             raise ValidationFailed(errors)
         self._record(from_node, metadata)
@@ -371,6 +387,8 @@ class HeartbeatActor(ComponentActor):
         """``(score, info)`` for ``node`` (score 1.0 fresh .. 0.0 failed);
         :class:`NotFound` if no heartbeat from it was ever recorded."""
         self.require_started()
+        if not isinstance(node, str):
+            raise ValidationFailed([("node", f"must be a node id, got {type(node).__name__}")])
         if node == self.node_id:
             return 1.0, {"self": True, "band": HealthBand.HEALTHY.value, "phi": 0.0,
                          "metadata": {"load": _load(), **self.own_metadata}}
@@ -382,11 +400,11 @@ class HeartbeatActor(ComponentActor):
 
     async def configure(self, parameter: str, value: Any) -> dict[str, Any]:
         """Change one setting; returns all settings. Parameters (aliases in
-        brackets): heartbeat_interval [interval] ms >= 10, threshold
+        brackets): heartbeat_interval [interval] ms in 10..60,000, threshold
         [phi_threshold] in (0, 300], acceptable_heartbeat_pause
-        [acceptable_pause] ms >= 0, min_std_deviation [min_std] ms > 0,
-        max_sample_size int >= 1, distribution, normal_cdf, monitors_per_node
-        int >= 1, adaptive bool. Invalid: ValidationFailed, nothing changes.
+        [acceptable_pause] ms in 0..600,000, min_std_deviation [min_std] ms in
+        (0, 600,000], max_sample_size int in 1..100,000, distribution,
+        normal_cdf, monitors_per_node int in 1..1000, adaptive bool. Invalid: ValidationFailed, nothing changes.
         A new detector setting restarts each peer's window (keeping its last
         heartbeat time)."""
         self.require_started()
@@ -395,11 +413,11 @@ class HeartbeatActor(ComponentActor):
             raise ValidationFailed([("parameter", f"unknown parameter {parameter!r}; valid: "
                                                   f"{', '.join(sorted(_PARAMETERS))}")])
         if name == "heartbeat_interval":
-            seconds = _number(parameter, value, 10) / 1000
+            seconds = _number(parameter, value, 10, MAX_MS) / 1000
             self.base_interval = self.interval = seconds
             self.policy = self._policy()
         elif name == "monitors_per_node":
-            self.monitors_per_node = _integer(parameter, value, 1)
+            self.monitors_per_node = _integer(parameter, value, 1, MAX_MEMBERS)
             self._reassign()
         elif name == "adaptive":
             if not isinstance(value, bool):
@@ -418,10 +436,14 @@ class HeartbeatActor(ComponentActor):
                   "distribution": self.config.distribution,
                   "normal_cdf": self.config.normal_cdf,
                   "first_heartbeat_estimate": self.base_interval}
-        if name in ("acceptable_heartbeat_pause", "min_std_deviation"):
-            value = _number(parameter, value, 0, inclusive=name != "min_std_deviation") / 1000
+        if name == "acceptable_heartbeat_pause":
+            value = _number(parameter, value, 0, MAX_ACCEPTABLE_PAUSE_MS) / 1000
+        elif name == "min_std_deviation":
+            value = _number(parameter, value, 0, MAX_MIN_STD_DEVIATION_MS, inclusive=False) / 1000
         elif name == "threshold":
-            value = _number(parameter, value, 0, inclusive=False)
+            value = _number(parameter, value, 0, MAX_PHI_THRESHOLD, inclusive=False)
+        elif name == "max_sample_size":
+            value = _integer(parameter, value, 1, MAX_SAMPLE_SIZE)
         fields[name] = value
         config = DetectorConfig(**fields)  # raises ValidationFailed, nothing changed
         registry = FailureDetectorRegistry(config)

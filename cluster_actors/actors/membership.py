@@ -49,6 +49,14 @@ from ..core.membership import (
     QuorumStatus,
     quorum_size,
 )
+from ..core.peer_checks import (
+    GOSSIP_STATUSES,
+    MAX_NODE_ID_CHARS,
+    gossip_problem,
+    gossip_sender_allowed,
+    is_node_id,
+    message_src,
+)
 from ..errors import ClusterError, ValidationFailed
 from ..runtime.hosting import find_component
 from .base import ComponentActor
@@ -60,9 +68,6 @@ GOSSIP_FANOUT = 2
 
 #: Statuses listed by get_member_ids() / get_members().
 LISTED_STATUSES = frozenset({MemberStatus.JOINING, MemberStatus.UP, MemberStatus.LEAVING})
-#: Statuses whose nodes receive gossip.
-GOSSIP_STATUSES = frozenset({MemberStatus.JOINING, MemberStatus.UP, MemberStatus.LEAVING,
-                             MemberStatus.EXITING})
 #: Statuses whose nodes the heartbeat component monitors (admitted, not yet gone).
 MONITORED_STATUSES = frozenset({MemberStatus.UP, MemberStatus.LEAVING, MemberStatus.EXITING})
 
@@ -73,13 +78,12 @@ _STATUS_EVENTS = {
 }
 
 
-def _validate_gossip(message: Any) -> str | None:
-    """Cheap shape check; the view itself is validated when merged."""
-    if not isinstance(message, dict) or message.get("type") != "view":
-        return "not a view message"
-    if not isinstance(message.get("view"), dict) or not isinstance(message.get("digest"), str):
-        return "a view message needs a dict view and a str digest"
-    return None
+def _node(node: Any, field: str = "node") -> str:
+    """``node`` if it can be a node id, else ValidationFailed."""
+    if not is_node_id(node):
+        raise ValidationFailed([(field, f"must be a node id (a string of 1..{MAX_NODE_ID_CHARS} "
+                                        f"characters), got {type(node).__name__}")])
+    return node  # type: ignore[no-any-return]
 
 
 @ray.remote(num_cpus=0, max_restarts=0)
@@ -117,7 +121,7 @@ class MembershipActor(ComponentActor):
                 if info.status in GOSSIP_STATUSES and info.node != self.node_id]
 
     def _message(self) -> dict[str, Any]:
-        return {"type": "view", "digest": self._digest, "view": self.membership.to_dict()}
+        return {"type": "view", "src": self.node_id, "digest": self._digest, "view": self.membership.to_dict()}
 
     def _gossip_round(self) -> None:
         targets = self._gossip_targets()
@@ -133,10 +137,17 @@ class MembershipActor(ComponentActor):
             self.transport.send_batch(peer, [message])
 
     async def receive(self, cluster: Any, src: Any, messages: Any) -> None:
-        """Views gossiped by ``src``: merge each; answer with ours if we know more."""
+        """Views gossiped by ``src``: merge each; answer with ours if we know more.
+        Dropped and counted in ``transport`` of :meth:`gossip_stats`: a batch from
+        a node this view does not list as joining, up, leaving or exiting
+        (``dropped_non_member``), a message naming another sender
+        (``dropped_spoofed``), a malformed message or view (``dropped_malformed``);
+        see :mod:`~cluster_actors.core.peer_checks`."""
         if not self.started:
             return
-        accepted = self.transport.accept(cluster, src, messages, _validate_gossip)
+        accepted = self.transport.accept(
+            cluster, src, messages, gossip_problem, src_of=message_src,
+            is_member=lambda node: gossip_sender_allowed(self.membership, node))
         for message in accepted:
             if message["digest"] == self._digest:
                 continue
@@ -252,6 +263,7 @@ class MembershipActor(ComponentActor):
         """Record ``node``'s request to join (status joining, pending approval);
         returns ``{"status": "pending", "view": <this view>}``."""
         self.require_started()
+        _node(node)
         status = self._apply(lambda: self.membership.request_join(node, metadata, role))
         return {"status": status, "view": self.membership.to_dict()}
 
@@ -259,11 +271,13 @@ class MembershipActor(ComponentActor):
                            metadata: dict[str, Any] | None = None) -> dict[str, Any]:
         """Move a pending member up (idempotent for one already up)."""
         self.require_started()
+        _node(node)
         return self._info(self._apply(lambda: self.membership.approve_join(node, metadata)))
 
     async def reject_join(self, node: str, reason: str = "") -> dict[str, Any]:
         """Refuse a pending member: it becomes removed with ``rejected: reason``."""
         self.require_started()
+        _node(node)
         return self._info(self._apply(lambda: self.membership.reject_join(node, str(reason))))
 
     async def leave_cluster(self, reason: str = "") -> dict[str, Any]:
@@ -276,18 +290,21 @@ class MembershipActor(ComponentActor):
                                    reason: str = "") -> dict[str, Any]:
         """Move ``node`` to ``status`` if the transition is allowed (forward only)."""
         self.require_started()
+        _node(node)
         return self._info(self._apply(
             lambda: self.membership.update_member_status(node, status, str(reason))))
 
     async def update_reachability(self, node: str, reachable: bool) -> bool:
         """Record what this node's failure detector sees of ``node``; True if
         that changed the view. Unknown nodes and this node itself are ignored."""
-        return (await self.report_reachability({node: reachable})) == [node]
+        return (await self.report_reachability({_node(node): reachable})) == [node]
 
     async def report_reachability(self, observations: dict[str, bool]) -> list[str]:
         """Several :meth:`update_reachability` in one call; the nodes changed."""
         self.require_started()
-        if not isinstance(observations, dict):
+        if not isinstance(observations, dict) or not all(
+                is_node_id(node) and isinstance(reachable, bool)
+                for node, reachable in observations.items()):
             raise ValidationFailed([("observations", "must map node ids to bools")])
         changed: list[str] = []
 
@@ -317,7 +334,7 @@ class MembershipActor(ComponentActor):
     async def get_member_info(self, node: str) -> dict[str, Any]:
         """The member's info; ``MemberNotFound`` (code ``not_found``) if unknown."""
         self.require_started()
-        info = self.membership.get_member_info(node)
+        info = self.membership.get_member_info(_node(node))
         if info is None:
             raise MemberNotFound(node)
         return info.to_dict()

@@ -38,8 +38,9 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError
 
+from ..core.limits import check_seq
 from ..core.monitoring import MonitorCore, NodeObservation
-from ..errors import ClusterError, CoordinationTimeout, NotFound
+from ..errors import ClusterError, CoordinationTimeout, NotFound, ValidationFailed
 from ..runtime.events import EventCursor, subscriber_key
 from ..runtime.hosting import find_component
 from ..runtime.naming import namespace, node_supervisor_name
@@ -115,6 +116,13 @@ def sync_fields(status: Any) -> dict[str, int]:
             out["sync_bytes_total"] = count
             break
     return out
+
+
+def _check_str(field: str, value: Any) -> str:
+    """``value`` if it is a string, else ValidationFailed."""
+    if not isinstance(value, str):
+        raise ValidationFailed([(field, f"must be a string, got {type(value).__name__}")])
+    return value
 
 
 @ray.remote(num_cpus=0, max_restarts=0)
@@ -321,6 +329,10 @@ class MonitorActor(ComponentActor):
 
     async def record_event(self, type: str, details: dict[str, Any] | None = None) -> None:
         """Append an event to this monitor's log; event alert rules may fire."""
+        _check_str("type", type)
+        if details is not None and (not isinstance(details, dict)
+                                    or not all(isinstance(k, str) for k in details)):
+            raise ValidationFailed([("details", "must be a dict with str keys or None")])
         self._deliver(self.core.record_event(type, details, t=time.time()))
 
     async def record_metric(self, name: str, value: float,
@@ -351,6 +363,8 @@ class MonitorActor(ComponentActor):
 
     async def latest_observation(self, node: str | None = None) -> dict[str, Any] | None:
         """The newest observation of ``node`` (default this node) as a dict, or None."""
+        if node is not None:
+            _check_str("node", node)
         observation = self.core.latest_observation(node or self.node_id)
         return observation.to_dict() if observation else None
 
@@ -369,7 +383,7 @@ class MonitorActor(ComponentActor):
         member's own monitor observes it). Raises :class:`NotFound` (code
         ``not_found``) for a node that is not a member or whose monitor has no
         observation yet, and :class:`ClusterError` when that monitor does not answer."""
-        metrics = self.core.get_node_metrics(node)
+        metrics = self.core.get_node_metrics(_check_str("node", node))
         if metrics is not None:
             return metrics
         if not isinstance(node, str) or node == self.node_id or node not in self._voters:
@@ -392,12 +406,19 @@ class MonitorActor(ComponentActor):
                           tags: dict[str, Any] | None = None) -> list[tuple[float, float]]:
         """The newest ``limit`` ``(time, value)`` points of a metric, oldest first.
         ``tags`` select one series (e.g. ``{"peer": "n2"}`` for ``phi``)."""
+        _check_str("metric_name", metric_name)
+        check_seq(limit, "limit")
+        if tags is not None and (not isinstance(tags, dict) or not all(
+                isinstance(k, str) and (v is None or isinstance(v, (str, int, float)))
+                for k, v in tags.items())):
+            raise ValidationFailed([("tags", "must map str to str, number or None")])
         return self.core.get_history(metric_name, limit, tags)
 
     async def get_events(self, since: int = 0, limit: int | None = None
                          ) -> list[dict[str, Any]]:
         """The monitor's event log (leader/state/quorum changes, alerts, recorded events)."""
-        return self.core.events_since(since, limit)
+        return self.core.events_since(check_seq(since),
+                                      None if limit is None else check_seq(limit, "limit"))
 
     async def observe(self, observation: dict[str, Any]) -> list[dict[str, Any]]:
         """Feed an observation pushed by a component; returns the alert transitions."""

@@ -67,6 +67,7 @@ from ..core.merkle import (
     depth_for_keys,
     verify_merkle_proof,
 )
+from ..core.peer_checks import message_src, sync_envelope_problem, sync_sender_allowed
 from ..core.store import ReplicaStore
 from ..core.vclock import VectorClock, merge_vector_clocks
 from ..errors import NoQuorum, NotFound, SyncFailed, ValidationFailed
@@ -98,17 +99,19 @@ class KeyNotFound(NotFound):
     """No such key in this replica's store (the seed's ``{error, not_found}``)."""
 
 
-def _validate_message(message: Any, src: Any, me: str) -> str | None:
-    """None if ``message`` may be handed to a strategy, else why not."""
+def _validate_message(message: Any, me: str) -> str | None:
+    """None if ``message`` may be handed to a strategy, else why not (its
+    sender is checked against the batch's by the transport)."""
     if not isinstance(message, SyncMessage):
         return f"not a SyncMessage but a {type(message).__name__}"
-    if message.src != src:
-        return f"claims sender {message.src!r} in a batch from {src!r}"
-    if message.dst != me:
-        return f"addressed to {message.dst!r}"
-    if not isinstance(message.kind, str) or not message.kind:
-        return "kind must be a non-empty str"
-    return None
+    return sync_envelope_problem(message.dst, message.kind, me)
+
+
+def _key(key: Any) -> str:
+    """``key`` if it is a string, else ValidationFailed (keys of the store are)."""
+    if not isinstance(key, str):
+        raise ValidationFailed([("key", f"a key is a string, got {type(key).__name__}")])
+    return key
 
 
 def _unknown_kind(error: ValidationFailed) -> bool:
@@ -302,11 +305,18 @@ class SyncActor(ComponentActor):
 
     # ---------------------------------------------------------- receiving
     async def receive(self, cluster: Any, src: Any, messages: Any) -> None:
-        """A batch of sync messages from peer ``src`` (one Ray call per peer per step)."""
+        """A batch of sync messages from peer ``src`` (one Ray call per peer per step).
+        Dropped and counted in ``transport`` of :meth:`get_sync_status`: a batch
+        from a node outside the Raft configuration (``dropped_non_member``), a
+        message naming another sender (``dropped_spoofed``), one that is
+        malformed, addressed elsewhere or refused by the strategy
+        (``dropped_malformed``; the strategy's refusals also in ``rejected``)."""
         if not self.started:
             return  # still starting: the peer's next round repeats what matters
         accepted = self.transport.accept(
-            cluster, src, messages, lambda m: _validate_message(m, src, self.node_id))
+            cluster, src, messages, lambda m: _validate_message(m, self.node_id),
+            src_of=message_src,
+            is_member=lambda node: sync_sender_allowed(node, self.transport.peers))
         self.store.physical_time = time.time()  # for the max_drift check of merges
         replies: list[SyncMessage] = []
         for message in accepted:
@@ -439,7 +449,7 @@ class SyncActor(ComponentActor):
 
     async def sync_node(self, node: str, sync_type: str = "full_sync") -> str:
         """A ``sync_type`` round with peer ``node`` only; its sync id."""
-        if node not in self.transport.peers:
+        if not isinstance(node, str) or node not in self.transport.peers:
             raise NotFound(f"unknown peer {node!r}; peers of {self.node_id}: "
                            f"{', '.join(sorted(self.transport.peers))}")
         return self._start(sync_type, [node])
@@ -506,7 +516,7 @@ class SyncActor(ComponentActor):
         (equal on converged replicas, never decreasing); with ``key``, that key's vector."""
         store = self._require_store()
         if key is not None:
-            if key not in store:
+            if _key(key) not in store:
                 raise KeyNotFound(f"no key {key!r} in the store of {self.node_id}")
             return store.version(key).to_dict()
         totals: dict[str, int] = {}
@@ -533,6 +543,7 @@ class SyncActor(ComponentActor):
                            depth: int | None = None) -> dict[str, Any]:
         """A proof that ``key`` is in the tree of ``data`` (default: this replica's
         store, whose leaf values are the entries): ``{"root", "leaf", "proof"}``."""
+        _key(key)
         if data is None:
             store = self._require_store()
             tree, value = store.tree, store.entry(key)
@@ -547,6 +558,8 @@ class SyncActor(ComponentActor):
     async def verify_merkle_proof(self, leaf: Any, root: Any, proof: Any) -> bool:
         """Whether ``leaf = (key, value)`` with ``proof`` hashes up to ``root`` (hex or
         bytes); malformed input gives False."""
+        if not isinstance(root, (str, bytes, bytearray)):
+            return False  # bytes(an int) would allocate that many bytes
         try:
             root_bytes = bytes.fromhex(root) if isinstance(root, str) else bytes(root)
             if not isinstance(proof, MerkleProof):
@@ -569,7 +582,7 @@ class SyncActor(ComponentActor):
                 f"{depth!r:.40}"))])
         try:
             return create_merkle_tree(data, depth)
-        except TypeError as error:
+        except (TypeError, ValueError) as error:  # not JSON, or NaN and infinities
             raise ValidationFailed([("data", f"values must be JSON-able: {error}")]) from error
 
     # ----------------------------------------------------------- strategies
@@ -605,6 +618,7 @@ class SyncActor(ComponentActor):
                 current = self.sibling("consensus")
                 if current is not handle:  # first contact, or a restarted consensus
                     await self._adopt_config(current, require_change=True)
+                    await self._adopt_members(current)
                     handle, since = current, 0
                 events = await current.wait_events.remote(since, CONFIG_POLL_SECONDS)
                 backoff = 0.05
@@ -624,6 +638,14 @@ class SyncActor(ComponentActor):
                     await self._adopt_config(current, require_change=False)
                 elif event["type"] == "membership_changed":
                     self.transport.set_peers(set(event["voters"]) | set(event["learners"]))
+
+    async def _adopt_members(self, consensus: Any) -> None:
+        """Take the peers (who may sync with this node) from the Raft
+        configuration as it is now: its change events may predate this actor."""
+        status = await consensus.status.remote()
+        members = set(status.get("voters", ())) | set(status.get("learners", ()))
+        if members:
+            self.transport.set_peers(members)
 
     async def _adopt_config(self, consensus: Any, require_change: bool) -> None:
         """Take ``sync_strategy`` from the applied configuration; with
@@ -693,7 +715,7 @@ class SyncActor(ComponentActor):
         """The value of ``key`` (a counter's int, a set's frozenset, a register's value,
         an MV register's tuple, a map's dict), ``default`` if absent or deleted."""
         self._require_mode(write=False)
-        value = self._require_store().value(key)
+        value = self._require_store().value(_key(key))
         return default if value is None else value
 
     async def data_items(self) -> dict[str, Any]:
@@ -707,12 +729,12 @@ class SyncActor(ComponentActor):
     async def data_entry(self, key: str) -> dict[str, Any]:
         """``key``'s CRDT state with its versions (several when siblings are pending)."""
         store = self._require_store()
-        crdt = store.get(key)
+        crdt = store.get(_key(key))
         if crdt is None:
             raise KeyNotFound(f"no key {key!r} in the store of {self.node_id}")
         versions = store.siblings(key)
         return {"key": key, "type": crdt.type_name, "value": crdt.value(),
-                "version": store.version(key).to_dict(), "conflict": len(versions) > 1,
+                "version": store.version(key).to_dict(), "conflict": key in store.conflicts(),
                 "versions": [{"vector": vector.to_dict(), "data": value.to_data()}
                              for vector, value in versions]}
 

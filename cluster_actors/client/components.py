@@ -10,6 +10,7 @@ it was restarted by its supervisor. The key-value store has its own client
 from __future__ import annotations
 
 import logging
+import pickle
 import threading
 import time
 from collections.abc import Callable, Collection
@@ -19,7 +20,8 @@ import ray
 from ray.actor import ActorHandle
 from ray.exceptions import GetTimeoutError, RayActorError
 
-from ..errors import ClusterError, CoordinationTimeout
+from ..core.limits import check_timeout
+from ..errors import ClusterError, CoordinationTimeout, ValidationFailed
 from ..runtime.events import EventCursor
 from ..runtime.hosting import find_component
 from ..runtime.naming import actor_name
@@ -91,11 +93,19 @@ class ComponentClient:
     def call(self, method: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
         """Call ``method`` and wait for its result; retried once on a fresh
         handle if the actor died and was restarted meanwhile."""
-        timeout = self._timeout if timeout is None else timeout
+        timeout = self._timeout if timeout is None else check_timeout(timeout)
         for attempt in range(2):
             handle = self.handle
+            remote_method = getattr(handle, method)
             try:
-                return ray.get(getattr(handle, method).remote(*args, **kwargs), timeout=timeout)
+                ref = remote_method.remote(*args, **kwargs)
+            except (TypeError, ValueError, pickle.PicklingError) as error:
+                raise ValidationFailed([("arguments", (
+                    f"the arguments of {self._component}.{method} cannot be sent "
+                    f"({type(error).__name__}: {str(error)[:200]}); pass plain data, not "
+                    "locks, handles or open files"))]) from None
+            try:
+                return ray.get(ref, timeout=timeout)
             except GetTimeoutError:
                 raise CoordinationTimeout(
                     f"{self._component}.{method} on {self._node_id} did not answer within "

@@ -134,6 +134,17 @@ def _metadata(value: Any) -> Any:
     return copied
 
 
+def check_json(value: Any, path: str) -> Any:
+    """A JSON copy of ``value`` (any JSON value, bounded in depth and size as
+    metadata is); else raises ValueError naming the path under ``path`` and
+    what to do."""
+    try:
+        return _json_copy(value, path)
+    except PydanticCustomError as error:
+        context = error.context or {}
+        raise ValueError(f"{context.get('path', path)}: {context.get('message')}") from None
+
+
 def check_metadata(value: Any) -> dict[str, Any]:
     """A JSON copy of ``value`` if it is valid metadata (a mapping of JSON
     values, bounded in depth and size, ``sync_merkle_depth`` in range); else
@@ -409,6 +420,9 @@ class ConfigStore:
 
         Raises :class:`ConfigNotFound` for anything else.
         """
+        if not isinstance(key, str):
+            raise ConfigNotFound(f"a config key is a string, got {type(key).__name__}; keys: "
+                                 f"{', '.join(FIELDS)} or metadata.<name>")
         head, _, rest = key.partition(".")
         if head not in FIELDS or (rest and head != "metadata"):
             raise ConfigNotFound(f"no config key {key!r}; keys: {', '.join(FIELDS)} "
@@ -428,7 +442,7 @@ class ConfigStore:
         """The kept record of ``version``; raises ConfigNotFound."""
         found = self._find(version)
         if found is None:
-            raise ConfigNotFound(f"config version {version} is not kept; kept versions: "
+            raise ConfigNotFound(f"config version {str(version)[:80]} is not kept; kept versions: "
                                  f"{self._records[0].version}..{self.version}")
         return found.model_copy(deep=True)
 
@@ -536,6 +550,9 @@ class ConfigStore:
 
     def set(self, key: str, value: Any, *, at: float | None = None) -> ConfigChange:
         """``propose({key: value})``."""
+        if not isinstance(key, str):
+            raise ValidationFailed([("key", f"a config key is a string, got "
+                                            f"{type(key).__name__}")])
         return self.propose({key: value}, at=at)
 
     def rollback(self, version: int, *, at: float | None = None) -> ConfigChange:
@@ -569,6 +586,8 @@ class ConfigStore:
                                      "heartbeat, raft_heartbeat_ms): use at least that")])
 
     def _find(self, version: int) -> ConfigVersion | None:
+        if isinstance(version, bool) or not isinstance(version, int):
+            return None  # not a version number: none is kept under it
         offset = version - self._records[0].version
         if 0 <= offset < len(self._records):
             return self._records[offset]
@@ -598,6 +617,7 @@ __all__ = [
     "ConfigStore",
     "ConfigVersion",
     "check_config",
+    "check_json",
     "check_metadata",
     "export_config",
     "import_config",

@@ -731,7 +731,9 @@ class ORMap(CRDT):
     concurrent with the remove survives. The visible value of a key is the
     merge of the snapshots under its surviving dots (several only after
     concurrent puts). Should concurrent puts give one key values of different
-    types, the type whose name sorts first is shown.
+    types, both stay in the state: the type whose name sorts first is shown,
+    and :meth:`clashes` lists the key with the value of each type (a replica
+    store reports such a map as a conflict until it is resolved with a value).
     """
 
     type_name = "ormap"
@@ -787,6 +789,28 @@ class ORMap(CRDT):
             if snapshot.type_name == kind:
                 result = snapshot if result is None else result.merge(snapshot)
         return result
+
+    def clashes(self) -> dict[Any, tuple[CRDT, ...]]:
+        """The keys whose concurrent puts left values of different CRDT types,
+        each with one value per type (the merge of that type's snapshots),
+        ordered by type name; the first is what :meth:`get` shows."""
+        found = {}
+        for key, snapshots in self._entries.items():
+            by_type: dict[str, CRDT] = {}
+            for dot in sorted(snapshots):
+                snapshot = snapshots[dot]
+                seen = by_type.get(snapshot.type_name)
+                by_type[snapshot.type_name] = snapshot if seen is None else seen.merge(snapshot)
+            if len(by_type) > 1:
+                found[key] = tuple(by_type[name] for name in sorted(by_type))
+        return found
+
+    def has_clash(self) -> bool:
+        """Whether this map, or a map shown inside it, has a :meth:`clashes` key."""
+        if self.clashes():
+            return True
+        return any(isinstance(value, ORMap) and value.has_clash()
+                   for value in self._winning_value().values())
 
     def keys(self) -> frozenset[Any]:
         return frozenset(self._entries)

@@ -41,6 +41,14 @@ MAX_CLIENT_ID_CHARS = 256
 MAX_TIMEOUT_S = 3600.0
 #: the most commands in one ``submit`` call
 MAX_BATCH = 65_536
+#: bounds of the failure detector's settings, shared by the cluster options
+#: and the heartbeat component's ``configure`` (ms where a time)
+MAX_PHI_THRESHOLD = 300.0  # phi is a log10 probability: 300 is already 1e-300
+MAX_ACCEPTABLE_PAUSE_MS = 600_000
+MAX_MIN_STD_DEVIATION_MS = 600_000
+MAX_SAMPLE_SIZE = 100_000
+#: the longest ``data_dir`` (Linux's PATH_MAX)
+MAX_PATH_CHARS = 4096
 
 
 def check_value(value: Any, max_bytes: int, what: str = "the value") -> int:
@@ -144,6 +152,33 @@ def check_timeout(timeout: Any, what: str = "timeout") -> float:
     return float(min(timeout, MAX_TIMEOUT_S))
 
 
+def check_faults(blocked: Any, drop_rate: Any, delay_ms: Any
+                 ) -> tuple[set[str], float, float]:
+    """``(blocked, drop_rate, delay_ms)`` of a chaos fault filter if
+    ``blocked`` is None or a list, tuple or set of at most :data:`MAX_BATCH`
+    strings, ``drop_rate`` a number in [0, 1] and ``delay_ms`` one in
+    [0, :data:`MAX_TIMEOUT_S` s]; else raises InvalidCommand."""
+    if blocked is None:
+        blocked = ()
+    if not isinstance(blocked, (list, tuple, set, frozenset)) or len(blocked) > MAX_BATCH \
+            or not all(isinstance(node, str) for node in blocked):
+        raise InvalidCommand(f"blocked is a list of node ids, got {shown(blocked)}")
+    for name, value, top in (("drop_rate", drop_rate, 1.0),
+                             ("delay_ms", delay_ms, MAX_TIMEOUT_S * 1000)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not 0 <= value <= top:
+            raise InvalidCommand(f"{name} is a number in [0, {top:g}], got {shown(value)}")
+    return set(blocked), float(drop_rate), float(delay_ms)
+
+
+def check_seq(seq: Any, what: str = "since") -> int:
+    """``seq`` if it is an integer in ``0..2**63-1`` (an event or log
+    position a caller reads from); else raises InvalidCommand."""
+    if not _is_int(seq) or not 0 <= seq <= MAX_ID:
+        raise InvalidCommand(f"{what} is an integer in 0..2**63-1, got {shown(seq)}")
+    return int(seq)
+
+
 def lease_ttl_ms(ttl: Any, min_ms: int = 1) -> int:
     """A lease TTL given in seconds (the public API's unit) as whole ms, or
     InvalidCommand unless it is a finite number within ``min_ms``..one day."""
@@ -193,6 +228,24 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-__all__ = ["DEFAULT_MAX_VALUE_BYTES", "MAX_CLIENT_ID_CHARS", "MAX_MAX_VALUE_BYTES",
-           "MAX_TIMEOUT_S", "MIN_MAX_VALUE_BYTES", "PICKLE_PROTOCOL", "check_command",
-           "check_keys", "check_op", "check_timeout", "check_value", "lease_ttl_ms"]
+__all__ = [
+    "DEFAULT_MAX_VALUE_BYTES",
+    "MAX_ACCEPTABLE_PAUSE_MS",
+    "MAX_CLIENT_ID_CHARS",
+    "MAX_MAX_VALUE_BYTES",
+    "MAX_MIN_STD_DEVIATION_MS",
+    "MAX_PATH_CHARS",
+    "MAX_PHI_THRESHOLD",
+    "MAX_SAMPLE_SIZE",
+    "MAX_TIMEOUT_S",
+    "MIN_MAX_VALUE_BYTES",
+    "PICKLE_PROTOCOL",
+    "check_command",
+    "check_faults",
+    "check_keys",
+    "check_op",
+    "check_seq",
+    "check_timeout",
+    "check_value",
+    "lease_ttl_ms",
+]

@@ -22,7 +22,9 @@ Contract:
   dominated by another. Versions of different CRDT types under one key (only
   a concurrent misuse can cause them) are never joined: they stay siblings, a
   conflict listed by :meth:`~ReplicaStore.conflicts`, until resolved; reads
-  show the type whose name sorts first meanwhile.
+  show the type whose name sorts first meanwhile. The same holds inside an
+  :class:`~.crdt.ORMap`: a map one of whose keys got values of two types from
+  concurrent puts is listed as a conflict too (resolve it with a value).
 - Bounded: counts and vectors as :mod:`.vclock` bounds them; with
   ``max_drift`` a merged LWW timestamp too far ahead of the caller's clock is
   refused.
@@ -143,6 +145,13 @@ def _siblings(versions: Parsed) -> Parsed:
     return tuple(sorted(kept, key=lambda v: _canonical([v[0].to_dict(), v[1].to_data()])))
 
 
+def _in_conflict(versions: Parsed) -> bool:
+    """Whether a key's versions await resolution: concurrent siblings, or one
+    map holding values of different CRDT types under one of its keys."""
+    return len(versions) > 1 or any(isinstance(value, ORMap) and value.has_clash()
+                                    for _, value in versions)
+
+
 def _encode(versions: Parsed) -> Entry:
     """Canonical entry bytes (versions must already be in canonical order)."""
     return _canonical([[vector.to_dict(), value.to_data()]
@@ -220,7 +229,7 @@ class ReplicaStore:
             parsed = _siblings(_parse_entry(key, entry))
             store._entries[key] = canonical = _encode(parsed)
             store._parsed[key] = parsed
-            if len(parsed) > 1:
+            if _in_conflict(parsed):
                 store._conflicts.add(key)
             digests.append((key, value_digest(canonical)))
             store._observe(parsed)
@@ -478,6 +487,11 @@ class ReplicaStore:
         if len(versions) == 1 and resolution != "value":
             if resolution not in ("merge", "local_wins", "remote_wins"):
                 raise ValidationFailed([("resolution", f"unknown resolution {resolution!r}")])
+            if key in self._conflicts:  # one map whose keys clash: no sides to pick
+                raise ValidationFailed([("resolution", (
+                    f"{key!r} is a map some of whose keys hold values of different CRDT types "
+                    "(concurrent puts); resolve it with resolution 'value' and the mapping it "
+                    "should hold"))])
             return False
         if resolution in ("local_wins", "remote_wins"):
             mine = max(vector.get(self.replica_id) for vector, _ in versions)
@@ -593,7 +607,7 @@ class ReplicaStore:
         self._entries[key] = entry
         self._parsed[key] = versions
         self._tree.update_digest(key, value_digest(entry))
-        if len(versions) > 1:
+        if _in_conflict(versions):
             self._conflicts.add(key)
         else:
             self._conflicts.discard(key)

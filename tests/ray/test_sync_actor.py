@@ -277,7 +277,9 @@ def test_malformed_messages_are_dropped_counted_and_change_nothing(
     ray.get(n1.handle.receive.remote(cluster.name, "n2", batch), timeout=HANG)
     ray.get(n1.handle.receive.remote("another-cluster", "n2", batch[1:2]), timeout=HANG)
     after = n1.transport_stats()
-    assert after.get("dropped_malformed", 0) - before.get("dropped_malformed", 0) == len(batch)
+    assert after.get("dropped_malformed", 0) - before.get("dropped_malformed", 0) == \
+        len(batch) - 1
+    assert after.get("dropped_spoofed", 0) - before.get("dropped_spoofed", 0) == 1
     assert after.get("dropped_foreign", 0) == before.get("dropped_foreign", 0) + 1
     assert data["n1"].state_hash() == before_hash and data["n1"].get("intruder") is None
     assert n1.get_sync_status()["rejected"] >= 3
