@@ -35,6 +35,7 @@ import contextlib
 import dataclasses
 import itertools
 import logging
+import math
 import os
 import random
 import time
@@ -84,6 +85,7 @@ from .consensus_start import (
     Rejoin,
     claim_founding,
     probe_peers,
+    registered_nodes,
     start_info,
 )
 from .monitor import task_cause
@@ -92,6 +94,8 @@ logger = logging.getLogger(__name__)
 
 #: Storage meta key: "pending" while this node rejoins after losing its storage.
 REJOIN_META = "rejoin"
+#: Seconds between two registry lookups prompted by senders no configuration names.
+REGISTRY_RECHECK_S = 1.0
 
 
 def _message_src(message: Any) -> Any:
@@ -133,6 +137,10 @@ class ConsensusCore:
         self.on_fatal: CrashHandler | None = None
         self.bootstrap_action: str | None = None  # how it started (core/bootstrap.py)
         self.storage_warning: str | None = None
+        #: the nodes the cluster's registry lists, asked again (at most once per
+        #: REGISTRY_RECHECK_S) when a node no configuration here names sends
+        self.registered: frozenset[str] = frozenset()
+        self._registry_asked_at = -math.inf
         self.refused: str | None = None  # why it refuses to start, if it does
         self.rejoin: Rejoin | None = None
         self._start_task: asyncio.Task[None] | None = None
@@ -403,8 +411,9 @@ class ConsensusCore:
     def _is_member(self, src: str) -> bool:
         """Whether ``src`` may send us Raft messages: a member of our configuration,
         a founding voter, or a node a configuration entry in our log names (one
-        being added). Anyone else (a removed node, a stray process) is dropped.
-        A joining node that has not learned any configuration yet cannot tell,
+        being added), or a node the cluster's registry lists (one added while
+        this node was cut off). Anyone else (a removed node, a stray process) is
+        dropped. A joining node that has not learned any configuration yet cannot tell,
         and listens to every node of its cluster (the leader adding it)."""
         raft = self.raft
         if src in raft.conf.members or src in self.initial_voters:
@@ -413,11 +422,37 @@ class ConsensusCore:
             return True
         log = raft.log
         first = max(raft.applied + 1, log.first_index)
-        if first > log.last_index:
-            return False
-        return any(entry.kind is EntryKind.CONFIG and isinstance(entry.data, ConfChange)
-                   and any(node == src for _kind, node in entry.data.changes)
-                   for entry in log.entries_from(first))
+        if first <= log.last_index and any(
+                entry.kind is EntryKind.CONFIG and isinstance(entry.data, ConfChange)
+                and any(node == src for _kind, node in entry.data.changes)
+                for entry in log.entries_from(first)):
+            return True
+        # A node added (and maybe elected) while this one was cut off is named by
+        # no configuration this node has: the registry still vouches for it, or
+        # this node could never hear the leader that would tell it.
+        if src in self.registered:
+            return True
+        self._ask_registry()
+        return False
+
+    def _ask_registry(self) -> None:
+        """Refresh :attr:`registered` in the background, at most once per
+        ``REGISTRY_RECHECK_S`` (a stranger's retries cost one registry call)."""
+        now = time.monotonic()
+        if now - self._registry_asked_at < REGISTRY_RECHECK_S:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # not on the actor's loop (a test driving the core directly)
+        self._registry_asked_at = now
+
+        async def refresh() -> None:
+            nodes = await registered_nodes(self.cluster)
+            if nodes is not None:
+                self.registered = nodes
+
+        loop.create_task(refresh())
 
     def _peer_died(self, peer: str) -> None:
         self.events.publish("peer_died", peer=peer, leader=self.raft.lead)

@@ -54,6 +54,21 @@ async def start_info(cluster: str, node_id: str) -> dict[str, Any]:
         return {"cluster_id": None, "fresh": False, "founder": False}
 
 
+async def registered_nodes(cluster: str) -> frozenset[str] | None:
+    """The node ids the cluster's registry lists now (``cluster.add_node``
+    registers a node before starting it; ``remove_node`` unregisters it);
+    None without Ray, a registry or an answer in time."""
+    if not ray.is_initialized():
+        return None
+    try:
+        registry = ray.get_actor(registry_name(cluster), namespace=namespace(cluster))
+        info = await bounded(registry.info.remote(), PROBE_TIMEOUT * 5)
+        return frozenset(str(node) for node in info["node_ids"])
+    except Exception as error:
+        logger.debug("no node list from the registry of %s: %s", cluster, task_cause(error))
+        return None
+
+
 async def claim_founding(cluster: str, node_id: str) -> bool:
     """Tell the registry ``node_id`` founds the cluster (False if it already did)."""
     registry = ray.get_actor(registry_name(cluster), namespace=namespace(cluster))

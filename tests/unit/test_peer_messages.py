@@ -307,3 +307,44 @@ def test_whatever_passes_validation_never_crashes_the_raft_core(batch: list[Mess
                 node.ready()
     for node in (leader, *followers):
         assert node.commit <= node.log.last_index
+
+
+def test_a_node_the_registry_lists_is_heard_though_no_configuration_here_names_it() -> None:
+    # n4 was added and elected while n2 was cut off: n2's log never named it
+    core = _core()
+    core.receive("c", "n4", _encode([Message(MT.HEARTBEAT, "n4", "n2", 7)]))
+    assert core.raft.term == 0 and core.transport.stats["dropped_non_member"] == 1
+    core.registered = frozenset({"n1", "n2", "n3", "n4"})
+    core.receive("c", "n4", _encode([Message(MT.HEARTBEAT, "n4", "n2", 7)]))
+    assert core.raft.term == 7 and core.raft.lead == "n4"
+    core.receive("c", "n9", _encode([Message(MT.HEARTBEAT, "n9", "n2", 8)]))
+    assert core.raft.term == 7 and core.transport.stats["dropped_non_member"] == 2
+
+
+def test_a_stranger_prompts_at_most_one_registry_lookup_per_interval() -> None:
+    import asyncio
+
+    from cluster_actors.actors import consensus
+
+    asked: list[str] = []
+
+    async def fake_registered_nodes(cluster: str) -> frozenset[str]:
+        asked.append(cluster)
+        return frozenset({"n1", "n2", "n3", "n4"})
+
+    async def scenario() -> None:
+        core = _core()
+        original = consensus.registered_nodes
+        consensus.registered_nodes = fake_registered_nodes  # type: ignore[assignment]
+        try:
+            for _ in range(5):
+                assert not core._is_member("n4")
+            await asyncio.sleep(0)  # the lookup runs
+            assert asked == ["c"] and core._is_member("n4")
+            assert not core._is_member("n9")  # still a stranger; no second lookup yet
+            await asyncio.sleep(0)
+            assert asked == ["c"]
+        finally:
+            consensus.registered_nodes = original  # type: ignore[assignment]
+
+    asyncio.run(scenario())
