@@ -141,6 +141,7 @@ class ConsensusCore:
         #: REGISTRY_RECHECK_S) when a node no configuration here names sends
         self.registered: frozenset[str] = frozenset()
         self._registry_asked_at = -math.inf
+        self._registry_task: asyncio.Task[None] | None = None
         self.refused: str | None = None  # why it refuses to start, if it does
         self.rejoin: Rejoin | None = None
         self._start_task: asyncio.Task[None] | None = None
@@ -452,7 +453,7 @@ class ConsensusCore:
             if nodes is not None:
                 self.registered = nodes
 
-        loop.create_task(refresh())
+        self._registry_task = loop.create_task(refresh())
 
     def _peer_died(self, peer: str) -> None:
         self.events.publish("peer_died", peer=peer, leader=self.raft.lead)
