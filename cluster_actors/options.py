@@ -58,6 +58,24 @@ class ClusterOptions(BaseModel):
     node_labels: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per node id: labels its heartbeats carry and the "
                                           "failover strategies read (region, weight)")
+    join_approval: bool = Field(
+        False, description="a joining node waits until a quorum of the voters approved it "
+                           "(approve_join/reject_join on their coordinators)")
+    voters: int | None = Field(
+        None, ge=1, le=MAX_MEMBERS,
+        description="at most this many voters, the other nodes learners; the leader promotes "
+                    "a caught-up learner when a voter stays down past voter_grace_ms "
+                    "(Consul's autopilot); None: every node votes")
+    voter_grace_ms: int = Field(
+        2000, ge=10, le=3_600_000,
+        description="ms a voter may stay down before the leader replaces it (with voters)")
+    follow_ray_nodes: bool = Field(
+        False, description="a Ray node that joins the Ray cluster becomes a node of this "
+                           "cluster (add_node), one that leaves is removed after "
+                           "ray_node_grace_ms")
+    ray_node_grace_ms: int = Field(
+        5000, ge=0, le=3_600_000,
+        description="ms a followed Ray node may be gone before its node is removed")
     placement: Literal["per_component", "per_node"] = "per_component"
     data_plane: bool = Field(
         True, description="Raft messages and heartbeats between nodes travel on streams "

@@ -24,7 +24,8 @@ quorum lost                            → partitioning; when it returns:
 this node's consensus actor died, or   → recovery; when consensus answers
 the coordinator itself was restarted   again: resyncing → resume (once the
 by the node supervisor                 log is applied up to the commit index)
-a config proposal awaits approval      → voting; decided → resume
+a proposal (config change or join)     → voting; all decided → resume
+awaits the voters' approval
 =====================================  =====================================
 
 ``snapshot``, ``start_upgrade``/``finish_upgrade``, ``split``,
@@ -343,6 +344,7 @@ class CoordinatorActor(ConfigCommands, StrategyRunner, ComponentActor):
         view = self.view
         view.status = status
         view.voters, view.learners = list(status["voters"]), list(status["learners"])
+        self._pending = set(status.get("pending_proposals") or ())
         if self.view.leader is None and not self.started and status.get("leader"):
             view.leader = status["leader"]  # the first snapshot, before any event
         view.term = max(view.term, status.get("term") or 0)
@@ -548,6 +550,8 @@ class CoordinatorActor(ConfigCommands, StrategyRunner, ComponentActor):
         await self._ask("membership", "join_cluster", seed_nodes[0])
         try:
             leader, handle = await self._leader_among(list(seed_nodes), deadline)
+            if self.options.join_approval:
+                await self._await_join_approval(leader, handle, deadline)
             await bounded(handle.change_membership.remote([("add_learner", self.node_id)]),
                           timeout)
             await self._wait_caught_up(leader, handle, deadline)
@@ -560,6 +564,41 @@ class CoordinatorActor(ConfigCommands, StrategyRunner, ComponentActor):
         await self._approve_membership(leader)
         await self._refresh()
         return {"joined": True, "member": True, "voters": result["voters"]}
+
+    async def _await_join_approval(self, leader: str, handle: Any, deadline: float) -> None:
+        """Propose this node's join to the voters (``join_approval``) and wait for
+        their tally: returns once approved; a rejection raises ValidationFailed,
+        no decision by ``deadline`` CoordinationTimeout."""
+        status = await bounded(handle.status.remote())
+        me = self.node_id
+        action = {"action": "propose", "kind": "join", "subject": me, "proposer": me,
+                  "electorate": sorted(status["voters"]), "quorum": self.quorum_setting}
+
+        def propose(sm: Any) -> tuple[str, dict[str, Any]]:
+            current = sm.approvals.join_of(me)
+            if current is not None and current.status == "pending":
+                return "approval", {"action": "withdraw", "id": current.id,
+                                    "reason": "proposed again"}
+            return "approval", action
+
+        self.view.leader = leader
+        result = await self._commit_approval(propose, max(0.1, deadline - time.monotonic()))
+        if result["proposal"]["kind"] != "join" or result["proposal"]["subject"] != me \
+                or result["proposal"]["status"] != "pending":
+            result = await self._commit_approval(propose, max(0.1, deadline - time.monotonic()))
+        self.events.publish("join_proposed", node=me, id=result["proposal"]["id"])
+        while True:
+            decided = await bounded(handle.query_state.remote(
+                lambda sm: (p := sm.approvals.join_of(me)) and p.to_dict()))
+            if decided and decided["status"] == "approved":
+                return
+            if decided and decided["status"] == "rejected":
+                raise ValidationFailed([("join", f"the voters rejected {me}'s join "
+                                                 f"({', '.join(decided['rejections'])})")])
+            if time.monotonic() > deadline:
+                raise CoordinationTimeout(f"the join of {me} was not approved in time: approve "
+                                          f"it with approve_join({me!r}) on a quorum of voters")
+            await asyncio.sleep(0.1)
 
     async def _approve_membership(self, leader: str) -> None:
         """Best effort: mark the join approved in the membership view (when the
