@@ -71,6 +71,7 @@ from ..telemetry.tracing import (
     election_span,
 )
 from .base import ComponentActor
+from .coordinator_autopilot import AutopilotRunner
 from .coordinator_config import HOT_KEYS, ConfigCommands
 from .coordinator_strategies import StrategyRunner
 from .monitor import NotFound, bounded, phi_from_heartbeat, task_cause
@@ -135,7 +136,7 @@ def _installed(component: str) -> bool:
 
 
 @ray.remote(num_cpus=0, max_restarts=0)
-class CoordinatorActor(ConfigCommands, StrategyRunner, ComponentActor):
+class CoordinatorActor(ConfigCommands, AutopilotRunner, StrategyRunner, ComponentActor):
     """The seed's Coordinator API for one node (see the module doc)."""
 
     component = "coordinator"
@@ -146,6 +147,7 @@ class CoordinatorActor(ConfigCommands, StrategyRunner, ComponentActor):
                  join: bool = False) -> None:
         super().__init__(cluster, node_id, voters, options, initial_config, join)
         self._init_config_commands()
+        self._init_autopilot()
         self.lifecycle = Lifecycle()
         self.view = NodeView(voters=[] if join else list(voters))
         self._consensus_up = False
@@ -333,6 +335,7 @@ class CoordinatorActor(ConfigCommands, StrategyRunner, ComponentActor):
             if status is not None and status.get("role") not in (None, "starting"):
                 self._consensus_up = True
                 await self._update_view(status)
+                self._run_autopilot()
         if reconcile:
             self._reconcile()
             try:
@@ -533,7 +536,11 @@ class CoordinatorActor(ConfigCommands, StrategyRunner, ComponentActor):
         """Join the cluster the ``seed_nodes`` belong to (a node started with ``join``).
 
         The leader (found through the seeds' consensus actors) adds this node
-        as a learner, then promotes it to voter once it has caught up. When
+        as a learner, then promotes it to voter once it has caught up (unless
+        ``ClusterOptions(voters=N)`` has N voters already: it stays a learner,
+        a spare autopilot promotes when a voter stays down). With
+        ``join_approval`` the join first waits for a quorum of the voters'
+        ``approve_join``. When
         the membership component runs, the join is also requested there and
         approved on the leader's node (best effort: the Raft configuration is
         the authority on who is a member). Lifecycle forming → joining → stable/degraded; a failure fires
@@ -555,8 +562,12 @@ class CoordinatorActor(ConfigCommands, StrategyRunner, ComponentActor):
             await bounded(handle.change_membership.remote([("add_learner", self.node_id)]),
                           timeout)
             await self._wait_caught_up(leader, handle, deadline)
+            voters = (await bounded(handle.status.remote()))["voters"]
+            # with ClusterOptions(voters=N) a node beyond N stays a learner (autopilot)
+            role = "add_voter" if self.options.voters is None or \
+                len(voters) < self.options.voters else "add_learner"
             result = await bounded(handle.change_membership.remote(
-                [("add_voter", self.node_id)]), max(0.1, deadline - time.monotonic()))
+                [(role, self.node_id)]), max(0.1, deadline - time.monotonic()))
         except BaseException as error:
             if self.lifecycle.can_fire(E.JOIN_REJECTED):
                 self._fire(E.JOIN_REJECTED, reason=str(task_cause(error)))
