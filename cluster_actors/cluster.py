@@ -40,6 +40,7 @@ from .runtime.naming import (
     registry_name,
     root_supervisor_name,
 )
+from .runtime.ray_follower import RayNodeWatcher
 from .runtime.registry import ClusterRegistry
 from .runtime.spans import cluster_actor_handles, collect_spans
 from .runtime.storage import volatile_storage_warning
@@ -144,6 +145,7 @@ class Cluster:
         self._kv: KVClient | None = None
         self._chaos: Any = None
         self._leader_watch: LeaderWatch | None = None
+        self._ray_watcher: RayNodeWatcher | None = None  # follow_ray_nodes
 
     # ------------------------------------------------------------ lifecycle
     @classmethod
@@ -210,6 +212,8 @@ class Cluster:
             ray.get(registry.set_root.remote(root))
             if wait:
                 cluster.wait_for_leader(timeout=60)
+            if opts.follow_ray_nodes:
+                cluster._ray_watcher = RayNodeWatcher(cluster, opts.ray_node_grace_ms / 1000)
         except BaseException:
             cluster.shutdown()
             raise
@@ -236,6 +240,8 @@ class Cluster:
 
     def shutdown(self) -> None:
         """Stop every actor of the cluster (children in reverse start order)."""
+        if self._ray_watcher is not None:
+            self._ray_watcher.close()
         if self._kv is not None:
             self._kv.close()
         if self._leader_watch is not None:
@@ -267,9 +273,12 @@ class Cluster:
                  timeout: float = 60.0) -> str:
         """Start node ``node_id`` and join it to the running cluster (the seed's
         ``join_cluster``): its actors start with no voters, the leader adds it
-        as a learner, brings its log up to date, then promotes it to voter.
-        Returns the node id once it votes; ``node_ids``, the registry (and so
-        :meth:`attach`) and every coordinator's member list include it.
+        as a learner, brings its log up to date, then promotes it to voter
+        (with ``ClusterOptions(voters=N)`` and N voters already, it stays a
+        learner autopilot can promote; with ``join_approval`` it first waits for
+        a quorum of the voters' ``approve_join``). Returns the node id then;
+        ``node_ids``, the registry (and so :meth:`attach`) and every
+        coordinator's member list include it.
 
         ``ray_node_id`` pins it to a Ray node. Raises ValidationFailed for a bad
         or taken id, NoQuorum/CoordinationTimeout when the cluster cannot take
