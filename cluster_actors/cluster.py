@@ -40,7 +40,6 @@ from .runtime.naming import (
     registry_name,
     root_supervisor_name,
 )
-from .runtime.ray_follower import RayNodeWatcher
 from .runtime.registry import ClusterRegistry
 from .runtime.spans import cluster_actor_handles, collect_spans
 from .runtime.storage import volatile_storage_warning
@@ -145,7 +144,6 @@ class Cluster:
         self._kv: KVClient | None = None
         self._chaos: Any = None
         self._leader_watch: LeaderWatch | None = None
-        self._ray_watcher: RayNodeWatcher | None = None  # follow_ray_nodes
 
     # ------------------------------------------------------------ lifecycle
     @classmethod
@@ -212,8 +210,6 @@ class Cluster:
             ray.get(registry.set_root.remote(root))
             if wait:
                 cluster.wait_for_leader(timeout=60)
-            if opts.follow_ray_nodes:
-                cluster._ray_watcher = RayNodeWatcher(cluster, opts.ray_node_grace_ms / 1000)
         except BaseException:
             cluster.shutdown()
             raise
@@ -240,8 +236,6 @@ class Cluster:
 
     def shutdown(self) -> None:
         """Stop every actor of the cluster (children in reverse start order)."""
-        if self._ray_watcher is not None:
-            self._ray_watcher.close()
         if self._kv is not None:
             self._kv.close()
         if self._leader_watch is not None:
