@@ -261,9 +261,12 @@ class Cluster:
                  timeout: float = 60.0) -> str:
         """Start node ``node_id`` and join it to the running cluster (the seed's
         ``join_cluster``): its actors start with no voters, the leader adds it
-        as a learner, brings its log up to date, then promotes it to voter.
-        Returns the node id once it votes; ``node_ids``, the registry (and so
-        :meth:`attach`) and every coordinator's member list include it.
+        as a learner, brings its log up to date, then promotes it to voter
+        (with ``ClusterOptions(voters=N)`` and N voters already, it stays a
+        learner autopilot can promote; with ``join_approval`` it first waits for
+        a quorum of the voters' ``approve_join``). Returns the node id then;
+        ``node_ids``, the registry (and so :meth:`attach`) and every
+        coordinator's member list include it.
 
         ``ray_node_id`` pins it to a Ray node. Raises ValidationFailed for a bad
         or taken id, NoQuorum/CoordinationTimeout when the cluster cannot take

@@ -71,6 +71,17 @@ class ClusterOptions(BaseModel):
                                           "failover strategies read (region, weight); at most "
                                           f"{MAX_MEMBERS} nodes, each's labels JSON bounded "
                                           "as metadata")
+    join_approval: bool = Field(
+        False, description="a joining node waits until a quorum of the voters approved it "
+                           "(approve_join/reject_join on their coordinators)")
+    voters: int | None = Field(
+        None, ge=1, le=MAX_MEMBERS,
+        description="at most this many voters, the other nodes learners; the leader promotes "
+                    "a caught-up learner when a voter stays down past voter_grace_ms "
+                    "(Consul's autopilot); None: every node votes")
+    voter_grace_ms: int = Field(
+        2000, ge=10, le=3_600_000,
+        description="ms a voter may stay down before the leader replaces it (with voters)")
     placement: Literal["per_component", "per_node"] = "per_component"
     data_plane: bool = Field(
         True, description="Raft messages and heartbeats between nodes travel on streams "

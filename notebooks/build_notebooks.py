@@ -726,11 +726,161 @@ CUSTOM_STRATEGY = [
     """, "shutdown"),
 ]
 
+# --------------------------------------------------------------------------
+# 04: runtime membership, a watch and a singleton through failovers
+
+MEMBERSHIP = [
+    md("""
+        # Growing a cluster, watching it, and a singleton through failovers
+
+        Start three nodes and add two more while the cluster runs (each joins
+        as a learner, catches up, and is promoted to voter), follow a key
+        prefix with a watch while the Raft leader is killed (no change lost or
+        repeated), and keep a cluster singleton answering through a leader
+        failover and the death of its instance. A plot shows the timeline.
+        The figure goes to a temporary directory (or `CLUSTER_ACTORS_FIGURES`).
+    """),
+    code("""
+        import os
+        import tempfile
+        import threading
+        import time
+        from pathlib import Path
+
+        import matplotlib.pyplot as plt
+        import ray
+
+        from cluster_actors.cluster import Cluster
+
+        FIGURES = Path(os.environ.get("CLUSTER_ACTORS_FIGURES")
+                       or tempfile.mkdtemp(prefix="cluster-actors-figures-"))
+        clock = time.perf_counter
+        t0 = clock()
+        marks = []  # (seconds, label): what the plot marks
+        cluster = Cluster.start("membership-notebook", nodes=3, fresh=True)
+        print(f"started {cluster.node_ids}, leader {cluster.wait_for_leader(timeout=30)}")
+    """, "start"),
+    md("""
+        ## From three nodes to five
+
+        `add_node` starts the node's actors, the leader adds it as a learner,
+        sends it the log, and promotes it to voter once it has caught up.
+    """),
+    code("""
+        for node in ("n4", "n5"):
+            started = clock()
+            cluster.add_node(node)
+            marks.append((clock() - t0, f"+{node}"))
+            print(f"added {node} in {clock() - started:.1f} s")
+        state, status = cluster.coordinator("n1").get_cluster_status()
+        print(f"voters = {sorted(status.voters)}")
+    """, "grow"),
+    md("""
+        ## A prefix watch across a leader kill
+
+        The watch is an iterator of events in revision order. Forty writes go
+        to `jobs/`; after twenty the leader's consensus actor is killed. The
+        watch follows the new leader and resumes after the last revision it
+        delivered.
+    """),
+    code("""
+        events = []
+        watch = cluster.kv.watch("jobs/")
+
+        def follow():
+            for event in watch:
+                events.append((clock() - t0, event))
+                if len(events) == 40:
+                    break
+
+        follower = threading.Thread(target=follow, daemon=True)
+        follower.start()
+        for i in range(40):
+            if i == 20:
+                old = cluster.wait_for_leader(timeout=30)
+                cluster.chaos.kill_leader()
+                marks.append((clock() - t0, f"kill {old}"))
+            cluster.kv.put(f"jobs/{i}", i)
+        follower.join(60)
+        watch.close()
+        revisions = [event.revision for _, event in events]
+        print(f"leader {old} killed; new leader {cluster.wait_for_leader(timeout=30)}")
+        print(f"events = {len(events)}")
+        print(f"in order, none repeated: {revisions == sorted(set(revisions))}")
+        print(f"none lost: {[e.key for _, e in events] == [f'jobs/{i}' for i in range(40)]}")
+    """, "watch"),
+    md("""
+        ## A cluster singleton
+
+        One actor cluster-wide: this process campaigns in the election
+        `singleton/counter` and, holding it, runs the instance; the proxy
+        reaches whichever instance is live. The Raft leader is killed, then
+        the instance itself: a new instance answers.
+    """),
+    code("""
+        class Counter:
+            def __init__(self):
+                self.count = 0
+
+            def incr(self):
+                self.count += 1
+                return os.getpid(), self.count
+
+        proxy = cluster.singleton("counter", Counter)
+        first_pid, _ = proxy.call("incr", timeout=30)
+        old = cluster.wait_for_leader(timeout=30)
+        cluster.chaos.kill_leader()
+        marks.append((clock() - t0, f"kill {old}"))
+        print(f"after the leader kill the same instance answers: "
+              f"{proxy.call('incr', timeout=30)[0] == first_pid}")
+        ray.kill(proxy.handle())
+        marks.append((clock() - t0, "kill singleton"))
+        deadline = time.monotonic() + 60
+        pid, count = first_pid, None
+        while pid == first_pid and time.monotonic() < deadline:
+            try:
+                pid, count = proxy.call("incr", timeout=30)
+            except Exception:  # the killed instance, until the election names the new one
+                time.sleep(0.1)
+        marks.append((clock() - t0, "singleton back"))
+        print(f"a new instance answers: {pid != first_pid} (count {count})")
+        proxy.stop()
+    """, "singleton"),
+    md("""
+        ## The timeline
+
+        Each dot is a watch event (its revision), the dashed lines the nodes
+        added (green) and the kills (red).
+    """),
+    code("""
+        fig, ax = plt.subplots(figsize=(9, 3.5))
+        ax.plot([t for t, _ in events], [e.revision for _, e in events], ".",
+                label="watch event (revision)")
+        top = max(e.revision for _, e in events)
+        for t, label in marks:
+            ax.axvline(t, color="red" if label.startswith("kill") else "green", ls="--", lw=1)
+            ax.annotate(label, (t, top), rotation=90, va="top", ha="right", fontsize=8)
+        ax.set_xlabel("seconds since the start")
+        ax.set_ylabel("revision")
+        ax.legend(loc="lower right")
+        FIGURES.mkdir(parents=True, exist_ok=True)
+        png = FIGURES / "membership_timeline.png"
+        fig.savefig(png, dpi=100, bbox_inches="tight", metadata={"Software": None})
+        print(f"figure: {png}")
+    """, "plot"),
+    code("""
+        cluster.shutdown()
+        ray.shutdown()
+        print("cluster stopped")
+    """, "shutdown"),
+]
+
 
 NOTEBOOKS: dict[str, list[Cell]] = {
     "01_quickstart": QUICKSTART,
     "02_chaos_and_failover": CHAOS,
     "03_custom_strategy": CUSTOM_STRATEGY,
+    "04_membership": MEMBERSHIP,
 }
 
 

@@ -478,6 +478,20 @@ class ConsensusCore:
                                                check_timeout(timeout))
         return record.version, result
 
+    async def submit_internal(self, prepare: Callable[[Any], Any], client_id: str, seq: int,
+                              timeout: float = 5.0) -> Any:
+        """Leader only: ``prepare(state_machine)`` here returns an op that only
+        the cluster's components propose (an ``("approval", ...)``; a raise
+        leaves nothing proposed), committed as the session command
+        ``(client_id, seq)``; returns its apply result."""
+        self.require_started()
+        if self.raft.role is not Role.LEADER:
+            raise NotLeader(self.node_id, self.raft.lead)
+        command = Command(client_id, seq, prepare(self.sm), seq)
+        [result] = await self._propose_checked([self._check_proposable(command)],
+                                               check_timeout(timeout))
+        return result
+
     def check_command(self, command: Any) -> Command:
         """``command`` if a client may propose it, else raises InvalidCommand (a
         ValidationFailed): a well-formed op whose values survive the log's plain
@@ -779,6 +793,7 @@ class ConsensusCore:
         status.update({
             "cluster": self.cluster, "revision": self.sm.revision,
             "state_hash": self.sm.state_hash(), "config_version": self.sm.config.version,
+            "pending_proposals": self.sm.approvals.pending_ids(),
             "transport": dict(self.transport.stats), "faults": self.transport.faults.describe(),
             "peers_down": sorted(self.transport.peers - set(self.transport.handles)),
             "stats": dict(self.stats), "leader_changes": self.leader_changes,
@@ -862,6 +877,11 @@ class ConsensusCore:
         self.require_started()
         return query(self.sm.config)
 
+    def query_state(self, query: Callable[[Any], Any]) -> Any:
+        """``query(state_machine)`` on this node's applied state (only the answer travels)."""
+        self.require_started()
+        return query(self.sm)
+
     def log_entries(self, start: int = 0) -> dict[str, Any]:
         """This node's log (for offline invariant checks in chaos runs)."""
         self.require_started()
@@ -907,6 +927,13 @@ class ConsensusActor(SupervisedActor):
     async def submit_config(self, prepare: Callable[[Any], Any], client_id: str, seq: int,
                             timeout: float = 5.0) -> tuple[int, Any]:
         return await self.core.submit_config(prepare, client_id, seq, timeout)
+
+    async def submit_internal(self, prepare: Callable[[Any], Any], client_id: str, seq: int,
+                              timeout: float = 5.0) -> Any:
+        return await self.core.submit_internal(prepare, client_id, seq, timeout)
+
+    async def query_state(self, query: Callable[[Any], Any]) -> Any:
+        return self.core.query_state(query)
 
     async def read(self, keys: list[str], timeout: float = 5.0) -> list[Any]:
         return await self.core.read(keys, timeout)
@@ -996,10 +1023,10 @@ class ConsensusActor(SupervisedActor):
     async def vote(self, proposal_id: int, vote: bool, voter: str | None = None
                    ) -> int | None:
         """The seed's vote on a proposal. Raft decides log entries by replication;
-        the proposals that wait for a vote are config changes made with
-        ``require_approval``, which wait on this node's coordinator: the vote is
-        its ``approve_config(proposal_id, vote)`` (the committed version, or None
-        when rejected). ``voter`` is recorded in the decision event."""
+        the proposals that wait for a vote are the replicated config changes made
+        with ``require_approval``: the vote is this node's coordinator's
+        ``approve_config(proposal_id, vote)`` (the committed version when it
+        completed the quorum, else None). ``voter``, if given, must be this node."""
         try:
             coordinator = find_component(self.core.cluster, self.core.node_id, "coordinator")
         except ValueError:

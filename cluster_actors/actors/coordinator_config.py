@@ -79,7 +79,8 @@ class ConfigCommands:
     sibling: Callable[[str], Any]
 
     def _init_config_commands(self) -> None:
-        self._pending: dict[int, dict[str, Any]] = {}  #: proposals awaiting approval
+        #: ids of the replicated proposals awaiting approval, as last seen here
+        self._pending: set[int] = set()
         self._client_id = f"coordinator-{self.node_id}-{uuid.uuid4().hex[:10]}"
         self._seq = itertools.count(1)
         self._config_lock = asyncio.Lock()
@@ -217,11 +218,12 @@ class ConfigCommands:
         coordinator forwards it to the leader's consensus actor (plain kv
         writes are not forwarded: they raise :class:`NotLeader`).
 
-        With ``require_approval`` the change waits on this coordinator
-        (lifecycle ``voting``) until :meth:`approve_config` decides it; the
-        returned version is the one it gets if approved before any other
-        change. Pending proposals are not replicated: approve them on the same
-        node; a restarted coordinator forgets them.
+        With ``require_approval`` the change is replicated as a *pending
+        proposal* instead (it survives restarts of any coordinator) and applies
+        once a quorum of the voters approved it with :meth:`approve_config`
+        on their own nodes; the returned id is the version it gets if approved
+        before any other change. While proposals are pending every node's
+        lifecycle is ``voting``.
         """
         def prepare(store: ConfigStore) -> ConfigVersion:
             return store.prepare(new_config)
@@ -229,46 +231,116 @@ class ConfigCommands:
         if not require_approval:
             return await self._commit_config(prepare, timeout)
         await self._query_config(prepare)  # validate first, locally
-        _, handle = await self._leader_handle(time.monotonic() + timeout)
-        record = await self._query_config(prepare, handle, timeout)
-        version = max(record.version - 1, *self._pending) + 1 if self._pending else record.version
-        self._pending[version] = {"version": version, "changes": dict(new_config),
-                                  "proposed_at": time.time(),
-                                  "changed_keys": list(record.changed_keys)}
-        self.events.publish("config_proposed", version=version, changes=dict(new_config))
-        self._reconcile()
-        return version
+        action = {"action": "propose", "kind": "config", "subject": dict(new_config),
+                  "proposer": self.node_id, "electorate": sorted(self.view.voters),
+                  "quorum": self.quorum_setting}
+
+        def propose(sm: Any) -> tuple[str, dict[str, Any]]:
+            sm.config.prepare(new_config)  # still valid on the leader's store?
+            return "approval", action
+
+        proposal = (await self._commit_approval(propose, timeout))["proposal"]
+        self.events.publish("config_proposed", version=proposal["id"],
+                            changes=dict(new_config), needed=proposal["needed"],
+                            electorate=proposal["electorate"])
+        self._note_pending(proposal["id"], pending=True)
+        return int(proposal["id"])
 
     async def approve_config(self, version: int, approve: bool = True,
                              timeout: float = 10.0, voter: str | None = None) -> int | None:
-        """Decide a pending proposal: approve commits it (returns the version it
-        got), reject discards it (returns None). A proposal that became invalid
-        meanwhile raises :class:`ValidationFailed` and is discarded; one that
-        could not be committed (no quorum, timeout) stays pending."""
-        proposal = self._pending.get(version) if isinstance(version, int) else None
-        if proposal is None or proposal.get("deciding"):
-            raise NotFound(f"no pending config proposal {str(version)[:80]} (or it is being "
-                           f"decided); pending: {sorted(self._pending) or 'none'}")
-        committed: int | None = None
-        if approve:
-            proposal["deciding"] = True
-            try:
-                committed = await self._commit_config(
-                    lambda store: store.prepare(proposal["changes"]), timeout)
-            except ValidationFailed:
-                self._pending.pop(version, None)
-                self._reconcile()
-                raise
-            finally:
-                proposal["deciding"] = False
-        self._pending.pop(version, None)
-        self.events.publish("config_decided", version=version, approved=approve,
-                            committed_version=committed, voter=voter)
-        self._reconcile()
-        return committed
+        """This node's vote on pending config proposal ``version`` (cast once
+        per voter; a second vote replaces the first). The vote that completes
+        the quorum applies the change in the same log entry and returns the
+        version it got; otherwise None (still pending, or rejected once
+        approval is out of reach). ``voter`` may only name this node: vote on
+        a node's own coordinator. Raises NotFound for no such pending proposal,
+        ValidationFailed when this node is not among its voters or the change
+        no longer validates (it stays pending: reject it)."""
+        result = await self._vote(version, "config", approve, timeout, voter)
+        change = result["change"]
+        return change.version if isinstance(change, ConfigChange) else None
+
+    async def approve_join(self, node: str, timeout: float = 10.0) -> dict[str, Any]:
+        """This node's approval of ``node``'s pending join (see ``join_approval``);
+        returns the proposal as it now stands. NotFound if no join is pending."""
+        return (await self._vote(await self._join_proposal(node), "join", True,
+                                 timeout))["proposal"]
+
+    async def reject_join(self, node: str, reason: str = "",
+                          timeout: float = 10.0) -> dict[str, Any]:
+        """This node's rejection of ``node``'s pending join; the proposal as it now stands."""
+        return (await self._vote(await self._join_proposal(node), "join", False, timeout,
+                                 reason=reason))["proposal"]
+
+    async def _join_proposal(self, node: str) -> int:
+        def find(sm: Any) -> int | None:
+            proposal = sm.approvals.join_of(node)
+            return proposal.id if proposal is not None and proposal.status == "pending" \
+                else None
+
+        found = await self._consensus_call("query_state", find)
+        if found is None:
+            raise NotFound(f"no pending join of {node!r}")
+        return int(found)
+
+    async def _vote(self, proposal_id: int, kind: str, approve: bool, timeout: float,
+                    voter: str | None = None, reason: str = "") -> dict[str, Any]:
+        if not isinstance(proposal_id, int) or isinstance(proposal_id, bool):
+            raise NotFound(f"no pending proposal {str(proposal_id)[:80]}: proposal ids are "
+                           "the integers propose_config and join_cluster answered")
+        if voter not in (None, self.node_id):
+            raise ValidationFailed([("voter", f"this coordinator votes as {self.node_id}; "
+                                              f"cast {voter!r}'s vote on its own node")])
+        me = self.node_id
+
+        def prepare(sm: Any) -> tuple[str, dict[str, Any]]:
+            after = sm.approvals.after_vote(proposal_id, me, bool(approve))
+            if after.kind != kind:
+                raise ValidationFailed([("version", f"proposal {proposal_id} is a "
+                                                    f"{after.kind} proposal, not a {kind} one")])
+            record = None
+            if after.status == "approved" and kind == "config":
+                record = sm.config.prepare(after.subject).model_dump(mode="json")
+            return "approval", {"action": "vote", "id": proposal_id, "voter": me,
+                                "approve": bool(approve), "record": record}
+
+        result = await self._commit_approval(prepare, timeout)
+        proposal, change = result["proposal"], result["change"]
+        self.events.publish("proposal_voted", id=proposal_id, kind=kind, voter=me,
+                            approve=bool(approve), status=proposal["status"], reason=reason)
+        if proposal["status"] != "pending":
+            self.events.publish("config_decided" if kind == "config" else "join_decided",
+                                version=proposal_id, approved=proposal["status"] == "approved",
+                                committed_version=getattr(change, "version", None), voter=me,
+                                subject=proposal["subject"])
+        self._note_pending(proposal_id, pending=proposal["status"] == "pending")
+        return result
 
     async def pending_proposals(self) -> list[dict[str, Any]]:
-        return [dict(p) for _, p in sorted(self._pending.items())]
+        """The replicated pending proposals (config changes and joins), oldest
+        first: ``id``/``version``, ``kind``, ``subject``, ``electorate``,
+        ``needed``, ``approvals``, ``rejections``, ``status``."""
+        return await self._consensus_call(
+            "query_state", lambda sm: [p.to_dict() for p in sm.approvals.pending.values()])
+
+    async def get_proposal(self, proposal_id: int) -> dict[str, Any]:
+        """A pending or recently decided proposal; NotFound if it is neither."""
+        def find(sm: Any) -> dict[str, Any] | None:
+            proposal = sm.approvals.find(proposal_id)
+            return proposal.to_dict() if proposal is not None else None
+
+        found = await self._consensus_call("query_state", find)
+        if found is None:
+            raise NotFound(f"no proposal {proposal_id!r} (pending or recently decided)")
+        return found
+
+    def _note_pending(self, proposal_id: int, pending: bool) -> None:
+        """Update the pending ids this node saw (the health round refreshes them)."""
+        if pending:
+            self._pending.add(proposal_id)
+        else:
+            self._pending.discard(proposal_id)
+        self._reconcile()
 
     async def rollback_config(self, version: int, timeout: float = 10.0) -> int:
         """Restore kept version ``version`` as a new version (returned);
@@ -323,21 +395,40 @@ class ConfigCommands:
             raise result if isinstance(result, Exception) else ClusterError(
                 f"config change not committed after {CONFIG_ATTEMPTS} attempts: {result!r}")
 
-    async def _submit(self, prepare: Callable[[ConfigStore], ConfigVersion], seq: int,
-                      leader: str, handle: Any, deadline: float) -> tuple[int, Any]:
+    async def _commit_approval(self, prepare: Callable[[Any], Any], timeout: float
+                               ) -> dict[str, Any]:
+        """Commit the approval op ``prepare(state machine)`` builds on the leader
+        (its raise leaves nothing proposed and is re-raised here); prepared again
+        when a concurrent change made the committed one not fit."""
+        deadline = time.monotonic() + timeout
+        async with self._config_lock:
+            result: Any = None
+            for _ in range(CONFIG_ATTEMPTS):
+                leader, handle = await self._leader_handle(deadline, known=self.view.leader)
+                _, result = await self._submit(prepare, next(self._seq), leader, handle,
+                                               deadline, method="submit_internal")
+                if isinstance(result, dict):
+                    return result
+            raise result if isinstance(result, Exception) else ClusterError(
+                f"approval not committed after {CONFIG_ATTEMPTS} attempts: {result!r}")
+
+    async def _submit(self, prepare: Callable[[Any], Any], seq: int, leader: str,
+                      handle: Any, deadline: float, method: str = "submit_config"
+                      ) -> tuple[int, Any]:
         """``(version, result)`` of ``prepare`` committed by the leader as session
         command ``seq`` (the same on every retry, so it applies at most once),
-        following leader changes until ``deadline``."""
+        following leader changes until ``deadline``. ``method``: the leader's
+        ``submit_config`` or ``submit_internal`` (no version: 0)."""
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise CoordinationTimeout("the config change was not acknowledged in time; "
+                raise CoordinationTimeout("the change was not acknowledged in time; "
                                           "its outcome is unknown: check get_config")
             try:
-                version, result = await bounded(
-                    handle.submit_config.remote(prepare, self._client_id, seq, remaining),
+                answer = await bounded(
+                    getattr(handle, method).remote(prepare, self._client_id, seq, remaining),
                     remaining + 1.0)
-                return version, result
+                return answer if method == "submit_config" else (0, answer)
             except asyncio.TimeoutError:
                 continue
             except Exception as error:

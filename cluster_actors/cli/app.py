@@ -8,6 +8,7 @@
     cluster-actors config set KEY VALUE      # a new version (VALUE as JSON, else a string)
     cluster-actors config history | rollback VERSION
     cluster-actors kv get KEY | put KEY VALUE | del KEY | list [PREFIX]
+    cluster-actors kv watch PREFIX [--key] [--rev N] [--count N]   # changes as they happen
     cluster-actors member list | add NODE | remove NODE
     cluster-actors lock NAME [-- COMMAND ...]   # run COMMAND while holding the lock
     cluster-actors election leader NAME | observe NAME [--count N]
@@ -163,12 +164,35 @@ def _kv(args: argparse.Namespace) -> int:
         deleted = kv.delete(args.key)
         console.print(f"deleted {args.key}" if deleted else f"no key {args.key!r}")
         return 0 if deleted else 1
+    elif args.action == "watch":
+        return _watch(kv, args, console)
     else:
         table = Table("key", "value", "version", "mod revision")
         for record in kv.items(args.prefix):
             table.add_row(record.key, json.dumps(record.value, default=repr),
                           str(record.version), str(record.mod_revision))
         console.print(table)
+    return 0
+
+
+def _watch(kv: Any, args: argparse.Namespace, console: Console) -> int:
+    """etcdctl watch: one line per change, in revision order, across leader
+    changes; from revision ``--rev`` (a compacted one: exit 2), until
+    ``--count`` changes or Ctrl-C."""
+    seen = 0
+    with kv.watch(args.key, start_revision=args.rev, prefix=not args.exact) as watch:
+        try:
+            for event in watch:
+                style = "green" if event.type == "put" else "red"
+                value = "" if event.type == "delete" else json.dumps(event.value, default=repr)
+                console.print(f"[bold {style}]{event.type.upper():<6}[/] "
+                              f"[dim]rev {event.revision:>6}[/]  {event.key}  {value}",
+                              highlight=False, markup=True, soft_wrap=True)
+                seen += 1
+                if args.count and seen >= args.count:
+                    break
+        except KeyboardInterrupt:
+            pass
     return 0
 
 
@@ -361,6 +385,15 @@ def build_parser() -> argparse.ArgumentParser:
     kv_del.add_argument("key")
     kv_list = kv_actions.add_parser("list", help="the keys under a prefix, in key order")
     kv_list.add_argument("prefix", nargs="?", default="")
+    kv_watch = kv_actions.add_parser(
+        "watch", help="print the changes under a prefix as they happen (etcdctl watch)")
+    kv_watch.add_argument("key", help="the prefix to follow (with --key: one key)")
+    kv_watch.add_argument("--key", dest="exact", action="store_true",
+                          help="follow exactly this key, not a prefix")
+    kv_watch.add_argument("--rev", type=int, default=None,
+                          help="start at this revision (replays the history since)")
+    kv_watch.add_argument("--count", type=int, default=0,
+                          help="stop after this many changes (default: until Ctrl-C)")
     kv.set_defaults(run=_kv)
 
     member = commands.add_parser("member", help="list, add or remove members at run time")

@@ -111,8 +111,31 @@ class Coordinator(ComponentClient):
 
     def approve_config(self, version: int, approve: bool = True,
                        timeout: float | None = None) -> int | None:
+        """This node's vote on pending proposal ``version``: the committed
+        version when it completed the quorum, else None (pending or rejected)."""
         seconds = self._timeout if timeout is None else timeout
         return self.call("approve_config", version, approve, seconds, timeout=seconds + 5.0)
+
+    def pending_proposals(self) -> list[dict[str, Any]]:
+        """The replicated proposals awaiting the voters' approval (config changes
+        and joins): ``id``, ``kind``, ``subject``, ``electorate``, ``needed``,
+        ``approvals``, ``rejections``, ``status``."""
+        return list(self.call("pending_proposals"))
+
+    def get_proposal(self, proposal_id: int) -> dict[str, Any]:
+        """A pending or recently decided proposal; NotFound if it is neither."""
+        return dict(self.call("get_proposal", proposal_id))
+
+    def approve_join(self, node: str, timeout: float | None = None) -> dict[str, Any]:
+        """This node's approval of ``node``'s pending join; the proposal now."""
+        seconds = self._timeout if timeout is None else timeout
+        return dict(self.call("approve_join", node, seconds, timeout=seconds + 5.0))
+
+    def reject_join(self, node: str, reason: str = "",
+                    timeout: float | None = None) -> dict[str, Any]:
+        """This node's rejection of ``node``'s pending join; the proposal now."""
+        seconds = self._timeout if timeout is None else timeout
+        return dict(self.call("reject_join", node, reason, seconds, timeout=seconds + 5.0))
 
     def rollback_config(self, version: int, timeout: float | None = None) -> int:
         seconds = self._timeout if timeout is None else timeout

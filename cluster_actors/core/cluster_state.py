@@ -1,7 +1,8 @@
 """The state machine a cluster replicates: the key-value store (with leases,
-see :mod:`.leases`) plus the versioned cluster configuration, all changed only
-by committed log entries, so every node sees the same keys and leases and
-switches config (strategies included) at the same log index."""
+see :mod:`.leases`), the versioned cluster configuration and the proposals
+awaiting the voters' approval (:mod:`.approvals`), all changed only by
+committed log entries, so every node sees the same keys, leases and pending
+proposals and switches config (strategies included) at the same log index."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pickle
 from typing import Any, ClassVar
 
 from ..errors import ClusterError, ValidationFailed
+from .approvals import APPROVED, ApprovalTally, check_action
 from .config import ConfigChange, ConfigStore
 from .leases import LeasedKV
 
@@ -16,13 +18,19 @@ from .leases import LeasedKV
 def refuse_config_commands(commands: Any) -> None:
     """Raise :class:`ValidationFailed` if a client batch holds a ``("config", ...)``
     op: configuration enters the log only through the validated (and, with
-    ``require_approval``, approved) config path, never as a raw command."""
+    ``require_approval``, approved) config path, never as a raw command; nor
+    does an ``("approval", ...)`` op (votes are cast through a coordinator)."""
     for command in commands if isinstance(commands, (list, tuple)) else ():
         op = getattr(command, "op", None)
-        if isinstance(op, tuple) and op and isinstance(op[0], str) and op[0] == "config":
+        if isinstance(op, tuple) and op and isinstance(op[0], str) and \
+                op[0] in INTERNAL_OPS:
             raise ValidationFailed([("op", "configuration changes are not KV commands: "
                                      "use cluster.config (set/update), which validates "
                                      "and approves them; nothing was proposed")])
+
+
+#: Ops only the cluster's own components propose (never a client's batch).
+INTERNAL_OPS = ("config", "approval")
 
 
 class ClusterStateMachine(LeasedKV):
@@ -30,9 +38,24 @@ class ClusterStateMachine(LeasedKV):
     applies a :class:`~.config.ConfigVersion` record (as a dict) prepared by
     the leader; its result is the
     :class:`~.config.ConfigChange`, or the error if the record does not fit
-    (a concurrent change took its version), identically on every replica."""
+    (a concurrent change took its version), identically on every replica.
 
-    EXTRA_OPS: ClassVar[dict[str, int]] = {**LeasedKV.EXTRA_OPS, "config": 2}
+    ``("approval", action)`` changes the :class:`~.approvals.ApprovalTally`
+    (``approvals``); ``action`` is a mapping:
+
+    - ``{"action": "propose", "kind", "subject", "proposer", "electorate",
+      "quorum"}``: a config proposal's changes are validated against the
+      current config first; its id is the version it would get.
+    - ``{"action": "vote", "id", "voter", "approve", "record"}``: the vote
+      that approves a config proposal carries the leader's prepared
+      ``record``, applied in the same entry (if it no longer fits, the error
+      is the result and the vote is not counted, so it can be cast again).
+    - ``{"action": "withdraw", "id", "reason"}``.
+
+    Its result is ``{"proposal": ..., "change": ConfigChange | None}``, or the
+    ClusterError that refused it (nothing changed)."""
+
+    EXTRA_OPS: ClassVar[dict[str, int]] = {**LeasedKV.EXTRA_OPS, "config": 2, "approval": 2}
 
     def __init__(self, initial_config: dict[str, Any] | None = None,
                  max_sessions: int = 10_000,
@@ -48,8 +71,14 @@ class ClusterStateMachine(LeasedKV):
         self.config = ConfigStore(initial_config, known_strategies=known_strategies,
                                   min_election_timeout=min_election_timeout)
         self.config_changes: list[ConfigChange] = []
+        self.approvals = ApprovalTally()
 
     def execute_extra(self, op: tuple[Any, ...]) -> Any:
+        if op[0] == "approval":
+            try:
+                return self._approval(check_action(op[1]))
+            except ClusterError as error:
+                return error
         if op[0] != "config":
             return super().execute_extra(op)
         try:
@@ -60,13 +89,38 @@ class ClusterStateMachine(LeasedKV):
             self.config_changes.append(change)
         return change
 
+    def _approval(self, action: Any) -> dict[str, Any]:
+        tally, change = self.approvals, None
+        if action["action"] == "propose":
+            if action.get("kind") == "config":
+                self.config.prepare(action.get("subject"))  # invalid: nothing recorded
+            proposal = tally.propose(action.get("kind", ""), action.get("subject"),
+                                     action.get("proposer", ""), action.get("electorate"),
+                                     action.get("quorum"), first_id=self.config.version + 1)
+        elif action["action"] == "withdraw":
+            proposal = tally.withdraw(action.get("id"), action.get("reason", ""))
+        else:
+            after = tally.after_vote(action.get("id"), action.get("voter"),
+                                     bool(action.get("approve")))
+            if after.status == APPROVED and after.kind == "config":
+                record = action.get("record")
+                if record is None:
+                    raise ValidationFailed([("record", "the approving vote of a config "
+                                                       "proposal carries its prepared record")])
+                change = self.config.apply(record)
+                if change is not None:
+                    self.config_changes.append(change)
+            proposal = tally.vote(after.id, action["voter"], bool(action.get("approve")))
+        return {"proposal": proposal.to_dict(), "change": change}
+
     def take_config_changes(self) -> list[ConfigChange]:
         """Changes applied since the last call (for hot-reload announcements)."""
         changes, self.config_changes = self.config_changes, []
         return changes
 
     def snapshot(self) -> bytes:
-        return pickle.dumps((super().snapshot(), self.config), protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((super().snapshot(), self.config, self.approvals),
+                            protocol=pickle.HIGHEST_PROTOCOL)
 
     def snapshot_problem(self, blob: Any) -> str | None:
         """Why ``blob`` is not a snapshot :meth:`restore` can load, or None: a
@@ -99,7 +153,8 @@ class ClusterStateMachine(LeasedKV):
             self.history.limit = limit
             return
         before = self.config.config
-        kv_blob, self.config = pickle.loads(blob)
+        kv_blob, self.config, *rest = pickle.loads(blob)
+        self.approvals = rest[0] if rest else ApprovalTally()
         super().restore(kv_blob)
         change = self.config.change_from(before)  # announced like an applied entry
         if change is not None:

@@ -350,6 +350,12 @@ def test_kv_commands_put_get_list_and_delete_keys(
     assert deleted.returncode == 0 and "deleted jobs/a" in deleted.stdout, explain(deleted)
     gone = run_cli("kv", *where, "get", "jobs/a")
     assert gone.returncode == 1 and "no key 'jobs/a'" in gone.stderr, explain(gone)
+    revision = re.search(r"at revision (\d+)", put.stdout).group(1)
+    watched = run_cli("kv", *where, "watch", "jobs/", "--rev", revision, "--count", "2")
+    assert watched.returncode == 0, explain(watched)
+    assert re.search(rf"PUT\s+rev\s+{revision}\s+jobs/a\s+{{\"n\": 1}}", watched.stdout), \
+        explain(watched)
+    assert re.search(r"DELETE\s+rev\s+\d+\s+jobs/a", watched.stdout), explain(watched)
 
 
 def test_lock_runs_a_command_holding_the_lock_with_its_fencing_token(

@@ -317,14 +317,16 @@ def test_approval_puts_the_node_in_voting_until_decided(coords: dict[str, Coordi
     assert pending == start + 1
     assert coord.lifecycle_state() == "voting"
     assert coord.get_config()["version"] == start  # nothing committed yet
-    assert coord.approve_config(pending, True) == start + 1
+    assert coord.approve_config(pending, True) is None  # 1 of the 2 approvals needed
+    assert coords["n2"].approve_config(pending, True) == start + 1
     wait_until(lambda: coord.get_config()["metadata"].get("owner") == "ops",
              "the approved change applied on this node")
-    assert coord.lifecycle_state() == "stable"
+    wait_until(lambda: coord.lifecycle_state() == "stable", "n1 back to stable")
     rejected = coord.propose_config({"metadata.owner": "nobody"}, require_approval=True)
     assert coord.lifecycle_state() == "voting"
     assert coord.approve_config(rejected, False) is None
-    assert coord.lifecycle_state() == "stable"
+    assert coords["n3"].approve_config(rejected, False) is None  # approval out of reach
+    wait_until(lambda: coord.lifecycle_state() == "stable", "n1 back to stable")
     assert coord.get_config()["metadata"]["owner"] == "ops"
     assert coord.get_config()["version"] == start + 1
     steps = [(t.source, t.event, t.target) for t in coord.lifecycle_history(4)]
@@ -466,11 +468,14 @@ def test_a_consensus_vote_decides_a_pending_proposal(coords: dict[str, Coordinat
     start = coord.get_config()["version"]
     pending = coord.propose_config({"metadata.voted": True}, require_approval=True)
     assert coord.lifecycle_state() == "voting"
-    assert cluster.node("n2").consensus.vote(pending, True, "ops") == start + 1
-    assert coord.lifecycle_state() == "stable"
+    with pytest.raises(ValidationFailed):  # a vote is cast on the voter's own node
+        cluster.node("n2").consensus.vote(pending, True, "n3")
+    assert cluster.node("n2").consensus.vote(pending, True, "n2") is None
+    assert cluster.node("n3").consensus.vote(pending, True, "n3") == start + 1
+    wait_until(lambda: coord.lifecycle_state() == "stable", "n2 back to stable")
     wait_until(lambda: coord.get_config()["metadata"].get("voted") is True, "the voted change")
     with pytest.raises(NotFound):
-        cluster.node("n2").consensus.vote(pending, True, "ops")
+        cluster.node("n2").consensus.vote(pending, True, "n2")
 
 
 def test_an_impossible_quorum_is_refused_before_any_actor_starts() -> None:

@@ -195,3 +195,18 @@ def test_custom_strategy_notebook_loads_a_strategy_and_watches_it_decide(
     assert decisions(healed) == {"n1": "SERVE", "n2": "SERVE", "n3": "SERVE"}
     assert "partition healed" in healed
     assert "cluster stopped" in text_of(nb, "shutdown")
+
+
+def test_membership_notebook_grows_the_cluster_watches_a_leader_kill_and_keeps_a_singleton(
+        kernel: str, tmp_path: Path) -> None:
+    nb = execute("04_membership.ipynb", kernel, CLUSTER_ACTORS_FIGURES=str(tmp_path))
+    assert assigned(text_of(nb, "grow"), "voters") == ["n1", "n2", "n3", "n4", "n5"]
+    watched = text_of(nb, "watch")
+    assert assigned(watched, "events") == 40
+    assert "in order, none repeated: True" in watched and "none lost: True" in watched
+    singleton = text_of(nb, "singleton")
+    assert "after the leader kill the same instance answers: True" in singleton
+    assert "a new instance answers: True (count 1)" in singleton
+    data = (tmp_path / "membership_timeline.png").read_bytes()
+    assert data[:8] == PNG_MAGIC and len(data) > 10_000
+    assert "cluster stopped" in text_of(nb, "shutdown")
