@@ -74,18 +74,21 @@ class MetricHistory:
                tags: Mapping[str, Any] | None = None) -> None:
         """Append ``(t, value)`` to the series ``name`` with ``tags``.
 
-        Raises :class:`ValidationFailed` for an empty name or a value that is
-        not a real number.
+        Raises :class:`ValidationFailed` for an empty name, a value that is
+        not a real number (huge integers included) or tags that are not a mapping.
         """
         if not isinstance(name, str) or not name:
-            raise ValidationFailed([("name", f"must be a non-empty string, got {name!r}")])
+            raise ValidationFailed([("name", f"must be a non-empty string, got {name!r:.80}")])
         try:
             number = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             number = math.nan
         if math.isnan(number):
-            raise ValidationFailed([("value", f"metric {name!r} needs a real number, "
-                                              f"got {value!r}")])
+            raise ValidationFailed([("value", f"metric {name!r:.80} needs a real number, "
+                                              f"got {value!r:.80}")])
+        if tags is not None and not isinstance(tags, Mapping):
+            raise ValidationFailed([("tags", f"must be a mapping of tag to value, "
+                                             f"got {type(tags).__name__}")])
         key = _tag_key(tags)
         by_tags = self._series.setdefault(name, {})
         ring = by_tags.get(key)
