@@ -185,6 +185,12 @@ class ConfigCommands:
                          options: dict[str, Any] | None = None) -> int:
         """``propose_config({key: value}, **options)``: the version it got.
         ``options``: ``require_approval`` (bool), ``timeout`` (s)."""
+        if not isinstance(key, str):
+            raise ValidationFailed([("key", f"a config key is a field name or "
+                                            f"'metadata.<path>' string, got {type(key).__name__}")])
+        if options is not None and not isinstance(options, dict):
+            raise ValidationFailed([("options", "a dict with require_approval and/or timeout, "
+                                                f"got {type(options).__name__}")])
         options = dict(options or {})
         unknown = sorted(set(options) - {"require_approval", "timeout"})
         if unknown:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..core.limits import check_timeout
 from .components import DEFAULT_TIMEOUT, ComponentClient, Event, Subscription
 
 #: The event a committed configuration change publishes on every node.
@@ -46,7 +47,7 @@ class ConfigClient(ComponentClient):
         """Change one key through consensus; the new version. ``options``:
         ``require_approval`` (wait for ``approve_config`` on this node), ``timeout``."""
         seconds = self._seconds((options or {}).get("timeout"))
-        return int(self.call("set_config", key, value, options, timeout=seconds + 5.0))
+        return int(self.call("set_config", key, value, options, timeout=check_timeout(seconds) + 5.0))
 
     def validate_config(self, config: dict[str, Any]) -> list[str]:
         """Warnings of ``config`` (whole, with ``version``, or the keys to change);
@@ -59,7 +60,7 @@ class ConfigClient(ComponentClient):
     def rollback(self, version: int, timeout: float | None = None) -> int:
         """Restore kept ``version``'s content as a new version (returned)."""
         seconds = self._seconds(timeout)
-        return int(self.call("rollback", version, seconds, timeout=seconds + 5.0))
+        return int(self.call("rollback", version, seconds, timeout=check_timeout(seconds) + 5.0))
 
     def export_config(self) -> str:
         return str(self.call("export_config"))
@@ -67,7 +68,7 @@ class ConfigClient(ComponentClient):
     def import_config(self, text: str, timeout: float | None = None) -> int:
         """Replicate a config exported as JSON as the next version (returned)."""
         seconds = self._seconds(timeout)
-        return int(self.call("import_config", text, seconds, timeout=seconds + 5.0))
+        return int(self.call("import_config", text, seconds, timeout=check_timeout(seconds) + 5.0))
 
     def get_history(self) -> list[dict[str, Any]]:
         """Kept versions, oldest first: ``version``, ``kind``, ``config``,

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..core.limits import check_timeout
 from .components import DEFAULT_TIMEOUT, ComponentClient, Event, Subscription
 
 
@@ -107,14 +108,14 @@ class Coordinator(ComponentClient):
         """Validate and replicate ``new_config`` (the keys to change); its version."""
         seconds = self._timeout if timeout is None else timeout
         return int(self.call("propose_config", new_config, require_approval, seconds,
-                             timeout=seconds + 5.0))
+                             timeout=check_timeout(seconds) + 5.0))
 
     def approve_config(self, version: int, approve: bool = True,
                        timeout: float | None = None) -> int | None:
         """This node's vote on pending proposal ``version``: the committed
         version when it completed the quorum, else None (pending or rejected)."""
         seconds = self._timeout if timeout is None else timeout
-        return self.call("approve_config", version, approve, seconds, timeout=seconds + 5.0)
+        return self.call("approve_config", version, approve, seconds, timeout=check_timeout(seconds) + 5.0)
 
     def pending_proposals(self) -> list[dict[str, Any]]:
         """The replicated proposals awaiting the voters' approval (config changes
@@ -129,29 +130,29 @@ class Coordinator(ComponentClient):
     def approve_join(self, node: str, timeout: float | None = None) -> dict[str, Any]:
         """This node's approval of ``node``'s pending join; the proposal now."""
         seconds = self._timeout if timeout is None else timeout
-        return dict(self.call("approve_join", node, seconds, timeout=seconds + 5.0))
+        return dict(self.call("approve_join", node, seconds, timeout=check_timeout(seconds) + 5.0))
 
     def reject_join(self, node: str, reason: str = "",
                     timeout: float | None = None) -> dict[str, Any]:
         """This node's rejection of ``node``'s pending join; the proposal now."""
         seconds = self._timeout if timeout is None else timeout
-        return dict(self.call("reject_join", node, reason, seconds, timeout=seconds + 5.0))
+        return dict(self.call("reject_join", node, reason, seconds, timeout=check_timeout(seconds) + 5.0))
 
     def rollback_config(self, version: int, timeout: float | None = None) -> int:
         seconds = self._timeout if timeout is None else timeout
-        return int(self.call("rollback_config", version, seconds, timeout=seconds + 5.0))
+        return int(self.call("rollback_config", version, seconds, timeout=check_timeout(seconds) + 5.0))
 
     def join_cluster(self, seed_nodes: list[str], timeout: float = 30.0) -> dict[str, Any]:
         """Join the cluster of ``seed_nodes`` (a no-op for a member)."""
-        return self.call("join_cluster", list(seed_nodes), timeout, timeout=timeout + 5.0)
+        return self.call("join_cluster", list(seed_nodes), timeout, timeout=check_timeout(timeout) + 5.0)
 
     def leave_cluster(self, reason: str = "", timeout: float = 30.0) -> None:
         """Leave the cluster: the node ends in lifecycle ``shutdown``."""
-        self.call("leave_cluster", reason, timeout, timeout=timeout + 5.0)
+        self.call("leave_cluster", reason, timeout, timeout=check_timeout(timeout) + 5.0)
 
     def become_leader(self, timeout: float = 5.0) -> None:
         """Force an election here and wait until this node leads."""
-        self.call("become_leader", timeout, timeout=timeout + 5.0)
+        self.call("become_leader", timeout, timeout=check_timeout(timeout) + 5.0)
 
     def request_leadership(self, target: str) -> str:
         """Ask the failover strategy to move leadership to ``target`` (the one

@@ -30,6 +30,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.data_ops import check_data_op
+from ..core.limits import check_timeout
 from ..errors import SyncFailed, ValidationFailed
 from .components import DEFAULT_TIMEOUT, ComponentClient
 
@@ -138,7 +139,7 @@ class DataStore:
         if not wait:
             return {"id": sync_id, "outcome": "in_progress"}
         record: dict[str, Any] = self._sync.call("wait_sync", sync_id, timeout,
-                                                 timeout=timeout + 5.0)
+                                                 timeout=check_timeout(timeout) + 5.0)
         if record["outcome"] not in ("completed", "nothing_to_do"):  # the latter: no peers
             error = SyncFailed(
                 f"sync {sync_id} of {self.node_id} is {record['outcome']} after {timeout} s: "

@@ -145,7 +145,7 @@ def _violations(prefix: str, allowed: tuple[str, ...] | None = None,
 def test_the_import_walker_sees_lazy_and_type_only_imports() -> None:
     # cluster.py imports the election lazily, inside Cluster.election()
     assert "cluster_actors.recipes.election" in GRAPH["cluster_actors.cluster"]
-    assert "cluster_actors.core.raft" in GRAPH["cluster_actors.actors.consensus"]
+    assert "cluster_actors.core.raft" in GRAPH["cluster_actors.actors.consensus_core"]
     tree = ast.parse("if TYPE_CHECKING:\n    import a\nif __name__ == '__main__':\n"
                      "    import b\ndef f():\n    import c\n")
     seen = {alias.name for node in _walk(tree) if isinstance(node, ast.Import)

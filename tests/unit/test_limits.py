@@ -314,8 +314,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         return True
 
     patch = pytest.MonkeyPatch()
-    patch.setattr("cluster_actors.actors.consensus.start_info", start_info)
-    patch.setattr("cluster_actors.actors.consensus.claim_founding", claim_founding)
+    patch.setattr("cluster_actors.actors.consensus_core.start_info", start_info)
+    patch.setattr("cluster_actors.actors.consensus_core.claim_founding", claim_founding)
     n = Node(str(tmp_path_factory.mktemp("limits")))
     yield n
     n.close()

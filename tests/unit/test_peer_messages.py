@@ -324,7 +324,7 @@ def test_a_node_the_registry_lists_is_heard_though_no_configuration_here_names_i
 def test_a_stranger_prompts_at_most_one_registry_lookup_per_interval() -> None:
     import asyncio
 
-    from cluster_actors.actors import consensus
+    from cluster_actors.actors import consensus_core as consensus
 
     asked: list[str] = []
 
