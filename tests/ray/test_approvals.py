@@ -15,7 +15,7 @@ from ray.exceptions import RayActorError
 from cluster_actors import Cluster
 from cluster_actors.client.coordinator import Coordinator
 from cluster_actors.errors import ClusterError, NotFound, ValidationFailed
-from tests.ray.waiting import wait_until
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 

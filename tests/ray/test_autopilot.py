@@ -10,7 +10,7 @@ import pytest
 import ray
 
 from cluster_actors import Cluster
-from tests.ray.waiting import wait_until
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 
