@@ -86,8 +86,8 @@ def idle_leader_kills(cluster: Cluster, kills: int, settle_s: float = 0.5) -> di
             time.sleep(0.02)
             old = cluster.wait_for_leader()
         time.sleep(settle_s)
-        handle = cluster._consensus_handle(old)
-        cluster._forget_handle(old)
+        handle = cluster.session.handle(old)
+        cluster.session.forget(old)
         killed_at = time.monotonic()
         ray.kill(handle, no_restart=True)
         while cluster.leader() in (None, old):

@@ -24,7 +24,7 @@ def cluster(ray_local: None) -> Iterator[Cluster]:
 
 
 def configuration(cluster: Cluster) -> tuple[list[str], list[str]]:
-    status = ray.get(cluster._consensus_handle(cluster.wait_for_leader()).status.remote())
+    status = ray.get(cluster.session.handle(cluster.wait_for_leader()).status.remote())
     return status["voters"], status["learners"]
 
 

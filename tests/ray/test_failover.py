@@ -46,14 +46,14 @@ def test_a_killed_leader_is_replaced_before_any_election_timeout_and_named_by_le
         slow_timeout_cluster: Cluster) -> None:
     cluster = slow_timeout_cluster
     for _ in range(2):  # the second kill is of a leader elected by a failover
-        old = cluster.leader_watch.wait_for_leader(HANG_GUARD)
+        old = cluster.session.watch.wait_for_leader(HANG_GUARD)
         assert old is not None
         # every follower has heard from the leader: its lease would refuse votes
         wait_until(lambda old=old: _followed_by_all(cluster, old))
-        handle = cluster._consensus_handle(old)
-        cluster._forget_handle(old)
+        handle = cluster.session.handle(old)
+        cluster.session.forget(old)
         ray.kill(handle, no_restart=True)
-        new = cluster.leader_watch.wait_for_leader(WITHOUT_TIMEOUT, other_than=old)
+        new = cluster.session.watch.wait_for_leader(WITHOUT_TIMEOUT, other_than=old)
         assert new is not None, (f"no new leader within {WITHOUT_TIMEOUT} s of killing {old}: "
                                  f"the survivors waited for their election timeout")
         assert cluster.leader() == new
