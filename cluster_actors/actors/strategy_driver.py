@@ -107,6 +107,8 @@ class StrategyDriver:
         self.awaiting_operator = False
         self.last: Actions | None = None
         self.operator_target: str | None = None
+        #: every node seen reachable since this driver started
+        self.heard: set[str] = set()
 
     def switch(self, kind: str, name: str, options: Mapping[str, Any] | None = None) -> None:
         """Use another strategy of ``kind`` from the next round on (raises
@@ -174,7 +176,11 @@ class StrategyDriver:
     def _partition(self, obs: Observation) -> PartitionDecision:
         members = tuple(obs.voters) if self.node_id in obs.voters else (*obs.voters,
                                                                         self.node_id)
-        here = frozenset((obs.reachable & set(members)) | {self.node_id})
+        self.heard |= obs.reachable
+        # A member this node has never heard from is still starting (or was
+        # never reached), not cut off: it counts on this side until first heard.
+        never_heard = set(members) - self.heard
+        here = frozenset((obs.reachable & set(members)) | never_heard | {self.node_id})
         away = frozenset(set(members) - here)
         sides = (here, away) if away else (here,)
         healed = self.split is not None and not away

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from cluster_actors.actors.strategy_driver import Observation, StrategyDriver
@@ -17,14 +19,31 @@ def observe(now: float, leader: str | None = "n1", reachable: set[str] | None = 
                        **fields)  # type: ignore[arg-type]
 
 
+def running(*args: Any, **kwargs: Any) -> StrategyDriver:
+    """A driver on a node that has heard from every node once (past start-up)."""
+    driver = StrategyDriver(*args, **kwargs)
+    driver.heard |= set(NODES)
+    return driver
+
+
+def test_a_member_never_heard_from_is_starting_not_partitioned_away() -> None:
+    starting = StrategyDriver("n1", "automatic", "majority_side", now=0.0,
+                              partition_options={"stable_after": 0.0})
+    early = starting.step(observe(10.0, reachable={"n1"}))  # the others still start
+    assert early.partitioned is None and starting.data_mode == "serve"
+    starting.step(observe(11.0))  # every node heard once
+    cut = starting.step(observe(20.0, reachable={"n1"}))
+    assert cut.partitioned == ["n2", "n3", "n4", "n5"] and starting.data_mode == "down"
+
+
 def test_weighted_biases_the_heaviest_node_and_moves_leadership_off_a_draining_leader() -> None:
     weights = {"n1": 1.0, "n2": 1.0, "n3": 5.0, "n4": 1.0, "n5": 1.0}
     meta = {n: {"weight": w} for n, w in weights.items()}
-    heavy = StrategyDriver("n3", "weighted", "majority_side", now=0.0)
+    heavy = running("n3", "weighted", "majority_side", now=0.0)
     assert heavy.step(observe(1.0, metadata=meta)).election_bias == pytest.approx(0.5)
-    light = StrategyDriver("n2", "weighted", "majority_side", now=0.0)
+    light = running("n2", "weighted", "majority_side", now=0.0)
     assert light.step(observe(1.0, metadata=meta)).election_bias is None  # stays 1.0
-    leader = StrategyDriver("n1", "weighted", "majority_side", now=0.0)
+    leader = running("n1", "weighted", "majority_side", now=0.0)
     assert leader.step(observe(1.0, metadata=meta)).transfer_to is None  # healthy: stays
     actions = leader.step(observe(2.0, metadata=meta, draining={"n1"}))
     assert actions.transfer_to == "n3"
@@ -34,12 +53,12 @@ def test_weighted_biases_the_heaviest_node_and_moves_leadership_off_a_draining_l
 
 
 def test_only_the_leader_transfers() -> None:
-    follower = StrategyDriver("n2", "automatic", "majority_side", now=0.0)
+    follower = running("n2", "automatic", "majority_side", now=0.0)
     assert follower.step(observe(1.0, draining={"n1"})).transfer_to is None
 
 
 def test_manual_failover_moves_leadership_only_when_an_operator_asks() -> None:
-    leader = StrategyDriver("n1", "manual", "majority_side", now=0.0)
+    leader = running("n1", "manual", "majority_side", now=0.0)
     assert leader.step(observe(1.0, draining={"n1"})).transfer_to is None
     leader.request_leader("n4")
     assert leader.step(observe(2.0)).transfer_to == "n4"
@@ -47,7 +66,7 @@ def test_manual_failover_moves_leadership_only_when_an_operator_asks() -> None:
 
 
 def test_an_impossible_operator_request_is_dropped() -> None:
-    leader = StrategyDriver("n1", "manual", "majority_side", now=0.0)
+    leader = running("n1", "manual", "majority_side", now=0.0)
     leader.request_leader("n4")
     actions = leader.step(observe(1.0, reachable=set(NODES) - {"n4"}))
     assert actions.transfer_to is None and actions.failover is None
@@ -57,18 +76,18 @@ def test_an_impossible_operator_request_is_dropped() -> None:
 def test_geo_preferred_biases_and_keeps_leadership_in_the_preferred_region() -> None:
     meta = {"n1": {"region": "us"}, "n2": {"region": "eu"}, "n3": {"region": "eu"},
             "n4": {"region": "us"}, "n5": {"region": "us"}}
-    leader = StrategyDriver("n1", "geo_preferred", "majority_side", now=0.0,
+    leader = running("n1", "geo_preferred", "majority_side", now=0.0,
                             failover_options={"preferred_region": "eu"})
     actions = leader.step(observe(1.0, metadata=meta))
     assert actions.transfer_to == "n2"
     assert actions.failover is not None and actions.failover.ranking[:2] == ("n2", "n3")
-    eu = StrategyDriver("n3", "geo_preferred", "majority_side", now=0.0,
+    eu = running("n3", "geo_preferred", "majority_side", now=0.0,
                         failover_options={"preferred_region": "eu"})
     assert eu.step(observe(1.0, metadata=meta)).election_bias == pytest.approx(0.5)
 
 
 def test_majority_side_downs_the_minority_after_the_stable_window_and_resumes_on_heal() -> None:
-    minority = StrategyDriver("n1", "automatic", "majority_side", now=0.0,
+    minority = running("n1", "automatic", "majority_side", now=0.0,
                               partition_options={"stable_after": 2.0})
     cut = {"n1", "n2"}
     first = minority.step(observe(10.0, reachable=cut))
@@ -80,7 +99,7 @@ def test_majority_side_downs_the_minority_after_the_stable_window_and_resumes_on
     assert healing.healed is None and minority.data_mode == "down"  # not stable yet
     healed = minority.step(observe(16.5))
     assert healed.healed == "majority_side" and healed.data_mode == "serve"
-    majority = StrategyDriver("n3", "automatic", "majority_side", now=0.0,
+    majority = running("n3", "automatic", "majority_side", now=0.0,
                               partition_options={"stable_after": 2.0})
     majority.step(observe(10.0, reachable={"n3", "n4", "n5"}))
     kept = majority.step(observe(12.5, reachable={"n3", "n4", "n5"}))
@@ -88,18 +107,18 @@ def test_majority_side_downs_the_minority_after_the_stable_window_and_resumes_on
 
 
 def test_leader_side_keeps_a_minority_holding_the_leader_read_only() -> None:
-    side = StrategyDriver("n1", "automatic", "leader_side", now=0.0,
+    side = running("n1", "automatic", "leader_side", now=0.0,
                           partition_options={"stable_after": 0.0})
     actions = side.step(observe(1.0, leader="n1", reachable={"n1", "n2"}))
     assert actions.data_mode == "read_only"
-    other = StrategyDriver("n3", "automatic", "leader_side", now=0.0,
+    other = running("n3", "automatic", "leader_side", now=0.0,
                            partition_options={"stable_after": 0.0})
     assert other.step(observe(1.0, leader="n1", reachable={"n3", "n4", "n5"})
                       ).data_mode == "down"
 
 
 def test_manual_partition_waits_for_the_operator_even_after_the_heal() -> None:
-    node = StrategyDriver("n1", "automatic", "manual", now=0.0,
+    node = running("n1", "automatic", "manual", now=0.0,
                           partition_options={"stable_after": 0.0})
     split = node.step(observe(1.0, reachable={"n1", "n2"}))
     assert split.partitioned == ["n3", "n4", "n5"] and split.data_mode is None
@@ -109,7 +128,7 @@ def test_manual_partition_waits_for_the_operator_even_after_the_heal() -> None:
 
 
 def test_auto_merge_keeps_every_side_serving_and_merges_on_heal() -> None:
-    node = StrategyDriver("n1", "automatic", "auto_merge", now=0.0,
+    node = running("n1", "automatic", "auto_merge", now=0.0,
                           partition_options={"stable_after": 0.0})
     split = node.step(observe(1.0, reachable={"n1", "n2"}))
     assert split.partitioned == ["n3", "n4", "n5"] and node.data_mode == "serve"
@@ -119,7 +138,7 @@ def test_auto_merge_keeps_every_side_serving_and_merges_on_heal() -> None:
 def test_an_unknown_strategy_raises_and_switch_keeps_the_current_one() -> None:
     with pytest.raises(UnknownStrategy, match="majority_side"):
         StrategyDriver("n1", "automatic", "no_such_side", now=0.0)
-    node = StrategyDriver("n1", "automatic", "majority_side", now=0.0)
+    node = running("n1", "automatic", "majority_side", now=0.0)
     with pytest.raises(UnknownStrategy, match="weighted"):
         node.switch("failover", "nope")
     assert node.failover.strategy_name == "automatic"
