@@ -198,8 +198,9 @@ def test_custom_strategy_notebook_loads_a_strategy_and_watches_it_decide(
 
 
 def test_membership_notebook_grows_the_cluster_watches_a_leader_kill_and_keeps_a_singleton(
-        kernel: str, tmp_path: Path) -> None:
-    nb = execute("04_membership.ipynb", kernel, CLUSTER_ACTORS_FIGURES=str(tmp_path))
+        kernel: str, ray_address: str, tmp_path: Path) -> None:
+    nb = execute("04_membership.ipynb", kernel, ray_address,
+                 CLUSTER_ACTORS_FIGURES=str(tmp_path))
     assert assigned(text_of(nb, "grow"), "voters") == ["n1", "n2", "n3", "n4", "n5"]
     watched = text_of(nb, "watch")
     assert assigned(watched, "events") == 40
