@@ -1,28 +1,8 @@
-"""The consensus component: a thin Ray shell around the pure Raft core.
-
-It owns one :class:`~cluster_actors.core.raft.RaftNode`, drives ``tick()``
-from a timer, feeds it the message batches peers send, and carries out each
-``Ready`` in the contract's order (``Ready.carry_out``, the code the simulator
-runs too): send what may leave early, persist to SQLite, send the rest (one
-Ray call per peer), then apply to the replicated state machine and answer
-clients.
-
-**Fail-stop.** If a persist raises (a full disk, an I/O error, a value the
-storage cannot encode), if the state machine refuses an entry (a gap), or if
-the tick loop dies, the node stops at once: nothing of that Ready that was
-not persisted is sent, applied or acknowledged, waiting clients get
-:class:`~cluster_actors.errors.NotLeader`, and the actor crashes
-(:meth:`SupervisedActor.crash`) so its supervisor restarts it from its disk,
-as etcd panics on a WAL write error. The Raft core must never run on
-believing something is durable that is not.
-
-Client commands arrive in batches (:meth:`ConsensusActor.submit`); commands
-and messages that arrive in the same event-loop turn are handled by one
-``Ready``, so a burst of proposals becomes one append per follower. When the
-transport sees the leader's actor die, the follower forgets the leader's
-lease and campaigns after a short randomized delay: failover takes
-milliseconds plus one pre-vote and one vote round trip, not an election
-timeout.
+"""The consensus component as a supervised Ray actor: a thin shell that hands
+every call to its :class:`~.consensus_core.ConsensusCore` (the Ready loop,
+peer messages, fail-stop; client commands in :mod:`.consensus_commands`) and
+offers the seed's Consensus Module API. A ``per_node`` host runs the same
+core inside its one actor.
 
 Writes on a follower raise :class:`~cluster_actors.errors.NotLeader` naming
 the leader; the client library redirects (it does not forward).
