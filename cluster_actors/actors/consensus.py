@@ -18,10 +18,10 @@ import ray
 
 from ..core.kv import Command, InvalidCommand, shown
 from ..errors import ClusterError, ValidationFailed
+from ..runtime.calls import task_cause
 from ..runtime.hosting import find_component
 from ..runtime.supervisor import SupervisedActor
 from .consensus_core import ConsensusCore
-from .monitor import task_cause
 
 
 @ray.remote(num_cpus=0, max_restarts=0)

@@ -64,6 +64,7 @@ from ..core.raft_types import (
 )
 from ..errors import CoordinationTimeout, NotLeader
 from ..options import ClusterOptions
+from ..runtime.calls import task_cause
 from ..runtime.events import EventStream
 from ..runtime.failstop import CrashHandler, run_forever
 from ..runtime.leases import LeaseManager
@@ -87,7 +88,6 @@ from .consensus_start import (
     registered_nodes,
     start_info,
 )
-from .monitor import task_cause
 
 logger = logging.getLogger(__name__)
 
@@ -659,14 +659,23 @@ class ConsensusCore(ClientCommands):
     async def change_membership(self, changes: list[tuple[str, str]],
                                 timeout: float = 10.0) -> dict[str, Any]:
         """Apply membership changes (``("add_voter"|"add_learner"|"remove", node)``)
-        through joint consensus; returns the new configuration once applied."""
+        through joint consensus; returns the new configuration once applied.
+        A change still in progress (or a new leader's log not yet applied) is
+        waited for, up to ``timeout``, rather than refused."""
         change = ConfChange(tuple((ConfChangeType(kind), node) for kind, node in changes))
         self.require_started()
-        if self.raft.role is not Role.LEADER:
-            raise NotLeader(self.node_id, self.raft.lead)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.raft.role is not Role.LEADER:
+                raise NotLeader(self.node_id, self.raft.lead)
+            if not self.raft.conf_change_in_progress:
+                break
+            if time.monotonic() > deadline:
+                raise CoordinationTimeout(f"membership change {changes}: the previous change "
+                                          f"was not applied within {timeout} s")
+            await asyncio.sleep(self.options.tick_ms / 1000)
         index = self.raft.propose_conf_change(change)
         self._schedule_process()
-        deadline = time.monotonic() + timeout
         while self.raft.applied < index or self.raft.conf.joint:
             if time.monotonic() > deadline:
                 raise CoordinationTimeout(f"membership change {changes} not applied within "

@@ -28,9 +28,9 @@ from typing import Any
 import ray
 
 from ..core.bootstrap import PeerReport
+from ..runtime.calls import bounded, task_cause
 from ..runtime.hosting import find_component
 from ..runtime.naming import namespace, registry_name
-from .monitor import bounded, task_cause
 
 logger = logging.getLogger(__name__)
 

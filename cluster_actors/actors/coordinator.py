@@ -68,6 +68,7 @@ from ..core.lifecycle import Lifecycle, LifecycleEvent, LifecycleState
 from ..core.limits import check_seq
 from ..core.monitoring import health_summary
 from ..errors import ClusterError, CoordinationTimeout, NoQuorum, ValidationFailed
+from ..runtime.calls import bounded, task_cause
 from ..runtime.naming import namespace, root_supervisor_name
 from ..telemetry.tracing import (
     configure_tracing_from_env,
@@ -80,7 +81,6 @@ from .coordinator_config import ConfigCommands
 from .coordinator_membership import MembershipCommands
 from .coordinator_observe import FOLLOWED, NodeView, Observer, installed
 from .coordinator_strategies import StrategyRunner
-from .monitor import bounded, task_cause
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..core.autopilot import Observation, down_durations, plan
-from .monitor import task_cause
+from ..runtime.calls import task_cause
 
 logger = logging.getLogger(__name__)
 

@@ -40,9 +40,9 @@ from ray.exceptions import RayActorError
 
 from ..core.config import ConfigChange, ConfigStore, ConfigVersion
 from ..core.quorum import majority
-from ..errors import ClusterError, CoordinationTimeout, NotLeader, ValidationFailed
+from ..errors import ClusterError, CoordinationTimeout, NotFound, NotLeader, ValidationFailed
+from ..runtime.calls import bounded, task_cause
 from ..telemetry.tracing import config_change_span
-from .monitor import NotFound, bounded, task_cause
 
 logger = logging.getLogger(__name__)
 

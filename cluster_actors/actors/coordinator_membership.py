@@ -13,10 +13,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..core.lifecycle import LifecycleEvent
-from ..errors import CoordinationTimeout, NoQuorum, ValidationFailed
+from ..errors import CoordinationTimeout, NoQuorum, NotFound, ValidationFailed
+from ..runtime.calls import bounded, task_cause
 from ..runtime.hosting import find_component
 from .coordinator_observe import PING_TIMEOUT, NodeView
-from .monitor import NotFound, bounded, task_cause
 
 logger = logging.getLogger(__name__)
 

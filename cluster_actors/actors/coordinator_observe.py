@@ -21,10 +21,11 @@ from ray.exceptions import RayActorError
 from ..core.lifecycle import LifecycleContext, LifecycleEvent
 from ..core.membership import quorum_size
 from ..errors import ClusterError
+from ..runtime.calls import bounded, task_cause
 from ..runtime.hosting import find_component, hosted_by
 from ..runtime.naming import namespace, node_supervisor_name, root_supervisor_name
 from .coordinator_config import HOT_KEYS
-from .monitor import bounded, phi_from_heartbeat, task_cause
+from .monitor import phi_from_heartbeat
 
 logger = logging.getLogger(__name__)
 

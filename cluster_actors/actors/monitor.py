@@ -32,7 +32,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import ray
@@ -41,6 +41,7 @@ from ray.exceptions import RayActorError
 from ..core.limits import check_seq
 from ..core.monitoring import MonitorCore, NodeObservation
 from ..errors import ClusterError, CoordinationTimeout, NotFound, ValidationFailed
+from ..runtime.calls import bounded, task_cause
 from ..runtime.events import EventCursor, subscriber_key
 from ..runtime.hosting import find_component
 from ..runtime.naming import namespace, node_supervisor_name
@@ -49,25 +50,6 @@ from ..telemetry.tracing import configure_tracing_from_env
 from .base import ComponentActor
 
 logger = logging.getLogger(__name__)
-
-#: Seconds a sibling gets to answer one gathering call (a hung one is skipped).
-CALL_TIMEOUT = 2.0
-
-
-async def bounded(awaitable: Awaitable[Any], timeout: float = CALL_TIMEOUT) -> Any:
-    """Await ``awaitable`` (an ObjectRef or coroutine) for at most ``timeout`` s."""
-
-    async def run() -> Any:
-        return await awaitable
-
-    return await asyncio.wait_for(run(), timeout)
-
-
-def task_cause(error: BaseException) -> BaseException:
-    """The exception an actor method raised, from the RayTaskError wrapping it."""
-    cause = getattr(error, "cause", None)
-    return cause if isinstance(cause, BaseException) else error
-
 
 def phi_from_heartbeat(status: Any) -> dict[str, float] | None:
     """Phi per peer from a heartbeat status: ``{"peers": {peer: {"phi": x}}}``,

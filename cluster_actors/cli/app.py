@@ -85,7 +85,7 @@ def _up(args: argparse.Namespace) -> int:
     count = args.nodes or len(ray_nodes)
     if count < 1:
         raise ClusterError("the Ray cluster has no live node")
-    options = {"detached": True}
+    options: dict[str, object] = {"detached": True, "placement": args.placement}
     if args.data_dir:
         options["data_dir"] = args.data_dir
     console = Console()
@@ -341,6 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--data-dir", default=None,
                     help="where the nodes keep their files (default: $CLUSTER_ACTORS_DATA_DIR, "
                          "else $XDG_DATA_HOME/cluster_actors, else ~/.local/share/cluster_actors)")
+    up.add_argument("--placement", choices=["per_component", "per_node"],
+                    default="per_component",
+                    help="per_component: each component its own supervised actor (default); "
+                         "per_node: one process per logical node, for small machines")
     up.add_argument("--fresh", action="store_true",
                     help="delete the data a previous cluster of this name left and start a new "
                          "one (default: resume it with the same members)")

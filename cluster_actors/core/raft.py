@@ -212,11 +212,17 @@ class RaftNode:
                       for i, c in enumerate(commands)])
         return list(range(first, first + len(commands)))
 
+    @property
+    def conf_change_in_progress(self) -> bool:
+        """A configuration change is proposed and not applied yet, or the
+        configuration is joint: :meth:`propose_conf_change` would refuse now."""
+        return self.pending_conf_index > self.applied or self.conf.joint
+
     def propose_conf_change(self, change: ConfChange) -> int:
         """Propose a membership change (joint consensus when voters change).
         Only one change may be pending at a time."""
         self._check_can_propose()
-        if self.pending_conf_index > self.applied or self.conf.joint:
+        if self.conf_change_in_progress:
             raise ProposalDropped("a configuration change is still in progress; retry "
                                   "once it is applied")
         self._validate_conf_change(change)

@@ -6,7 +6,6 @@ package."""
 
 from __future__ import annotations
 
-from .metrics import COMMIT_LATENCY_BUCKETS, PrometheusExporter
 from .tracing import (
     _OTLP_MODULES as _OTLP_MODULES,
 )
@@ -62,3 +61,14 @@ __all__ = [
     "tracer",
     "tracer_provider",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """The Prometheus names, imported on first use: prometheus-client and the
+    monitoring core cost every component process about 0.1 s to import, and
+    only the monitor serves ``/metrics``."""
+    if name in ("COMMIT_LATENCY_BUCKETS", "PrometheusExporter"):
+        from . import metrics
+
+        return getattr(metrics, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,6 +15,8 @@ from ray.exceptions import RayActorError
 from cluster_actors import Cluster
 from cluster_actors.client.coordinator import Coordinator
 from cluster_actors.errors import ClusterError, NotFound, ValidationFailed
+from cluster_actors.runtime.hosting import actor_of
+from tests.ray import LIGHT
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
@@ -23,7 +25,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 @pytest.fixture(scope="module")
 def cluster(ray_local: None) -> Iterator[Cluster]:
     c = Cluster.start("approvals", nodes=3,
-                      options={"heartbeat_interval": 200, "join_approval": True})
+                      options={**LIGHT, "heartbeat_interval": 200, "join_approval": True})
     yield c
     c.shutdown()
 
@@ -64,13 +66,13 @@ def test_a_pending_proposal_survives_a_restart_of_the_proposers_coordinator(
     start = n1.get_config()["version"]
     pending = n1.propose_config({"metadata.survived": True}, require_approval=True)
     n1.approve_config(pending)
-    old = n1.handle
+    old = actor_of(n1.handle)  # the coordinator's actor, or with per_node its node's host
     ray.kill(old, no_restart=True)
 
     def restarted() -> list[dict[str, Any]] | None:
         try:
             fresh = coordinator(cluster, "n1")
-            return fresh.pending_proposals() if fresh.handle._actor_id != old._actor_id \
+            return fresh.pending_proposals() if actor_of(fresh.handle)._actor_id != old._actor_id \
                 else None
         except (ClusterError, RayActorError):
             return None

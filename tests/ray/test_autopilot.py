@@ -10,6 +10,7 @@ import pytest
 import ray
 
 from cluster_actors import Cluster
+from tests.ray import LIGHT
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
@@ -18,7 +19,8 @@ pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 @pytest.fixture(scope="module")
 def cluster(ray_local: None) -> Iterator[Cluster]:
     c = Cluster.start("autopilot", nodes=5,
-                      options={"voters": 3, "voter_grace_ms": 1000, "heartbeat_interval": 200})
+                      options={**LIGHT, "voters": 3, "voter_grace_ms": 1000,
+                               "heartbeat_interval": 200})
     yield c
     c.shutdown()
 

@@ -202,7 +202,8 @@ def cluster_up(ray_head: RayHead, tmp_path_factory: pytest.TempPathFactory
                ) -> Iterator[subprocess.CompletedProcess[str]]:
     data_dir = tmp_path_factory.mktemp("cli-data")
     result = run_cli("up", "--address", ray_head.address, "--name", CLUSTER, "--nodes", "3",
-                     "--data-dir", str(data_dir), timeout=UP_BOUND_S)
+                     "--data-dir", str(data_dir), "--placement", "per_node",
+                     timeout=UP_BOUND_S)
     yield result
     # normally test_down already stopped it; this only matters when it failed
     run_cli("down", "--address", ray_head.address, "--name", CLUSTER)
@@ -265,7 +266,7 @@ except Exception as error:
     print("REFUSED", type(error).__name__, repr(error.__cause__ or error)[:500], flush=True)
     sys.exit(0)
 from cluster_actors import Cluster
-cluster = Cluster.start("secure", nodes=3, options={"data_dir": sys.argv[2]})
+cluster = Cluster.start("secure", nodes=3, options={"data_dir": sys.argv[2], "placement": "per_node"})
 try:
     cluster.kv.put("k", "v")
     print("WROTE", cluster.kv.get("k"), flush=True)
@@ -402,7 +403,7 @@ def test_down_stops_the_cluster(ray_head: RayHead,
 
 def test_the_demo_leaves_its_cluster_for_status_and_down(ray_head: RayHead) -> None:
     demo = run_cli("demo", "--address", ray_head.address, "--nodes", "3", "--writes", "200",
-                   timeout=UP_BOUND_S)
+                   timeout=UP_BOUND_S, env=_env(CLUSTER_ACTORS_PLACEMENT="per_node"))
     assert demo.returncode == 0, explain(demo)
     assert "summary" in demo.stdout and "keeps running" in demo.stdout, explain(demo)
     status = run_cli("status", "--address", ray_head.address, "--name", "demo")

@@ -18,6 +18,7 @@ from cluster_actors.errors import (
     UnknownStrategy,
     ValidationFailed,
 )
+from tests.ray import LIGHT
 from tests.waiting import wait_until
 
 HANG_GUARD = 60.0
@@ -181,7 +182,7 @@ def test_shutdown_leaves_no_actor_behind(ray_local: None) -> None:
 
 def test_a_node_that_catches_up_by_snapshot_hot_reloads_the_config_it_missed(
         ray_local: None) -> None:
-    c = Cluster.start("snapcfg", nodes=3, options={"snapshot_every": 10})
+    c = Cluster.start("snapcfg", nodes=3, options={"snapshot_every": 10, **LIGHT})
     try:
         leader = c.wait_for_leader(timeout=30)
         lagging = next(n for n in c.node_ids if n != leader)

@@ -30,6 +30,7 @@ from cluster_actors.cluster import Cluster
 from cluster_actors.recipes.election import Leadership, StaleToken
 from cluster_actors.recipes.lease import Lease
 from cluster_actors.recipes.lock import Lock
+from tests.ray import LIGHT
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
@@ -164,7 +165,7 @@ class Recorder:
 
 @pytest.fixture(scope="module")
 def cluster(ray_local: None) -> Iterator[Cluster]:
-    c = Cluster.start(f"elect-{uuid.uuid4().hex[:6]}", nodes=3)
+    c = Cluster.start(f"elect-{uuid.uuid4().hex[:6]}", nodes=3, options=LIGHT)
     yield c
     c.shutdown()
 

@@ -16,6 +16,7 @@ from cluster_actors.client.watch import WatchEvent
 from cluster_actors.cluster import Cluster
 from cluster_actors.errors import Compacted, NotFound, ValidationFailed
 from cluster_actors.recipes.lease import Lease
+from tests.ray import LIGHT
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
@@ -25,7 +26,7 @@ HANG = 60.0  # seconds; only catches hangs, asserts nothing about speed
 
 @pytest.fixture(scope="module")
 def cluster(ray_local: None) -> Iterator[Cluster]:
-    c = Cluster.start(f"kvwatch-{uuid.uuid4().hex[:6]}", nodes=3)
+    c = Cluster.start(f"kvwatch-{uuid.uuid4().hex[:6]}", nodes=3, options=LIGHT)
     yield c
     c.shutdown()
 

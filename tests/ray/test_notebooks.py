@@ -6,8 +6,10 @@ spec written to a temporary ``JUPYTER_PATH``, so the user's Jupyter setup is
 not touched), starts a three-node cluster and stops it at the end. Its
 ``ray.init()`` (called by ``Cluster.start``) joins the test session's local
 Ray through ``RAY_ADDRESS``, as a reader's does on a machine where Ray runs,
-instead of starting a Ray of its own for every notebook. Cells are found by the tags ``notebooks/build_notebooks.py``
-gives them. Matplotlib draws with the Agg backend; notebook 02 writes its
+instead of starting a Ray of its own for every notebook, and its clusters use
+the ``per_node`` placement (``CLUSTER_ACTORS_PLACEMENT``), which starts them in
+a third of the time; the default placement is the other Ray tests' subject.
+Cells are found by the tags ``notebooks/build_notebooks.py`` gives them. Matplotlib draws with the Agg backend; notebook 02 writes its
 timeline figure to a temporary directory, or to ``$CLUSTER_ACTORS_FIGURES``
 when set (``CLUSTER_ACTORS_FIGURES=docs/images`` regenerates the figure the
 README shows).
@@ -28,6 +30,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 from nbformat.notebooknode import NotebookNode
+
+from cluster_actors.options import PLACEMENT_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
@@ -60,7 +64,8 @@ def execute(name: str, kernel: str, ray_address: str, **env: str) -> NotebookNod
     client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name=kernel,
                             resources={"metadata": {"path": str(NOTEBOOKS)}})
     started = time.perf_counter()
-    client.execute(env={**os.environ, "MPLBACKEND": "Agg", "RAY_ADDRESS": ray_address, **env})
+    client.execute(env={**os.environ, "MPLBACKEND": "Agg", "RAY_ADDRESS": ray_address,
+                        PLACEMENT_ENV: "per_node", **env})
     print(f"{name}: executed in {time.perf_counter() - started:.1f} s")
     errors = [out for cell in nb.cells for out in cell.get("outputs", [])
               if out.get("output_type") == "error"]

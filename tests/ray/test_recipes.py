@@ -19,6 +19,7 @@ import ray
 from cluster_actors.cluster import Cluster
 from cluster_actors.errors import CoordinationTimeout, ValidationFailed
 from cluster_actors.recipes.queue import Empty
+from tests.ray import LIGHT
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
@@ -28,7 +29,7 @@ HANG = 60.0  # seconds; only catches hangs, asserts nothing about speed
 
 @pytest.fixture(scope="module")
 def cluster(ray_local: None) -> Iterator[Cluster]:
-    c = Cluster.start(f"recipes-{uuid.uuid4().hex[:6]}", nodes=3)
+    c = Cluster.start(f"recipes-{uuid.uuid4().hex[:6]}", nodes=3, options=LIGHT)
     yield c
     c.shutdown()
 

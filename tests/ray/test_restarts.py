@@ -24,6 +24,7 @@ import ray
 from cluster_actors.cluster import Cluster
 from cluster_actors.errors import ClusterError
 from cluster_actors.runtime.hosting import find_component
+from tests.ray import LIGHT
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.ray
@@ -36,7 +37,7 @@ KEYS = {f"key{i}": i * 7 for i in range(50)}
 def written(ray_local: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The files of a stopped three-node cluster that acknowledged KEYS."""
     data = tmp_path_factory.mktemp("restarts-base")
-    cluster = Cluster.start(NAME, nodes=3, options={"data_dir": str(data), "fsync": False},
+    cluster = Cluster.start(NAME, nodes=3, options={"data_dir": str(data), "fsync": False, **LIGHT},
                             fresh=True)
     try:
         for key, value in KEYS.items():
@@ -76,7 +77,7 @@ def _leaders_per_term(cluster: Cluster) -> dict[int, set[str]]:
 
 def test_starting_the_same_cluster_again_keeps_every_acknowledged_key(data_dir: Path) -> None:
     cluster = Cluster.start(NAME, nodes=3, options={"data_dir": str(data_dir),
-                                                    "fsync": False})
+                                                    "fsync": False, **LIGHT})
     try:
         assert {key: cluster.kv.get(key) for key in KEYS} == KEYS
         for node in cluster.node_ids:
@@ -90,7 +91,7 @@ def test_starting_the_same_cluster_again_keeps_every_acknowledged_key(data_dir: 
 def test_a_wiped_majority_never_answers_a_wrong_value(data_dir: Path) -> None:
     _wipe(data_dir, "n1", "n2")
     cluster = Cluster.start(NAME, nodes=3, options={"data_dir": str(data_dir),
-                                                    "fsync": False}, wait=False)
+                                                    "fsync": False, **LIGHT}, wait=False)
     try:
         def states() -> dict[str, Any]:
             return {n: find_component(NAME, n, "consensus") for n in cluster.node_ids}
@@ -114,7 +115,7 @@ def test_a_node_whose_files_were_removed_rejoins_as_learner_then_voter_with_all_
         data_dir: Path) -> None:
     _wipe(data_dir, "n3")
     cluster = Cluster.start(NAME, nodes=3, options={"data_dir": str(data_dir),
-                                                    "fsync": False})
+                                                    "fsync": False, **LIGHT})
     try:
         n3 = find_component(NAME, "n3", "consensus")
 

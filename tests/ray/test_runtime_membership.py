@@ -11,6 +11,7 @@ import ray
 
 from cluster_actors import Cluster
 from cluster_actors.errors import NotFound, ValidationFailed
+from tests.ray import LIGHT
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
@@ -18,7 +19,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 
 @pytest.fixture(scope="module")
 def cluster(ray_local: None) -> Iterator[Cluster]:
-    c = Cluster.start("grow", nodes=3)
+    c = Cluster.start("grow", nodes=3, options=LIGHT)
     yield c
     c.shutdown()
 

@@ -17,6 +17,7 @@ import pytest
 
 from cluster_actors import Cluster, ClusterOptions
 from cluster_actors.errors import NoQuorum
+from tests.ray import LIGHT
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +29,7 @@ def cluster(ray_local: None) -> Iterator[Cluster]:
     options = ClusterOptions(failover_strategy="weighted",
                              failover_options={"weights": WEIGHTS},
                              partition_options={"stable_after": 0.3},
-                             heartbeat_interval=250)
+                             heartbeat_interval=250, **LIGHT)
     c = Cluster.start("strategic", nodes=3, options=options)
     yield c
     c.shutdown()
@@ -129,7 +130,7 @@ from cluster_actors import Cluster, ClusterOptions
 ray.init(address=sys.argv[1], log_to_driver=False,
          runtime_env={"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}})
 options = ClusterOptions(partition_strategy="down_all", partition_options={"stable_after": 0.3},
-                         heartbeat_interval=250)
+                         heartbeat_interval=250, placement="per_node")
 cluster = Cluster.start("plugged", nodes=3, options=options)
 try:
     cluster.chaos.partition([["n1"], ["n2", "n3"]])
