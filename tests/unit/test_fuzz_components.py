@@ -61,7 +61,12 @@ def remote_methods(actor_class: Any) -> dict[str, inspect.Signature]:
             and inspect.iscoroutinefunction(getattr(plain, name))}
 
 
-def _arguments(signature: inspect.Signature) -> st.SearchStrategy[tuple[Any, ...]]:
+def arguments(signature: inspect.Signature,
+              special: dict[str, st.SearchStrategy[Any]] | None = None
+              ) -> st.SearchStrategy[tuple[Any, ...]]:
+    """Positional arguments for a call of ``signature``: BAD values, a
+    TIMEOUT for ``timeout``, ``special[name]`` for the parameters it names."""
+    special = {"timeout": TIMEOUT, **(special or {})}
     params = [p for name, p in signature.parameters.items()
               if name not in ("self", "_ray_trace_ctx")
               and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
@@ -69,7 +74,7 @@ def _arguments(signature: inspect.Signature) -> st.SearchStrategy[tuple[Any, ...
     names = [p.name for p in params]
     if "timeout" in names:  # always given: the default would wait for seconds
         required = max(required, names.index("timeout") + 1)
-    values = [TIMEOUT if p.name == "timeout" else BAD for p in params]
+    values = [special.get(p.name, BAD) for p in params]
     return st.integers(required, len(params)).flatmap(
         lambda n: st.tuples(*values[:n]))
 
@@ -77,7 +82,7 @@ def _arguments(signature: inspect.Signature) -> st.SearchStrategy[tuple[Any, ...
 def _calls(actor_class: Any) -> st.SearchStrategy[tuple[str, tuple[Any, ...]]]:
     methods = remote_methods(actor_class)
     return st.sampled_from(sorted(methods)).flatmap(
-        lambda name: st.tuples(st.just(name), _arguments(methods[name])))
+        lambda name: st.tuples(st.just(name), arguments(methods[name])))
 
 
 def _state(actor: Any) -> Any:

@@ -279,7 +279,8 @@ class Node:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         actor_class = ConsensusActor.__ray_actor_class__  # type: ignore[attr-defined]
-        self.actor = actor_class("fuzz", "n1", ["n1"], {"data_dir": data_dir, "fsync": False})
+        self.actor = actor_class("fuzz", "n1", ["n1"], {"data_dir": data_dir, "fsync": False,
+                                                     "data_plane": False})
         self.run(self.actor.on_activate())
         self.run(self._until_leader())
 
