@@ -194,7 +194,7 @@ class ConfigCommands:
             raise ValidationFailed([("options", "a dict with require_approval and/or timeout, "
                                                 f"got {type(options).__name__}")])
         options = dict(options or {})
-        unknown = sorted(set(options) - {"require_approval", "timeout"})
+        unknown = sorted(map(shown, set(options) - {"require_approval", "timeout"}))
         if unknown:
             raise ValidationFailed([("options", f"unknown option(s) {', '.join(unknown)}; "
                                      "valid: require_approval, timeout")])

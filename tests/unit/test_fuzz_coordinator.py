@@ -10,6 +10,8 @@ another actor finds none."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import inspect
 import types
 from collections.abc import Iterator
@@ -19,11 +21,16 @@ import pytest
 import ray
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ray import cloudpickle
+from ray.exceptions import GetTimeoutError
 
 from cluster_actors.actors.coordinator import CoordinatorActor
+from cluster_actors.client import components
+from cluster_actors.client.config import ConfigClient
+from cluster_actors.client.coordinator import Coordinator
 from cluster_actors.errors import ClusterError
 from cluster_actors.runtime.hosting import LocalComponent
-from tests.unit.test_fuzz_components import SKIPPED, arguments
+from tests.unit.test_fuzz_components import BAD, SKIPPED, arguments
 from tests.unit.test_limits import Node
 
 #: calls that end this node (``stop``, ``leave_cluster``: tested with Ray)
@@ -131,3 +138,95 @@ def test_the_fuzzed_coordinator_methods_are_every_public_remote_method() -> None
     assert {"set_config", "propose_config", "approve_config", "rollback", "import_config",
             "approve_join", "reject_join", "report_partition", "split",
             "request_leadership", "resolve_conflict"} <= set(METHODS)
+
+
+# ------------------------------------------- the coordinator's public clients
+class InProcessHandle:
+    """What a Ray actor handle does for ``method.remote(*args)``, in-process:
+    the arguments are serialized as Ray serializes them (a lock fails), then
+    the call runs on the actor's event loop; the "ref" is its future."""
+
+    def __init__(self, actor: Any, node: Node) -> None:
+        self._actor = actor
+        self._node = node
+
+    def __getattr__(self, method: str) -> Any:
+        target = getattr(self._actor, method)
+        node = self._node
+
+        class Method:
+            @staticmethod
+            def remote(*args: Any, **kwargs: Any) -> Any:
+                cloudpickle.dumps((args, kwargs))
+                return asyncio.run_coroutine_threadsafe(target(*args, **kwargs), node.loop)
+
+        return Method
+
+
+def _get(ref: Any, timeout: float | None = None) -> Any:
+    try:
+        return ref.result(timeout)
+    except concurrent.futures.TimeoutError:
+        ref.cancel()
+        raise GetTimeoutError("in-process call timed out") from None
+
+
+#: the calls that end the node or join another cluster (tested with Ray), and
+#: the subscriptions of a local callable (a thread each; test_subscriptions.py)
+CLIENT_SKIPPED = frozenset({"stop", "leave_cluster", "join_cluster", "handle", "node_id"})
+SUBSCRIBER = BAD.filter(lambda value: not callable(value))
+
+
+def client_methods(client_class: type) -> dict[str, inspect.Signature]:
+    return {name: inspect.signature(getattr(client_class, name))
+            for name in sorted(dir(client_class))
+            if not name.startswith("_") and name not in CLIENT_SKIPPED
+            and callable(getattr(client_class, name))}
+
+
+CLIENT_CLASSES = {"coordinator": Coordinator, "config": ConfigClient}
+CLIENT_CALLS = st.sampled_from(sorted(
+    (kind, name) for kind, cls in CLIENT_CLASSES.items() for name in client_methods(cls)
+)).flatmap(lambda pick: st.tuples(st.just(pick), arguments(
+    client_methods(CLIENT_CLASSES[pick[0]])[pick[1]],
+    {"subscriber": SUBSCRIBER, "method": st.sampled_from(sorted(METHODS))})))
+
+
+@pytest.fixture(scope="module")
+def clients(coordinated: Coordinated) -> Iterator[dict[str, Any]]:
+    patch = pytest.MonkeyPatch()
+    patch.setattr(components, "ray", types.SimpleNamespace(get=_get, exceptions=ray.exceptions))
+    made = {kind: cls("fuzz", "n1", timeout=5.0) for kind, cls in CLIENT_CLASSES.items()}
+    for client in made.values():
+        client._handle = InProcessHandle(coordinated.coordinator, coordinated.node)
+    yield made
+    patch.undo()
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(call=CLIENT_CALLS)
+def test_every_coordinator_and_config_client_call_answers_or_raises_a_cluster_error(
+        coordinated: Coordinated, clients: dict[str, Any],
+        call: tuple[tuple[str, str], tuple[Any, ...]]) -> None:
+    (kind, method), args = call
+    node = coordinated.node
+    node.run(node._until_leader())
+    before = coordinated.state()
+    try:
+        getattr(clients[kind], method)(*args)
+    except ClusterError:
+        assert coordinated.state() == before, f"{method}{args!r:.200} changed the state"
+    except Exception as error:
+        raise AssertionError(f"{kind} client {method}{args!r:.200} raised "
+                             f"{type(error).__name__}: {error}"[:600]) from error
+
+
+def test_the_fuzzed_client_calls_are_every_public_call_of_the_clients() -> None:
+    for cls in CLIENT_CLASSES.values():
+        public = {name for name in dir(cls) if not name.startswith("_")}
+        assert set(client_methods(cls)) == public - CLIENT_SKIPPED
+    assert {"propose_config", "split", "report_partition", "subscribe_events",
+            "call"} <= set(client_methods(Coordinator))
+    assert {"set_config", "rollback", "import_config", "subscribe_changes"} <= set(
+        client_methods(ConfigClient))
