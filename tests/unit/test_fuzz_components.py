@@ -2,8 +2,10 @@
 sync and monitor components (run in-process, see ``shells.py``) with wrong
 types, huge numbers, NaN, unpicklable and oversized values: each call either
 answers or raises a ClusterError, and a refused call leaves the component's
-state as it was. (The consensus actor's remote calls and the KV client's are
-fuzzed the same way in ``test_limits.py``.)"""
+state as it was; so does every call of the data store's client (over the
+in-process sync component). The consensus actor's remote calls are fuzzed the
+same way in ``test_fuzz_consensus.py``, the coordinator's and its clients' in
+``test_fuzz_coordinator.py``, the KV client's in ``test_limits.py``."""
 
 from __future__ import annotations
 
@@ -22,10 +24,11 @@ from cluster_actors.actors.heartbeat import HeartbeatActor
 from cluster_actors.actors.membership import MembershipActor
 from cluster_actors.actors.monitor import MonitorActor
 from cluster_actors.actors.sync import SyncActor
+from cluster_actors.client.data import DataStore
 from cluster_actors.core.config import ConfigStore
 from cluster_actors.core.data_ops import DATA_OPS
 from cluster_actors.errors import ClusterError
-from tests.unit.shells import shell
+from tests.unit.shells import InProcessHandle, in_process_clients, shell
 
 HANG = 10.0
 #: not remote calls of the component's own: lifecycle, tracing and the data
@@ -221,3 +224,43 @@ DATA_OP = st.sampled_from(sorted(DATA_OPS)).flatmap(lambda name: st.tuples(
 def test_every_data_operation_with_bad_arguments_answers_or_raises_a_cluster_error(
         actors: dict[str, Any], op: tuple[Any, ...]) -> None:
     _check(actors, "sync", ("data_update", (op,)))
+
+
+# --------------------------------------------------- the data store's client
+def data_client_methods() -> dict[str, inspect.Signature]:
+    return {name: inspect.signature(getattr(DataStore, name)) for name in sorted(dir(DataStore))
+            if not name.startswith("_") and callable(getattr(DataStore, name))}
+
+
+DATA_CLIENT_CALLS = st.sampled_from(sorted(data_client_methods())).flatmap(
+    lambda name: st.tuples(st.just(name), arguments(data_client_methods()[name])))
+
+
+@pytest.fixture(scope="module")
+def data_store(actors: dict[str, Any]) -> Iterator[DataStore]:
+    store = DataStore("c", "n1", timeout=5.0)
+    with in_process_clients():
+        store._sync._handle = InProcessHandle(actors["sync"], actors["_loop"].loop)
+        assert store.increment("fuzz/reached", 2) == 2  # the calls reach the component
+        yield store
+
+
+@FUZZ
+@given(call=DATA_CLIENT_CALLS)
+def test_every_data_store_client_call_answers_or_raises_a_cluster_error(
+        actors: dict[str, Any], data_store: DataStore,
+        call: tuple[str, tuple[Any, ...]]) -> None:
+    method, args = call
+    before = _state(actors["sync"])
+    try:
+        getattr(data_store, method)(*args)
+    except ClusterError:
+        assert _state(actors["sync"]) == before, f"{method}{args!r:.200} changed the state"
+    except Exception as error:
+        raise AssertionError(f"DataStore.{method}{args!r:.200} raised "
+                             f"{type(error).__name__}: {error}"[:600]) from error
+
+
+def test_the_fuzzed_data_store_calls_are_its_public_calls() -> None:
+    assert {"update", "increment", "put_field", "delete", "get", "resolve_conflict",
+            "vector_clock", "sync_now"} <= set(data_client_methods())

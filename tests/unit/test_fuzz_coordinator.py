@@ -10,8 +10,6 @@ another actor finds none."""
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import inspect
 import types
 from collections.abc import Iterator
@@ -21,15 +19,13 @@ import pytest
 import ray
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ray import cloudpickle
-from ray.exceptions import GetTimeoutError
 
 from cluster_actors.actors.coordinator import CoordinatorActor
-from cluster_actors.client import components
 from cluster_actors.client.config import ConfigClient
 from cluster_actors.client.coordinator import Coordinator
 from cluster_actors.errors import ClusterError
 from cluster_actors.runtime.hosting import LocalComponent
+from tests.unit.shells import InProcessHandle, in_process_clients
 from tests.unit.test_fuzz_components import BAD, SKIPPED, arguments
 from tests.unit.test_limits import Node
 
@@ -141,36 +137,6 @@ def test_the_fuzzed_coordinator_methods_are_every_public_remote_method() -> None
 
 
 # ------------------------------------------- the coordinator's public clients
-class InProcessHandle:
-    """What a Ray actor handle does for ``method.remote(*args)``, in-process:
-    the arguments are serialized as Ray serializes them (a lock fails), then
-    the call runs on the actor's event loop; the "ref" is its future."""
-
-    def __init__(self, actor: Any, node: Node) -> None:
-        self._actor = actor
-        self._node = node
-
-    def __getattr__(self, method: str) -> Any:
-        target = getattr(self._actor, method)
-        node = self._node
-
-        class Method:
-            @staticmethod
-            def remote(*args: Any, **kwargs: Any) -> Any:
-                cloudpickle.dumps((args, kwargs))
-                return asyncio.run_coroutine_threadsafe(target(*args, **kwargs), node.loop)
-
-        return Method
-
-
-def _get(ref: Any, timeout: float | None = None) -> Any:
-    try:
-        return ref.result(timeout)
-    except concurrent.futures.TimeoutError:
-        ref.cancel()
-        raise GetTimeoutError("in-process call timed out") from None
-
-
 #: the calls that end the node or join another cluster (tested with Ray), and
 #: the subscriptions of a local callable (a thread each; test_subscriptions.py)
 CLIENT_SKIPPED = frozenset({"stop", "leave_cluster", "join_cluster", "handle", "node_id"})
@@ -194,13 +160,11 @@ CLIENT_CALLS = st.sampled_from(sorted(
 
 @pytest.fixture(scope="module")
 def clients(coordinated: Coordinated) -> Iterator[dict[str, Any]]:
-    patch = pytest.MonkeyPatch()
-    patch.setattr(components, "ray", types.SimpleNamespace(get=_get, exceptions=ray.exceptions))
     made = {kind: cls("fuzz", "n1", timeout=5.0) for kind, cls in CLIENT_CLASSES.items()}
-    for client in made.values():
-        client._handle = InProcessHandle(coordinated.coordinator, coordinated.node)
-    yield made
-    patch.undo()
+    with in_process_clients():
+        for client in made.values():
+            client._handle = InProcessHandle(coordinated.coordinator, coordinated.node.loop)
+        yield made
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[
