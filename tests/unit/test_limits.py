@@ -171,8 +171,10 @@ class OfflineKV(KVClient):
     lambda kv: kv.get(None),
     lambda kv: kv.get_many("abc"),
     lambda kv: kv.items(5),
+    lambda kv: kv.put("k", 1, timeout=math.nan),
+    lambda kv: kv.delete("k", timeout="1"),
 ], ids=["None key", "list key", "lambda", "32 MiB", "lock", "int key", "txn 32 MiB",
-        "get None", "get_many str", "items int"])
+        "get None", "get_many str", "items int", "NaN timeout", "str timeout"])
 def test_the_kv_client_refuses_bad_input_locally_and_sends_nothing(
         call: Callable[[KVClient], Any]) -> None:
     kv = OfflineKV()
