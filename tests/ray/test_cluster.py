@@ -328,3 +328,20 @@ def test_forged_peer_messages_are_dropped_counted_and_change_nothing(cluster: Cl
     assert counted == {"dropped_non_member": 1, "dropped_spoofed": 1, "dropped_malformed": 1}
     assert after_leader["dropped_messages"] >= before_leader["dropped_messages"] + 1
     assert cluster.kv.put("forged/after", 2).ok and cluster.kv.get("forged/before") == 1
+
+
+def test_a_raw_config_command_is_refused_and_the_configuration_stays(cluster: Cluster) -> None:
+    """Configuration enters the log only through the validated config path:
+    a ``("config", record)`` KV command (quorum 1, an uninstalled strategy)
+    is refused, by the client and by the leader."""
+    coordinator = cluster.coordinator(cluster.wait_for_leader())
+    version = coordinator.get_config("version")
+    record = {"version": version + 1, "config": {"quorum": 1, "sync_strategy": "no-such"}}
+    refused = cluster.kv.submit(("config", record)).result(HANG_GUARD)
+    assert isinstance(refused, ValidationFailed)
+    handle = cluster.session.handle(cluster.wait_for_leader())
+    [raw] = ray.get(handle.submit.remote([Command("raw-config", 1, ("config", record))]),
+                    timeout=HANG_GUARD)
+    assert isinstance(raw, ValidationFailed) and "not KV commands" in str(raw)
+    assert coordinator.get_config("version") == version
+    assert coordinator.get_config("quorum") != 1
