@@ -161,10 +161,11 @@ class ComponentActor(SupervisedActor):
         """Chaos: block peers both ways, drop or delay this component's messages.
         ``blocked`` lists node ids, ``drop_rate`` lies in [0, 1], ``delay_ms``
         in [0, 3,600,000]; else ValidationFailed and nothing changes."""
-        if self.transport is None:
+        faults = FaultFilter(*check_faults(blocked, drop_rate, delay_ms))
+        if self.transport is None:  # a component without peers of its own
             return {}
-        self.transport.faults = FaultFilter(*check_faults(blocked, drop_rate, delay_ms))
-        return self.transport.faults.describe()
+        self.transport.faults = faults
+        return faults.describe()
 
     async def transport_stats(self) -> dict[str, int]:
         return dict(self.transport.stats) if self.transport is not None else {}

@@ -17,6 +17,7 @@ from typing import Any
 import ray
 
 from ..core.kv import Command, InvalidCommand, shown
+from ..core.limits import check_seq, check_timeout
 from ..errors import ClusterError, ValidationFailed
 from ..runtime.calls import task_cause
 from ..runtime.hosting import find_component
@@ -96,10 +97,10 @@ class ConsensusActor(SupervisedActor):
         return {"role": raft.role.value, "term": raft.term, "leader": raft.lead}
 
     async def events(self, since: int = 0) -> list[dict[str, Any]]:
-        return self.core.events.since(since)
+        return self.core.events.since(check_seq(since))
 
     async def wait_events(self, since: int = 0, timeout: float = 10.0) -> list[dict[str, Any]]:
-        return await self.core.events.wait(since, timeout)
+        return await self.core.events.wait(check_seq(since), check_timeout(timeout))
 
     async def set_faults(self, blocked: list[str] | None = None, drop_rate: float = 0.0,
                          delay_ms: float = 0.0) -> dict[str, Any]:

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core.cluster_state import refuse_config_commands
+from ..core.config import ConfigVersion
 from ..core.kv import Command, InvalidCommand, check_key, shown
-from ..core.limits import MAX_BATCH, check_command, check_keys, check_timeout
+from ..core.limits import MAX_BATCH, check_callable, check_command, check_keys, check_timeout
 from ..core.raft import ProposalDropped
 from ..core.raft_types import Role
 from ..errors import CoordinationTimeout, NotLeader, ValidationFailed
@@ -32,10 +33,15 @@ class ClientCommands:
         ``(client_id, seq)``: ``(the record's version, the apply result)``. One
         call instead of a prepare and a submit; a retry with the same ``seq`` is
         applied at most once, whatever it prepares."""
+        check_callable(prepare, "prepare")
+        timeout = check_timeout(timeout)
         self.require_started()
         if self.raft.role is not Role.LEADER:
             raise NotLeader(self.node_id, self.raft.lead)
         record = prepare(self.sm.config)
+        if not isinstance(record, ConfigVersion):
+            raise InvalidCommand(f"prepare returns the config store's record, got "
+                                 f"{shown(record)}")
         command = Command(client_id, seq, ("config", record.model_dump(mode="json")), seq)
         # the only way configuration is proposed
         [result] = await self._propose_checked([self._check_proposable(command)],
@@ -48,6 +54,8 @@ class ClientCommands:
         the cluster's components propose (an ``("approval", ...)``; a raise
         leaves nothing proposed), committed as the session command
         ``(client_id, seq)``; returns its apply result."""
+        check_callable(prepare, "prepare")
+        timeout = check_timeout(timeout)
         self.require_started()
         if self.raft.role is not Role.LEADER:
             raise NotLeader(self.node_id, self.raft.lead)

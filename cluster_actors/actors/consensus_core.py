@@ -51,7 +51,15 @@ import strategies
 
 from ..core.bootstrap import Action, Decision, PeerReport, decide
 from ..core.cluster_state import ClusterStateMachine
-from ..core.kv import Command, check_key
+from ..core.kv import Command, InvalidCommand, check_key
+from ..core.limits import (
+    check_callable,
+    check_conf_changes,
+    check_faults,
+    check_node_id,
+    check_seq,
+    check_timeout,
+)
 from ..core.raft import RaftNode
 from ..core.raft_types import (
     ConfChange,
@@ -636,7 +644,10 @@ class ConsensusCore(ClientCommands):
             "commit_latency_p50_ms": latencies[len(latencies) // 2] * 1000 if latencies else None,
             "commit_latency_p99_ms": (latencies[int(len(latencies) * 0.99)] * 1000
                                       if latencies else None),
-            "pid": os.getpid(), "ray_node_id": ray.get_runtime_context().get_node_id(),
+            "pid": os.getpid(),
+            # None for a core run outside Ray (an in-process test)
+            "ray_node_id": (ray.get_runtime_context().get_node_id()
+                            if ray.is_initialized() else None),
         })
         return status
 
@@ -646,14 +657,27 @@ class ConsensusCore(ClientCommands):
         self._schedule_process()
 
     def step_down(self, successor: str | None = None) -> str | None:
+        """Hand leadership to ``successor`` (a voter; None: the most caught-up
+        one); the target. A successor that is no voter is refused
+        (ValidationFailed) and changes nothing."""
+        if successor is not None:
+            check_node_id(successor, "successor")
         self.require_started()
-        target = self.raft.step_down(successor)
+        try:
+            target = self.raft.step_down(successor)
+        except ValueError as error:  # not a voter
+            raise InvalidCommand(str(error)) from None
         self._schedule_process()
         return target
 
     def transfer_leadership(self, target: str) -> None:
+        """Hand leadership to ``target`` (a voter; else ValidationFailed)."""
+        check_node_id(target, "target")
         self.require_started()
-        self.raft.transfer_leadership(target)
+        try:
+            self.raft.transfer_leadership(target)
+        except ValueError as error:  # not a voter
+            raise InvalidCommand(str(error)) from None
         self._schedule_process()
 
     async def change_membership(self, changes: list[tuple[str, str]],
@@ -662,7 +686,9 @@ class ConsensusCore(ClientCommands):
         through joint consensus; returns the new configuration once applied.
         A change still in progress (or a new leader's log not yet applied) is
         waited for, up to ``timeout``, rather than refused."""
-        change = ConfChange(tuple((ConfChangeType(kind), node) for kind, node in changes))
+        change = ConfChange(tuple((ConfChangeType(kind), node)
+                                  for kind, node in check_conf_changes(changes)))
+        timeout = check_timeout(timeout)
         self.require_started()
         deadline = time.monotonic() + timeout
         while True:
@@ -674,7 +700,10 @@ class ConsensusCore(ClientCommands):
                 raise CoordinationTimeout(f"membership change {changes}: the previous change "
                                           f"was not applied within {timeout} s")
             await asyncio.sleep(self.options.tick_ms / 1000)
-        index = self.raft.propose_conf_change(change)
+        try:
+            index = self.raft.propose_conf_change(change)
+        except ValueError as error:  # e.g. removing every voter
+            raise InvalidCommand(str(error)) from None
         self._schedule_process()
         while self.raft.applied < index or self.raft.conf.joint:
             if time.monotonic() > deadline:
@@ -688,7 +717,7 @@ class ConsensusCore(ClientCommands):
                    delay_ms: float = 0.0) -> dict[str, Any]:
         """Chaos filter for this node's Raft messages; a node still starting
         (restarted inside a partition) applies it as soon as it starts."""
-        faults = FaultFilter(set(blocked or ()), drop_rate, delay_ms)
+        faults = FaultFilter(*check_faults(blocked, drop_rate, delay_ms))
         if self.raft is None:
             self._faults_at_start = faults
         else:
@@ -716,16 +745,19 @@ class ConsensusCore(ClientCommands):
         """``query(store)`` on this node's replicated config store: the store,
         which keeps up to ``max_history`` versions, stays here and only the
         answer travels. Errors of ``query`` (e.g. ValidationFailed) propagate."""
+        check_callable(query, "query")
         self.require_started()
         return query(self.sm.config)
 
     def query_state(self, query: Callable[[Any], Any]) -> Any:
         """``query(state_machine)`` on this node's applied state (only the answer travels)."""
+        check_callable(query, "query")
         self.require_started()
         return query(self.sm)
 
     def log_entries(self, start: int = 0) -> dict[str, Any]:
         """This node's log (for offline invariant checks in chaos runs)."""
+        start = check_seq(start, "start")
         self.require_started()
         log = self.raft.log
         first = max(start, log.first_index)

@@ -65,7 +65,7 @@ from ray.exceptions import RayActorError
 import strategies
 
 from ..core.lifecycle import Lifecycle, LifecycleEvent, LifecycleState
-from ..core.limits import check_seq
+from ..core.limits import check_seq, check_timeout
 from ..core.monitoring import health_summary
 from ..errors import ClusterError, CoordinationTimeout, NoQuorum, ValidationFailed
 from ..runtime.calls import bounded, task_cause
@@ -238,6 +238,7 @@ class CoordinatorActor(Observer, MembershipCommands, ConfigCommands, AutopilotRu
     async def become_leader(self, timeout: float = 5.0) -> None:
         """Force an election on this node and wait until it leads; raises
         :class:`CoordinationTimeout` if another node won."""
+        timeout = check_timeout(timeout)
         with election_span(self.node_id, self.view.term + 1, forced=True):
             await self._consensus_call("force_election")
             deadline = time.monotonic() + timeout

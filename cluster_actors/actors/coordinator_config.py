@@ -39,6 +39,8 @@ from typing import Any
 from ray.exceptions import RayActorError
 
 from ..core.config import ConfigChange, ConfigStore, ConfigVersion
+from ..core.kv import shown
+from ..core.limits import check_node_id, check_timeout
 from ..core.quorum import majority
 from ..errors import ClusterError, CoordinationTimeout, NotFound, NotLeader, ValidationFailed
 from ..runtime.calls import bounded, task_cause
@@ -192,7 +194,7 @@ class ConfigCommands:
             raise ValidationFailed([("options", "a dict with require_approval and/or timeout, "
                                                 f"got {type(options).__name__}")])
         options = dict(options or {})
-        unknown = sorted(set(options) - {"require_approval", "timeout"})
+        unknown = sorted(map(shown, set(options) - {"require_approval", "timeout"}))
         if unknown:
             raise ValidationFailed([("options", f"unknown option(s) {', '.join(unknown)}; "
                                      "valid: require_approval, timeout")])
@@ -279,6 +281,8 @@ class ConfigCommands:
                                  reason=reason))["proposal"]
 
     async def _join_proposal(self, node: str) -> int:
+        check_node_id(node)
+
         def find(sm: Any) -> int | None:
             proposal = sm.approvals.join_of(node)
             return proposal.id if proposal is not None and proposal.status == "pending" \
@@ -291,9 +295,7 @@ class ConfigCommands:
 
     async def _vote(self, proposal_id: int, kind: str, approve: bool, timeout: float,
                     voter: str | None = None, reason: str = "") -> dict[str, Any]:
-        if not isinstance(proposal_id, int) or isinstance(proposal_id, bool):
-            raise NotFound(f"no pending proposal {str(proposal_id)[:80]}: proposal ids are "
-                           "the integers propose_config and join_cluster answered")
+        _check_proposal_id(proposal_id)
         if voter not in (None, self.node_id):
             raise ValidationFailed([("voter", f"this coordinator votes as {self.node_id}; "
                                               f"cast {voter!r}'s vote on its own node")])
@@ -331,6 +333,8 @@ class ConfigCommands:
 
     async def get_proposal(self, proposal_id: int) -> dict[str, Any]:
         """A pending or recently decided proposal; NotFound if it is neither."""
+        _check_proposal_id(proposal_id)
+
         def find(sm: Any) -> dict[str, Any] | None:
             proposal = sm.approvals.find(proposal_id)
             return proposal.to_dict() if proposal is not None else None
@@ -378,7 +382,7 @@ class ConfigCommands:
         anything is proposed); prepare again when a concurrent change took the
         version. With no leader known, the change is validated here first, so
         invalid input fails at once instead of after waiting for an election."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + check_timeout(timeout)
         async with self._config_lock:
             if self.view.leader is None:
                 await self._query_config(prepare)
@@ -406,7 +410,7 @@ class ConfigCommands:
         """Commit the approval op ``prepare(state machine)`` builds on the leader
         (its raise leaves nothing proposed and is re-raised here); prepared again
         when a concurrent change made the committed one not fit."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + check_timeout(timeout)
         async with self._config_lock:
             result: Any = None
             for _ in range(CONFIG_ATTEMPTS):
@@ -444,3 +448,10 @@ class ConfigCommands:
                 self._peer_handles.pop(leader, None)
                 await asyncio.sleep(0.02)
                 leader, handle = await self._leader_handle(deadline)
+
+
+def _check_proposal_id(proposal_id: Any) -> None:
+    """Raise NotFound unless ``proposal_id`` is an integer (as answered)."""
+    if not isinstance(proposal_id, int) or isinstance(proposal_id, bool):
+        raise NotFound(f"no proposal {shown(proposal_id)}: proposal ids are the integers "
+                       "propose_config and join_cluster answered")

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..core.lifecycle import LifecycleEvent
+from ..core.limits import check_timeout
 from ..errors import CoordinationTimeout, NoQuorum, NotFound, ValidationFailed
 from ..runtime.calls import bounded, task_cause
 from ..runtime.hosting import find_component
@@ -138,6 +139,7 @@ class MembershipCommands:
         the voters, then shutdown. The actors keep
         running (shut the node down separately). Needs a leader and quorum:
         raises :class:`NoQuorum` before changing anything otherwise."""
+        timeout = check_timeout(timeout)
         await self._refresh()
         if not self.view.quorum[0] or not self.view.has_leader:
             raise NoQuorum("cannot leave now: no leader or no quorum to approve the removal; "

@@ -43,6 +43,17 @@ def _identity(subscriber: Any) -> Any:
     return subscriber
 
 
+class NotASubscriber(ValidationFailed, TypeError):
+    """A subscriber that is neither a callable nor a Ray actor handle."""
+
+
+def listed(value: Any, what: str) -> list[Any]:
+    """``value`` as a list if it is a list, tuple or set; else ValidationFailed."""
+    if not isinstance(value, (list, tuple, set, frozenset)):
+        raise ValidationFailed([(what, f"a list, got {type(value).__name__}")])
+    return list(value)
+
+
 def unwrap(error: BaseException) -> BaseException:
     """The ClusterError inside a Ray task error, if any."""
     cause = getattr(error, "cause", None)
@@ -125,7 +136,7 @@ class ComponentClient:
         A Python callable: from a daemon thread, in order, each once; returns
         the :class:`Subscription`. A Ray actor handle: the component pushes
         each event to its ``on_event`` (returns None). Anything else raises
-        TypeError."""
+        :class:`NotASubscriber` (a ValidationFailed, and a TypeError)."""
         return self._subscribe("subscribe", subscriber, types)
 
     def unsubscribe(self, subscriber: Callable[[Event], Any] | Any) -> bool:
@@ -140,8 +151,8 @@ class ComponentClient:
             self.call(method, subscriber, *([sorted(types)] if types else []))
             return None
         if not callable(subscriber):
-            raise TypeError(f"{method} takes a callable or a Ray actor handle, "
-                            f"not {type(subscriber).__name__}")
+            raise NotASubscriber([("subscriber", f"{method} takes a callable or a Ray actor "
+                                                 f"handle, not {type(subscriber).__name__}")])
         if types:
             wanted = frozenset(types)
             accept = (lambda event: event["type"] in wanted) if accept is None else accept

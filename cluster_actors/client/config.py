@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core.limits import check_timeout
+from ..errors import ValidationFailed
 from .components import DEFAULT_TIMEOUT, ComponentClient, Event, Subscription
 
 #: The event a committed configuration change publishes on every node.
@@ -46,6 +47,9 @@ class ConfigClient(ComponentClient):
     def set_config(self, key: str, value: Any, options: dict[str, Any] | None = None) -> int:
         """Change one key through consensus; the new version. ``options``:
         ``require_approval`` (wait for ``approve_config`` on this node), ``timeout``."""
+        if options is not None and not isinstance(options, dict):
+            raise ValidationFailed([("options", "a dict with require_approval and/or timeout, "
+                                                f"got {type(options).__name__}")])
         seconds = self._seconds((options or {}).get("timeout"))
         return int(self.call("set_config", key, value, options, timeout=check_timeout(seconds) + 5.0))
 

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..core.limits import check_timeout
-from .components import DEFAULT_TIMEOUT, ComponentClient, Event, Subscription
+from .components import DEFAULT_TIMEOUT, ComponentClient, Event, Subscription, listed
 
 
 class Quorum(NamedTuple):
@@ -144,7 +144,7 @@ class Coordinator(ComponentClient):
 
     def join_cluster(self, seed_nodes: list[str], timeout: float = 30.0) -> dict[str, Any]:
         """Join the cluster of ``seed_nodes`` (a no-op for a member)."""
-        return self.call("join_cluster", list(seed_nodes), timeout, timeout=check_timeout(timeout) + 5.0)
+        return self.call("join_cluster", listed(seed_nodes, "seed_nodes"), timeout, timeout=check_timeout(timeout) + 5.0)
 
     def leave_cluster(self, reason: str = "", timeout: float = 30.0) -> None:
         """Leave the cluster: the node ends in lifecycle ``shutdown``."""
@@ -188,7 +188,7 @@ class Coordinator(ComponentClient):
 
     def report_partition(self, nodes: list[str], reason: str = "") -> None:
         """Record that ``nodes`` are cut off from this node (lifecycle partitioning)."""
-        self.call("report_partition", list(nodes), reason)
+        self.call("report_partition", listed(nodes, "nodes"), reason)
 
     def heal_partition(self, strategy: str | None = None) -> dict[str, Any]:
         """Declare the partition healed, resolved by partition ``strategy``."""
@@ -213,7 +213,8 @@ class Coordinator(ComponentClient):
         """Record a controlled split of the members into ``groups`` (at least two
         disjoint, non-empty lists of members, one holding this node): lifecycle
         stable -> splitting -> resume. The Raft membership is not changed."""
-        return dict(self.call("split", [list(group) for group in groups]))
+        return dict(self.call("split", [listed(group, "groups")
+                                        for group in listed(groups, "groups")]))
 
     def snapshot(self) -> int:
         """Compact this node's log now (lifecycle snapshotting); the snapshot index."""

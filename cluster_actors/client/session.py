@@ -49,9 +49,9 @@ from ray.exceptions import GetTimeoutError, RayActorError
 
 from ..core.cluster_state import ClusterStateMachine
 from ..core.kv import Command, InvalidCommand, shown
-from ..core.limits import DEFAULT_MAX_VALUE_BYTES, check_op
+from ..core.limits import DEFAULT_MAX_VALUE_BYTES, MAX_TIMEOUT_S, check_op
 from ..core.raft import ProposalDropped
-from ..errors import ClusterError, CoordinationTimeout, NoQuorum, NotLeader
+from ..errors import ClusterError, CoordinationTimeout, NoQuorum, NotLeader, ValidationFailed
 from ..options import ClusterOptions
 from ..runtime.hosting import find_component
 from ..runtime.naming import namespace, registry_name
@@ -269,8 +269,9 @@ class LeaderSession:
              what: str = "command") -> Any:
         """The outcome of a submitted command, waiting up to ``timeout`` s
         (default the session's); an error outcome is raised, and so is
-        CoordinationTimeout (naming ``what``) when none came."""
-        timeout = self.timeout if timeout is None else timeout
+        CoordinationTimeout (naming ``what``) when none came. A ``timeout``
+        that is not a number of seconds >= 0 raises ValidationFailed."""
+        timeout = self._seconds(timeout)
         try:
             result = future.result(timeout + 1.0)
         except TimeoutError:
@@ -283,7 +284,19 @@ class LeaderSession:
     def run(self, op: tuple[Any, ...], timeout: float | None = None) -> Any:
         """Submit ``op`` and wait for its result (see :meth:`submit`, :meth:`wait`)."""
         what = str(op[0]) if isinstance(op, tuple) and op else "command"
+        timeout = self._seconds(timeout)  # refused before anything is sent
         return self.wait(self.submit(op), timeout, what)
+
+    def _seconds(self, timeout: Any) -> float:
+        """``timeout`` (None: the session's) if it is a number of seconds >= 0,
+        at most an hour; else ValidationFailed."""
+        if timeout is None:
+            return self.timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
+                or not timeout >= 0:
+            raise ValidationFailed([("timeout", f"give None or a number of seconds >= 0, "
+                                                f"got {shown(timeout)}")])
+        return float(min(timeout, MAX_TIMEOUT_S))
 
     # ------------------------------------------------------------ sender
     def _ack_below(self) -> int:

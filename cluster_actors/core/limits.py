@@ -47,6 +47,10 @@ MAX_PHI_THRESHOLD = 300.0  # phi is a log10 probability: 300 is already 1e-300
 MAX_ACCEPTABLE_PAUSE_MS = 600_000
 MAX_MIN_STD_DEVIATION_MS = 600_000
 MAX_SAMPLE_SIZE = 100_000
+#: the longest node id
+MAX_NODE_ID_CHARS = 256
+#: the kinds of a membership change (core/raft_types.py's ConfChangeType)
+CONF_CHANGE_KINDS = ("add_voter", "add_learner", "remove")
 #: the longest ``data_dir`` (Linux's PATH_MAX)
 MAX_PATH_CHARS = 4096
 
@@ -179,6 +183,40 @@ def check_seq(seq: Any, what: str = "since") -> int:
     return int(seq)
 
 
+def check_node_id(node: Any, what: str = "node") -> str:
+    """``node`` if it is a node id (a string of 1..:data:`MAX_NODE_ID_CHARS`
+    characters); else raises InvalidCommand."""
+    if not isinstance(node, str) or not 0 < len(node) <= MAX_NODE_ID_CHARS:
+        raise InvalidCommand(f"{what} is a node id (a string of 1..{MAX_NODE_ID_CHARS} "
+                             f"characters), got {shown(node)}")
+    return node
+
+
+def check_conf_changes(changes: Any) -> tuple[tuple[str, str], ...]:
+    """``changes`` as ``((kind, node), ...)`` if it is a non-empty list or
+    tuple of at most :data:`MAX_BATCH` pairs, each kind ``"add_voter"``,
+    ``"add_learner"`` or ``"remove"`` and each node a node id; else raises
+    InvalidCommand."""
+    if not isinstance(changes, (list, tuple)) or not 0 < len(changes) <= MAX_BATCH:
+        raise InvalidCommand(f"changes is a non-empty list of (kind, node) pairs, got "
+                             f"{shown(changes)}")
+    checked = []
+    for change in changes:
+        if not isinstance(change, (list, tuple)) or len(change) != 2 \
+                or change[0] not in CONF_CHANGE_KINDS:
+            raise InvalidCommand(f"a membership change is (kind, node) with kind one of "
+                                 f"{', '.join(CONF_CHANGE_KINDS)}, got {shown(change)}")
+        checked.append((change[0], check_node_id(change[1])))
+    return tuple(checked)
+
+
+def check_callable(function: Any, what: str) -> Any:
+    """``function`` if it can be called; else raises InvalidCommand."""
+    if not callable(function):
+        raise InvalidCommand(f"{what} is a function, got {shown(function)}")
+    return function
+
+
 def lease_ttl_ms(ttl: Any, min_ms: int = 1) -> int:
     """A lease TTL given in seconds (the public API's unit) as whole ms, or
     InvalidCommand unless it is a finite number within ``min_ms``..one day."""
@@ -234,15 +272,19 @@ __all__ = [
     "MAX_CLIENT_ID_CHARS",
     "MAX_MAX_VALUE_BYTES",
     "MAX_MIN_STD_DEVIATION_MS",
+    "MAX_NODE_ID_CHARS",
     "MAX_PATH_CHARS",
     "MAX_PHI_THRESHOLD",
     "MAX_SAMPLE_SIZE",
     "MAX_TIMEOUT_S",
     "MIN_MAX_VALUE_BYTES",
     "PICKLE_PROTOCOL",
+    "check_callable",
     "check_command",
+    "check_conf_changes",
     "check_faults",
     "check_keys",
+    "check_node_id",
     "check_op",
     "check_seq",
     "check_timeout",

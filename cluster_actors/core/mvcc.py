@@ -92,6 +92,16 @@ def in_range(key: str, start: str, end: str | None) -> bool:
     return key >= start and (end == ALL_KEYS or key < end)
 
 
+#: the largest revision, limit or position a caller may name (SQLite's integers)
+MAX_REVISION = 2**63 - 1
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if not isinstance(value, int) or value.bit_length() <= 128 \
+        else f"an integer of {value.bit_length()} bits"
+    return text[:80]
+
+
 def check_range(start: Any, end: Any, limit: Any = None, revision: Any = None) -> None:
     """Raise ValidationFailed unless the range arguments are well formed."""
     errors = []
@@ -101,8 +111,9 @@ def check_range(start: Any, end: Any, limit: Any = None, revision: Any = None) -
         errors.append(("end", f"must be a string or None, got {type(end).__name__}"))
     for name, value, low in (("limit", limit, 1), ("revision", revision, 0)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                  or value < low):
-            errors.append((name, f"must be None or an integer >= {low}, got {value!r}"))
+                                  or not low <= value <= MAX_REVISION):
+            errors.append((name, f"must be None or an integer in {low}..2**63-1, "
+                                 f"got {_short(value)}"))
     if errors:
         raise ValidationFailed(errors)
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ClusterError, CoordinationTimeout
+from .checks import check_name, check_timeout
 from .lease import Lease, check_ttl
 
 if TYPE_CHECKING:
@@ -131,8 +132,15 @@ class LeaseLine:
         s, Cancelled on ``cancel``, ValidationFailed (before anything is
         granted) for a ``ttl`` that is not a number between the cluster's
         election timeout and one day; whatever ``ready`` raises propagates
-        (the lease revoked)."""
+        (the lease revoked). A bad ``timeout``, candidate id or value raises
+        ValidationFailed before anything is granted too."""
         check_ttl(self.session, ttl)
+        timeout = check_timeout(timeout)
+        check_name("candidate_id", candidate_id)
+        # the record must pass the leader's checks: refused here, no lease granted
+        self.session.check(("put_lease", self.prefix, {**(extra or {}),
+                                                       "candidate": candidate_id,
+                                                       "value": value}, 1))
         deadline = None if timeout is None else time.monotonic() + timeout
         attempt = 0
         while True:

@@ -18,9 +18,10 @@ import contextlib
 import time
 from typing import Any
 
+from ..core.limits import check_seq, check_timeout
 from ..core.mvcc import RangeResult, check_range
 from ..core.raft_types import Role
-from ..errors import NotLeader, ValidationFailed
+from ..errors import NotLeader
 
 #: at most this many changes travel in one watch answer
 WATCH_BATCH = 1000
@@ -37,7 +38,7 @@ async def read_range(core: Any, start: str, end: str | None, limit: int | None,
     """A linearizable range read (ReadIndex on the leader, then the local
     history): see :meth:`~cluster_actors.core.kv.KVStateMachine.range_view`."""
     check_range(start, end, limit, revision)
-    await core._confirm_read(timeout)
+    await core._confirm_read(check_timeout(timeout))
     return core.sm.range_view(start, end, limit, revision)
 
 
@@ -52,10 +53,10 @@ async def watch_events(core: Any, start: str, end: str | None, after: int | None
     revision (a watch that starts now). Raises ``Compacted`` when changes
     after ``after`` were dropped from the history."""
     check_range(start, end, limit)
-    if after is not None and (isinstance(after, bool) or not isinstance(after, int)
-                              or after < 0):
-        raise ValidationFailed([("after_revision", f"must be None or an integer >= 0, "
-                                 f"got {after!r}")])
+    if after is not None:
+        after = check_seq(after, "after_revision")
+    if timeout != 0:  # 0: answer at once
+        timeout = check_timeout(timeout)
     _require_leader(core)
     if after is None:
         await core._confirm_read(max(0.1, timeout))

@@ -282,3 +282,67 @@ def test_a_lease_of_10_to_400_ms_is_refused_and_the_leader_keeps_ticking(
     wait_until(lambda: cluster.session.call("lease_time_to_live", granted.lease_id,
                                                timeout=HANG_GUARD) is None)
     assert cluster.kv.put("after-the-refused-lease", 1).ok
+
+
+def test_forged_peer_messages_are_dropped_counted_and_change_nothing(cluster: Cluster) -> None:
+    """What a stray process could send a node's consensus actor: a batch from
+    a non-member, a message claiming another sender, an acknowledgement of an
+    index far beyond the leader's log, a configuration entry with junk data."""
+    from cluster_actors.core.raft_types import Entry, EntryKind, Message, MessageType
+    from cluster_actors.runtime.transport import _encode
+
+    leader = cluster.wait_for_leader()
+    follower = next(n for n in cluster.node_ids if n != leader)
+    cluster.kv.put("forged/before", 1)
+    lead, other = cluster.session.handle(leader), cluster.session.handle(follower)
+
+    def status(handle: Any) -> dict[str, Any]:
+        return ray.get(handle.status.remote(), timeout=HANG_GUARD)
+
+    before_leader, before_follower = status(lead), status(other)
+    term = before_follower["term"]
+    forged = [
+        # a non-member sends: dropped whole
+        (other, "n9", [Message(MessageType.HEARTBEAT, "n9", follower, term + 50)]),
+        # a member's batch carrying a message that claims another sender
+        (other, leader, [Message(MessageType.HEARTBEAT, "n9", follower, term + 50)]),
+        # an acknowledgement of an index far beyond the leader's log
+        (lead, follower, [Message(MessageType.APPEND_RESP, follower, leader, term,
+                                  index=10**9)]),
+        # a configuration entry whose data is not a ConfChange
+        (other, leader, [Message(MessageType.APPEND, leader, follower, term + 50,
+                                 index=before_follower["last_index"], log_term=term,
+                                 entries=(Entry(before_follower["last_index"] + 1,
+                                                term + 50, EntryKind.CONFIG,
+                                                {"voters": ["n9"]}),))]),
+    ]
+    for handle, src, batch in forged:
+        ray.get(handle.receive.remote(cluster.name, src, _encode(batch)), timeout=HANG_GUARD)
+
+    after_leader, after_follower = status(lead), status(other)
+    assert after_follower["term"] == after_leader["term"] == term  # no forged term taken
+    assert after_leader["commit"] <= after_leader["last_index"]
+    assert after_leader["voters"] == after_follower["voters"] == before_leader["voters"]
+    counted = {key: after_follower["transport"].get(key, 0)
+               - before_follower["transport"].get(key, 0)
+               for key in ("dropped_non_member", "dropped_spoofed", "dropped_malformed")}
+    assert counted == {"dropped_non_member": 1, "dropped_spoofed": 1, "dropped_malformed": 1}
+    assert after_leader["dropped_messages"] >= before_leader["dropped_messages"] + 1
+    assert cluster.kv.put("forged/after", 2).ok and cluster.kv.get("forged/before") == 1
+
+
+def test_a_raw_config_command_is_refused_and_the_configuration_stays(cluster: Cluster) -> None:
+    """Configuration enters the log only through the validated config path:
+    a ``("config", record)`` KV command (quorum 1, an uninstalled strategy)
+    is refused, by the client and by the leader."""
+    coordinator = cluster.coordinator(cluster.wait_for_leader())
+    version = coordinator.get_config("version")
+    record = {"version": version + 1, "config": {"quorum": 1, "sync_strategy": "no-such"}}
+    refused = cluster.kv.submit(("config", record)).result(HANG_GUARD)
+    assert isinstance(refused, ValidationFailed)
+    handle = cluster.session.handle(cluster.wait_for_leader())
+    [raw] = ray.get(handle.submit.remote([Command("raw-config", 1, ("config", record))]),
+                    timeout=HANG_GUARD)
+    assert isinstance(raw, ValidationFailed) and "not KV commands" in str(raw)
+    assert coordinator.get_config("version") == version
+    assert coordinator.get_config("quorum") != 1

@@ -10,10 +10,19 @@ other ``async`` remote methods run as they would in the actor.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import asyncio
+import concurrent.futures
+import types
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+import pytest
+import ray
+from ray import cloudpickle
+from ray.exceptions import GetTimeoutError
+
+from cluster_actors.client import components
 from cluster_actors.runtime.transport import Transport
 
 CLUSTER = "c"
@@ -64,3 +73,46 @@ def _no_sibling(component: str) -> Any:
     from cluster_actors.errors import ClusterError
 
     raise ClusterError(f"{component} is not running (in-process shell)")
+
+
+class InProcessHandle:
+    """What a Ray actor handle does for ``method.remote(*args)``, in-process:
+    the arguments are serialized as Ray serializes them (a lock fails), then
+    the call runs on ``loop`` (the actor's); the "ref" is its future. The
+    clients resolve such refs inside :func:`in_process_clients`."""
+
+    def __init__(self, actor: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self._actor = actor
+        self._loop = loop
+
+    def __getattr__(self, method: str) -> Any:
+        target = getattr(self._actor, method)
+        loop = self._loop
+
+        class Method:
+            @staticmethod
+            def remote(*args: Any, **kwargs: Any) -> Any:
+                cloudpickle.dumps((args, kwargs))
+                return asyncio.run_coroutine_threadsafe(target(*args, **kwargs), loop)
+
+        return Method
+
+
+def _get(ref: Any, timeout: float | None = None) -> Any:
+    try:
+        return ref.result(timeout)
+    except concurrent.futures.TimeoutError:
+        ref.cancel()
+        raise GetTimeoutError("in-process call timed out") from None
+
+
+@contextmanager
+def in_process_clients() -> Iterator[None]:
+    """The component clients (``ComponentClient.call``) resolve the "refs" of
+    an :class:`InProcessHandle` instead of asking Ray."""
+    patch = pytest.MonkeyPatch()
+    patch.setattr(components, "ray", types.SimpleNamespace(get=_get, exceptions=ray.exceptions))
+    try:
+        yield
+    finally:
+        patch.undo()

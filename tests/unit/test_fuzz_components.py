@@ -2,8 +2,10 @@
 sync and monitor components (run in-process, see ``shells.py``) with wrong
 types, huge numbers, NaN, unpicklable and oversized values: each call either
 answers or raises a ClusterError, and a refused call leaves the component's
-state as it was. (The consensus actor's remote calls and the KV client's are
-fuzzed the same way in ``test_limits.py``.)"""
+state as it was; so does every call of the data store's client (over the
+in-process sync component). The consensus actor's remote calls are fuzzed the
+same way in ``test_fuzz_consensus.py``, the coordinator's and its clients' in
+``test_fuzz_coordinator.py``, the KV client's in ``test_limits.py``."""
 
 from __future__ import annotations
 
@@ -22,10 +24,11 @@ from cluster_actors.actors.heartbeat import HeartbeatActor
 from cluster_actors.actors.membership import MembershipActor
 from cluster_actors.actors.monitor import MonitorActor
 from cluster_actors.actors.sync import SyncActor
+from cluster_actors.client.data import DataStore
 from cluster_actors.core.config import ConfigStore
 from cluster_actors.core.data_ops import DATA_OPS
 from cluster_actors.errors import ClusterError
-from tests.unit.shells import shell
+from tests.unit.shells import InProcessHandle, in_process_clients, shell
 
 HANG = 10.0
 #: not remote calls of the component's own: lifecycle, tracing and the data
@@ -61,7 +64,12 @@ def remote_methods(actor_class: Any) -> dict[str, inspect.Signature]:
             and inspect.iscoroutinefunction(getattr(plain, name))}
 
 
-def _arguments(signature: inspect.Signature) -> st.SearchStrategy[tuple[Any, ...]]:
+def arguments(signature: inspect.Signature,
+              special: dict[str, st.SearchStrategy[Any]] | None = None
+              ) -> st.SearchStrategy[tuple[Any, ...]]:
+    """Positional arguments for a call of ``signature``: BAD values, a
+    TIMEOUT for ``timeout``, ``special[name]`` for the parameters it names."""
+    special = {"timeout": TIMEOUT, **(special or {})}
     params = [p for name, p in signature.parameters.items()
               if name not in ("self", "_ray_trace_ctx")
               and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
@@ -69,7 +77,7 @@ def _arguments(signature: inspect.Signature) -> st.SearchStrategy[tuple[Any, ...
     names = [p.name for p in params]
     if "timeout" in names:  # always given: the default would wait for seconds
         required = max(required, names.index("timeout") + 1)
-    values = [TIMEOUT if p.name == "timeout" else BAD for p in params]
+    values = [special.get(p.name, BAD) for p in params]
     return st.integers(required, len(params)).flatmap(
         lambda n: st.tuples(*values[:n]))
 
@@ -77,7 +85,7 @@ def _arguments(signature: inspect.Signature) -> st.SearchStrategy[tuple[Any, ...
 def _calls(actor_class: Any) -> st.SearchStrategy[tuple[str, tuple[Any, ...]]]:
     methods = remote_methods(actor_class)
     return st.sampled_from(sorted(methods)).flatmap(
-        lambda name: st.tuples(st.just(name), _arguments(methods[name])))
+        lambda name: st.tuples(st.just(name), arguments(methods[name])))
 
 
 def _state(actor: Any) -> Any:
@@ -216,3 +224,43 @@ DATA_OP = st.sampled_from(sorted(DATA_OPS)).flatmap(lambda name: st.tuples(
 def test_every_data_operation_with_bad_arguments_answers_or_raises_a_cluster_error(
         actors: dict[str, Any], op: tuple[Any, ...]) -> None:
     _check(actors, "sync", ("data_update", (op,)))
+
+
+# --------------------------------------------------- the data store's client
+def data_client_methods() -> dict[str, inspect.Signature]:
+    return {name: inspect.signature(getattr(DataStore, name)) for name in sorted(dir(DataStore))
+            if not name.startswith("_") and callable(getattr(DataStore, name))}
+
+
+DATA_CLIENT_CALLS = st.sampled_from(sorted(data_client_methods())).flatmap(
+    lambda name: st.tuples(st.just(name), arguments(data_client_methods()[name])))
+
+
+@pytest.fixture(scope="module")
+def data_store(actors: dict[str, Any]) -> Iterator[DataStore]:
+    store = DataStore("c", "n1", timeout=5.0)
+    with in_process_clients():
+        store._sync._handle = InProcessHandle(actors["sync"], actors["_loop"].loop)
+        assert store.increment("fuzz/reached", 2) == 2  # the calls reach the component
+        yield store
+
+
+@FUZZ
+@given(call=DATA_CLIENT_CALLS)
+def test_every_data_store_client_call_answers_or_raises_a_cluster_error(
+        actors: dict[str, Any], data_store: DataStore,
+        call: tuple[str, tuple[Any, ...]]) -> None:
+    method, args = call
+    before = _state(actors["sync"])
+    try:
+        getattr(data_store, method)(*args)
+    except ClusterError:
+        assert _state(actors["sync"]) == before, f"{method}{args!r:.200} changed the state"
+    except Exception as error:
+        raise AssertionError(f"DataStore.{method}{args!r:.200} raised "
+                             f"{type(error).__name__}: {error}"[:600]) from error
+
+
+def test_the_fuzzed_data_store_calls_are_its_public_calls() -> None:
+    assert {"update", "increment", "put_field", "delete", "get", "resolve_conflict",
+            "vector_clock", "sync_now"} <= set(data_client_methods())

@@ -241,6 +241,16 @@ def test_the_consensus_shell_drops_a_snapshot_whose_data_would_not_restore() -> 
     assert core.raft.log.snapshot.index == 0
 
 
+def test_the_consensus_shell_drops_and_counts_an_append_with_a_junk_config_entry() -> None:
+    core = _core()
+    junk = Message(MT.APPEND, "n1", "n2", 1, index=1, log_term=1,
+                   entries=(Entry(2, 1, EntryKind.CONFIG, {"changes": [("add_voter", "n9")]}),))
+    core.receive("c", "n1", _encode([junk]))
+    assert core.transport.stats["dropped_malformed"] == 1
+    assert core.raft.log.last_index == 1 and core.raft.term == 0  # nothing stepped
+    assert sorted(core.raft.conf.voters) == ["n1", "n2", "n3"]
+
+
 def test_a_raw_config_command_from_a_client_is_refused_before_anything_is_proposed() -> None:
     core = _core()
     record = {"version": 2, "config": {"quorum": 1}}
