@@ -21,7 +21,7 @@ Pure: the clock comes in as ``now``.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 #: Characters of the Ray node id kept in the logical node id.
@@ -57,13 +57,12 @@ class RayNodeFollower:
         return to_add, to_remove
 
     def added(self, ray_node_id: str, node_id: str) -> None:
+        """Ray node ``ray_node_id`` now runs logical node ``node_id``."""
         self.followed[ray_node_id] = node_id
 
     def removed(self, node_id: str) -> None:
+        """Logical node ``node_id`` was removed: its Ray node is no longer followed."""
         for ray_node, logical in list(self.followed.items()):
             if logical == node_id:
                 del self.followed[ray_node]
                 self.missing_since.pop(ray_node, None)
-
-    def logical_nodes(self) -> Collection[str]:
-        return sorted(self.followed.values())

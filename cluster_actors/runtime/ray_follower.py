@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Protocol
+from typing import Protocol
 
 import ray
 
@@ -48,7 +48,6 @@ class RayNodeWatcher:
         self.cluster = cluster
         self.follower = RayNodeFollower(grace_s, frozenset(alive_ray_nodes()))
         self._stop = threading.Event()
-        self.errors = 0
         self._thread = threading.Thread(target=self._run, name="ray-node-follower",
                                         daemon=True)
         self._thread.start()
@@ -58,31 +57,26 @@ class RayNodeWatcher:
             try:
                 self.poll()
             except Exception:
-                self.errors += 1
                 logger.exception("following the Ray nodes failed; trying again")
 
-    def poll(self) -> dict[str, Any]:
+    def poll(self) -> None:
         """One round: add new Ray nodes, remove the ones gone past the grace."""
         to_add, to_remove = self.follower.step(alive_ray_nodes(), time.monotonic())
-        done: dict[str, Any] = {"added": [], "removed": []}
         for ray_node in to_add:
             if self._stop.is_set():
-                break
+                return
             node_id = node_id_for(ray_node)
             if node_id not in self.cluster.node_ids:
                 self.cluster.add_node(node_id, ray_node_id=ray_node)
             self.follower.added(ray_node, node_id)
-            done["added"].append(node_id)
             logger.info("Ray node %s joined: added node %s", ray_node, node_id)
         for node_id in to_remove:
             if self._stop.is_set():
-                break
+                return
             if node_id in self.cluster.node_ids:
                 self.cluster.remove_node(node_id)
             self.follower.removed(node_id)
-            done["removed"].append(node_id)
             logger.info("the Ray node of %s is gone: removed it", node_id)
-        return done
 
     def close(self, timeout: float = 90.0) -> None:
         """Stop following (waits for a change in progress to finish)."""

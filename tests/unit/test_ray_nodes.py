@@ -28,7 +28,7 @@ def test_a_followed_node_is_removed_only_after_the_grace() -> None:
     assert follower.step(["head"], now=15.0) == ([], ["ray-w2"])
     follower.removed("ray-w2")
     assert follower.step(["head"], now=16.0) == ([], [])
-    assert follower.logical_nodes() == []
+    assert follower.followed == {} and follower.missing_since == {}
 
 
 def test_a_followed_node_back_within_the_grace_is_kept() -> None:
