@@ -40,6 +40,7 @@ from .runtime.naming import (
     registry_name,
     root_supervisor_name,
 )
+from .runtime.ray_follower import RayNodeWatcher
 from .runtime.registry import ClusterRegistry
 from .runtime.spans import cluster_actor_handles, collect_spans
 from .runtime.storage import volatile_storage_warning
@@ -147,6 +148,7 @@ class Cluster:
         self.session = LeaderSession(name, lambda: self.node_ids, options)
         self._kv: KVClient | None = None
         self._chaos: ChaosMonkey | None = None
+        self._ray_watcher: RayNodeWatcher | None = None  # follow_ray_nodes
 
     # ------------------------------------------------------------ lifecycle
     @classmethod
@@ -213,6 +215,8 @@ class Cluster:
             ray.get(registry.set_root.remote(root))
             if wait:
                 cluster.wait_for_leader(timeout=60)
+            if opts.follow_ray_nodes:
+                cluster._ray_watcher = RayNodeWatcher(cluster, opts.ray_node_grace_ms / 1000)
         except BaseException:
             cluster.shutdown()
             raise
@@ -234,6 +238,8 @@ class Cluster:
 
     def shutdown(self) -> None:
         """Stop every actor of the cluster (children in reverse start order)."""
+        if self._ray_watcher is not None:
+            self._ray_watcher.close()
         self.session.close()
         if self._chaos is not None:
             with contextlib.suppress(Exception):

@@ -82,6 +82,13 @@ class ClusterOptions(BaseModel):
     voter_grace_ms: int = Field(
         2000, ge=10, le=3_600_000,
         description="ms a voter may stay down before the leader replaces it (with voters)")
+    follow_ray_nodes: bool = Field(
+        False, description="a Ray node that joins the Ray cluster becomes a node of this "
+                           "cluster (add_node), one that leaves is removed after "
+                           "ray_node_grace_ms")
+    ray_node_grace_ms: int = Field(
+        5000, ge=0, le=3_600_000,
+        description="ms a followed Ray node may be gone before its node is removed")
     placement: Literal["per_component", "per_node"] = Field(
         default_factory=lambda: default_placement(), validate_default=True,
         description="per_component: each component its own supervised actor; per_node: one "

@@ -2,6 +2,7 @@
 
     cluster-actors demo                      # the main job, on a local Ray
     cluster-actors up --address auto         # start the layer on a running Ray cluster
+                    [--follow-ray-nodes]     # and turn Ray nodes that join into nodes (stays up)
     cluster-actors status [--name NAME]      # nodes, roles, terms, commit indexes
     cluster-actors down [--name NAME]        # stop every actor of the cluster
     cluster-actors config get [KEY]          # the replicated configuration (or one key)
@@ -24,6 +25,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,8 @@ from rich.table import Table
 from ..errors import ClusterError
 
 DEFAULT_NAME = "cluster"
+#: seconds between the checks of ``up --follow-ray-nodes`` that the cluster still runs
+FOLLOW_CHECK_SECONDS = 2.0
 
 
 def _connect(address: str) -> None:
@@ -85,9 +89,11 @@ def _up(args: argparse.Namespace) -> int:
     count = args.nodes or len(ray_nodes)
     if count < 1:
         raise ClusterError("the Ray cluster has no live node")
-    options: dict[str, object] = {"detached": True, "placement": args.placement}
+    options: dict[str, Any] = {"detached": True, "placement": args.placement}
     if args.data_dir:
         options["data_dir"] = args.data_dir
+    if args.follow_ray_nodes:
+        options["follow_ray_nodes"] = True
     console = Console()
     with console.status(f"starting {count} logical nodes on {len(ray_nodes)} Ray node(s)"):
         cluster = Cluster.start(args.name, nodes=count, options=options,
@@ -96,7 +102,24 @@ def _up(args: argparse.Namespace) -> int:
     where = f"--name {args.name}{_address_option(args.address)}"
     console.print(f"inspect with `cluster-actors status {where}`, stop with "
                   f"`cluster-actors down {where}`")
+    if args.follow_ray_nodes:
+        console.print("following Ray's nodes until the cluster is shut down (Ctrl-C stops "
+                      "following; the cluster keeps running)")
+        _follow_until_down(args.name)
     return 0
+
+
+def _follow_until_down(name: str) -> None:
+    """Keep this process (and so its ``follow_ray_nodes`` thread) alive until
+    cluster ``name`` is shut down or the user interrupts."""
+    from ..client.session import registered_cluster
+
+    try:
+        while True:
+            time.sleep(FOLLOW_CHECK_SECONDS)
+            registered_cluster(name)
+    except (ClusterError, KeyboardInterrupt):
+        return
 
 
 def _down(args: argparse.Namespace) -> int:
@@ -348,6 +371,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--fresh", action="store_true",
                     help="delete the data a previous cluster of this name left and start a new "
                          "one (default: resume it with the same members)")
+    up.add_argument("--follow-ray-nodes", action="store_true",
+                    help="ClusterOptions(follow_ray_nodes=True): a Ray node that joins later "
+                         "becomes a logical node, one that leaves is removed; the command "
+                         "stays up following until the cluster is shut down")
     up.set_defaults(run=_up)
 
     for name, run, text in (("status", _status, "show the cluster's nodes"),

@@ -29,7 +29,14 @@ Semantics follow Erlang/OTP's ``supervisor`` module:
   is recorded at ``now``; a restart at time ``t`` counts while
   ``t >= now - period``. When more than ``intensity`` restarts count, the
   decision is :class:`Escalate` instead of a plan, and the core refuses any
-  further input: the supervisor is expected to stop its children and die.
+  further input: the supervisor is expected to stop its children and die;
+* a child that cannot be placed any more (reason :data:`UNPLACEABLE`: the
+  shell found that it can never start, say, the Ray node it is pinned to is
+  gone) is left stopped whatever its restart type, nothing else is stopped
+  or restarted, and it does not count against the intensity: retrying it
+  could only fail, and counting the failures would make one lost machine
+  take every sibling down with the supervisor. It stays in the child list
+  (not running) until it is terminated, deleted or started again on request.
 """
 
 from __future__ import annotations
@@ -42,6 +49,11 @@ from cluster_actors.errors import ClusterError, ValidationFailed
 
 #: Exit reasons after which a transient child is not restarted.
 NORMAL_EXIT_REASONS: frozenset[str] = frozenset({"normal", "shutdown"})
+
+
+#: Exit reason of a child that can never start again where it must run (see
+#: the module doc): it is left stopped and not counted.
+UNPLACEABLE = "unplaceable"
 
 
 def is_normal_exit(reason: str) -> bool:
@@ -250,7 +262,8 @@ class SupervisorCore:
 
         ``reason`` is ``"normal"``/``"shutdown"`` for an orderly end and
         anything else (``"killed"``, ``"crashed"``, ``"start_failed"`` …) for
-        an abnormal one.
+        an abnormal one; :data:`UNPLACEABLE` leaves the child stopped (an
+        empty plan, not counted).
         """
         self._require_alive()
         self._require_child(child_id)
@@ -259,6 +272,8 @@ class SupervisorCore:
         if restart_type is Restart.TEMPORARY:
             self.remove_child(child_id)
             return RestartPlan(child_id, reason, removed=(child_id,))
+        if reason == UNPLACEABLE:
+            return RestartPlan(child_id, reason)
         if restart_type is Restart.TRANSIENT and is_normal_exit(reason):
             return RestartPlan(child_id, reason)
 
@@ -305,6 +320,7 @@ class SupervisorCore:
 
 __all__ = [
     "NORMAL_EXIT_REASONS",
+    "UNPLACEABLE",
     "Decision",
     "Escalate",
     "Restart",

@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import ray
 from ray.exceptions import RayActorError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from cluster_actors.core.supervision import Restart, SupervisorFlags
 from cluster_actors.errors import ClusterError
@@ -365,3 +367,56 @@ def test_warm_spare_is_activated_on_death_and_replaced(recorder: Any,
     next_spare = get(sup.wait_event.remote("spare_ready", "w", since, HANG))
     assert next_spare["actor_id"] != spare["actor_id"]
     assert get(sup.which_children.remote())[0]["spare"] is True
+
+
+#: a Ray node id no node has: Ray can never schedule an actor pinned to it
+GONE_RAY_NODE = "ab" * 28
+
+
+@dataclass
+class LosesItsRayNode:
+    """A factory whose first instance starts; every later one is pinned to a
+    Ray node that is gone (as a child pinned to a removed Ray node is)."""
+
+    factory: ActorFactory
+    calls: int = 0
+
+    def __call__(self) -> Any:
+        self.calls += 1
+        if self.calls == 1:
+            return self.factory()
+        pinned = NodeAffinitySchedulingStrategy(GONE_RAY_NODE, soft=False)
+        return self.factory.actor_class.options(
+            **self.factory.options, scheduling_strategy=pinned).remote(*self.factory.args)
+
+
+def test_a_child_whose_ray_node_is_gone_is_left_stopped_without_escalating(
+        recorder: Any, supervisors: list[Any]) -> None:
+    prefix = unique()
+    pinned = worker_spec(prefix, "b", recorder)
+    specs = [worker_spec(prefix, "a", recorder),
+             ChildSpec(id="b", start=LosesItsRayNode(pinned.start)),
+             worker_spec(prefix, "c", recorder)]
+    # one_for_all with intensity 1: counted, its instant failed restarts would
+    # escalate at once and take a and c down with the supervisor
+    sup = start_supervisor(supervisors, SupervisorFlags("one_for_all", intensity=1,
+                                                        period=60.0), specs, "unplaceable")
+    since = last_seq(sup)
+
+    ray.kill(handle_of(sup, "b"), no_restart=True)
+
+    get(sup.wait_event.remote("child_unplaceable", "b", since, HANG))
+    get(sup.wait_event.remote("child_restarted", "c", since, HANG))  # the plan went on
+    events = [(e["type"], e["child_id"]) for e in get(sup.events.remote(since))
+              if e["type"] not in ("child_started", "child_stopped")]
+    assert events == [("child_exited", "b"), ("child_restarted", "a"),
+                      ("child_start_failed", "b"), ("child_restarted", "c"),
+                      ("child_unplaceable", "b")]
+    children = {c["id"]: c for c in get(sup.which_children.remote())}
+    assert {c: children[c]["alive"] for c in children} == {"a": True, "b": False, "c": True}
+    assert get(children["c"]["handle"].ping.remote()) == "pong"
+    assert get(sup.stats.remote())["escalated"] is False
+    # an operator drops it as any stopped child
+    get(sup.terminate_child.remote("b"))
+    get(sup.delete_child.remote("b"))
+    assert [c["id"] for c in get(sup.which_children.remote())] == ["a", "c"]

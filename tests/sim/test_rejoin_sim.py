@@ -125,7 +125,7 @@ class RejoinRun:
 
 
 #: seeds of the sweep (``REJOIN_SIM_SEEDS``), spread over two worker processes
-SEEDS = int(os.environ.get("REJOIN_SIM_SEEDS", "1000"))
+SEEDS = int(os.environ.get("REJOIN_SIM_SEEDS", "250"))
 
 
 def _check_seed(seed: int) -> tuple[str | None, bool]:

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cluster_actors.core.supervision import (
+    UNPLACEABLE,
     Escalate,
     Restart,
     RestartPlan,
@@ -164,6 +165,36 @@ def test_terminating_a_temporary_child_removes_it() -> None:
     core.child_terminated("a")
     assert core.child_ids == ("a",)
     assert core.running() == ()
+
+
+@pytest.mark.parametrize("strategy", ["one_for_one", "one_for_all", "rest_for_one"])
+def test_an_unplaceable_child_is_left_stopped_and_its_siblings_alone(strategy: str) -> None:
+    core = started(strategy, ABCD)
+    assert core.child_exited("b", UNPLACEABLE, now=0.0) == RestartPlan("b", UNPLACEABLE)
+    assert core.running() == ("a", "c", "d")
+    assert core.child_ids == ("a", "b", "c", "d")  # kept: it can be started again or deleted
+    core.child_started("b")
+    assert core.running() == ("a", "b", "c", "d")
+
+
+def test_unplaceable_exits_never_escalate_where_failed_starts_would() -> None:
+    # a pinned child whose machine is gone fails every start at once: counted,
+    # those failures would take the whole supervisor (and every sibling) down
+    core = started("one_for_one", ABCD, intensity=1, period=5.0)
+    assert core.child_exited("b", "crashed", now=0.0) == RestartPlan("b", "crashed",
+                                                                     restart=("b",))
+    for t in (0.1, 0.2, 0.3):
+        assert core.child_exited("b", UNPLACEABLE, now=t) == RestartPlan("b", UNPLACEABLE)
+    assert not core.escalated and core.running() == ("a", "c", "d")
+    assert core.restarts_in_window(0.3) == 1
+    assert isinstance(core.child_exited("c", "crashed", now=0.4), Escalate)
+
+
+def test_an_unplaceable_temporary_child_is_removed() -> None:
+    core = started("one_for_one", [("a", P), ("tmp", TE)])
+    assert core.child_exited("tmp", UNPLACEABLE, now=0.0) == RestartPlan(
+        "tmp", UNPLACEABLE, removed=("tmp",))
+    assert core.child_ids == ("a",)
 
 
 def test_is_normal_exit() -> None:

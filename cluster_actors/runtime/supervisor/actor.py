@@ -29,6 +29,14 @@ order, records ``escalated``, fails every pending ``until_stopped`` call with
 applies its own strategy, typically restarting it (the factory creates a new
 supervisor with the same child specs, which starts the children again).
 
+**A child that cannot be placed.** A restart that Ray refuses as
+unschedulable (``ActorUnschedulableError``: the child is pinned to a Ray node
+that is gone, and a Ray node never comes back under the same id) is not
+retried: the child is left stopped (event ``child_unplaceable``) and does not
+count against the intensity, so losing the machine of one pinned child does
+not exhaust the intensity with instant failures and take its siblings down.
+``restart_child`` tries it again; ``terminate_child``/``delete_child`` drop it.
+
 Ray makes the supervisor the owner of the actors its factories create, and
 kills owned (non-detached) actors when their owner dies: a dead supervisor
 takes its subtree with it, much like OTP links. Factories should therefore not
@@ -62,11 +70,14 @@ from ray.actor import ActorHandle
 from ray.exceptions import (
     ActorDiedError,
     ActorUnavailableError,
+    ActorUnschedulableError,
     RayActorError,
 )
 
 from cluster_actors.core.stats import percentile
 from cluster_actors.core.supervision import (
+    UNPLACEABLE,
+    Decision,
     Escalate,
     RestartPlan,
     SupervisorCore,
@@ -292,7 +303,8 @@ class Supervisor(SupervisedActor):
         (child_id, actor_id, restart_ms, cause, warm), ``spare_ready``
         (child_id, actor_id), ``child_stopped``
         (child_id, how: shutdown|killed), ``child_start_failed`` (child_id,
-        error), ``child_removed`` (child_id), ``escalated`` (child_id, reason,
+        error), ``child_unplaceable`` (child_id: left stopped, see the module
+        doc), ``child_removed`` (child_id), ``escalated`` (child_id, reason,
         restarts, intensity, period) and ``stopped``.
         """
         return [e for e in self._events if e["seq"] > since_seq]
@@ -479,20 +491,30 @@ class Supervisor(SupervisedActor):
                 if isinstance(decision, Escalate):
                     await self._escalate(decision)
                     return
-                failed = await self._carry_out(decision, noticed_at, reason)
+                failed: Decision | None = None
+                for child_id, why in await self._carry_out(decision, noticed_at, reason):
+                    outcome = self._core.child_exited(child_id, why, time.monotonic())
+                    if why != UNPLACEABLE:
+                        failed, reason = outcome, why
+                    elif self._core.has_child(child_id):
+                        logger.warning("supervisor %s: %s cannot be placed (its Ray node "
+                                       "is gone); left stopped", self._name, child_id)
+                        self._record("child_unplaceable", child_id=child_id)
                 if failed is None:
                     return
-                reason = "start_failed"
-                decision = self._core.child_exited(failed, reason, time.monotonic())
+                decision = failed
 
     async def _carry_out(self, plan: RestartPlan, noticed_at: float,
-                         reason: str | None = None) -> str | None:
+                         reason: str | None = None) -> list[tuple[str, str]]:
         """Stop then start per ``plan`` (``reason``: why ``plan.child_id`` exited);
-        return the id of a child that failed to start."""
+        return ``(child id, reason)`` of each child that failed to start: reason
+        ``unplaceable`` when Ray can never schedule it (the plan goes on with the
+        next child), else ``start_failed`` (the last one: the plan stops there)."""
         for child_id in plan.stop:
             await self._stop_child(child_id)
         for child_id in plan.removed:
             self._drop_spec(child_id)
+        failures: list[tuple[str, str]] = []
         for child_id in plan.restart:
             try:
                 await self._start_child(child_id, noticed_at=noticed_at, cause=plan.child_id,
@@ -501,8 +523,11 @@ class Supervisor(SupervisedActor):
                 logger.warning("supervisor %s: restart of %s failed: %s", self._name,
                                child_id, error)
                 self._record("child_start_failed", child_id=child_id, error=str(error))
-                return child_id
-        return None
+                if not isinstance(error, ActorUnschedulableError):
+                    failures.append((child_id, "start_failed"))
+                    break
+                failures.append((child_id, UNPLACEABLE))
+        return failures
 
     async def _escalate(self, decision: Escalate) -> None:
         for child_id in decision.stop:
