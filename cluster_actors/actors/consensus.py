@@ -67,6 +67,9 @@ class ConsensusActor(SupervisedActor):
     async def query_state(self, query: Callable[[Any], Any]) -> Any:
         return self.core.query_state(query)
 
+    async def read_state(self, query: Callable[[Any], Any], timeout: float = 5.0) -> Any:
+        return await self.core.read_state(query, timeout)
+
     async def read(self, keys: list[str], timeout: float = 5.0) -> list[Any]:
         return await self.core.read(keys, timeout)
 

@@ -160,6 +160,14 @@ class ClientCommands:
         await self._confirm_read(timeout)
         return self.sm.range(prefix)
 
+    async def read_state(self, query: Callable[[Any], Any], timeout: float = 5.0) -> Any:
+        """``query(state machine)`` as a linearizable read (ReadIndex): answered
+        by this leader once confirmed, so it reflects every write acknowledged
+        before the call. NotLeader on a follower."""
+        check_callable(query, "query")
+        await self._confirm_read(timeout)
+        return query(self.sm)
+
     async def read_range(self, start: str, end: str | None = None, limit: int | None = None,
                          revision: int | None = None, timeout: float = 5.0) -> Any:
         """etcd's Range, linearizable (ReadIndex): a RangeResult of the keys in

@@ -288,7 +288,7 @@ class ConfigCommands:
             return proposal.id if proposal is not None and proposal.status == "pending" \
                 else None
 
-        found = await self._consensus_call("query_state", find)
+        found = await self._leader_read(find)
         if found is None:
             raise NotFound(f"no pending join of {node!r}")
         return int(found)
@@ -328,8 +328,8 @@ class ConfigCommands:
         """The replicated pending proposals (config changes and joins), oldest
         first: ``id``/``version``, ``kind``, ``subject``, ``electorate``,
         ``needed``, ``approvals``, ``rejections``, ``status``."""
-        return await self._consensus_call(
-            "query_state", lambda sm: [p.to_dict() for p in sm.approvals.pending.values()])
+        return await self._leader_read(
+            lambda sm: [p.to_dict() for p in sm.approvals.pending.values()])
 
     async def get_proposal(self, proposal_id: int) -> dict[str, Any]:
         """A pending or recently decided proposal; NotFound if it is neither."""
@@ -339,10 +339,19 @@ class ConfigCommands:
             proposal = sm.approvals.find(proposal_id)
             return proposal.to_dict() if proposal is not None else None
 
-        found = await self._consensus_call("query_state", find)
+        found = await self._leader_read(find)
         if found is None:
             raise NotFound(f"no proposal {proposal_id!r} (pending or recently decided)")
         return found
+
+    async def _leader_read(self, query: Callable[[Any], Any], timeout: float = 10.0) -> Any:
+        """``query(state machine)`` read linearizably on the leader (ReadIndex):
+        a vote acknowledged anywhere is seen, whichever node is asked."""
+        deadline = time.monotonic() + timeout
+        leader, handle = await self._leader_handle(deadline, known=self.view.leader)
+        return await self._call_leader(
+            lambda h, remaining: h.read_state.remote(query, remaining), leader, handle,
+            deadline, "the leader did not confirm the read in time")
 
     def _note_pending(self, proposal_id: int, pending: bool) -> None:
         """Update the pending ids this node saw (the health round refreshes them)."""
@@ -429,16 +438,23 @@ class ConfigCommands:
         command ``seq`` (the same on every retry, so it applies at most once),
         following leader changes until ``deadline``. ``method``: the leader's
         ``submit_config`` or ``submit_internal`` (no version: 0)."""
+        answer = await self._call_leader(
+            lambda h, remaining: getattr(h, method).remote(prepare, self._client_id, seq,
+                                                           remaining),
+            leader, handle, deadline,
+            "the change was not acknowledged in time; its outcome is unknown: check get_config")
+        return answer if method == "submit_config" else (0, answer)
+
+    async def _call_leader(self, call: Callable[[Any, float], Any], leader: str, handle: Any,
+                         deadline: float, late: str) -> Any:
+        """``await call(leader's consensus handle, seconds left)``, following
+        leader changes until ``deadline`` (then CoordinationTimeout(``late``))."""
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise CoordinationTimeout("the change was not acknowledged in time; "
-                                          "its outcome is unknown: check get_config")
+                raise CoordinationTimeout(late)
             try:
-                answer = await bounded(
-                    getattr(handle, method).remote(prepare, self._client_id, seq, remaining),
-                    remaining + 1.0)
-                return answer if method == "submit_config" else (0, answer)
+                return await bounded(call(handle, remaining), remaining + 1.0)
             except asyncio.TimeoutError:
                 continue
             except Exception as error:

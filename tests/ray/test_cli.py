@@ -67,14 +67,17 @@ def explain(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def table_rows(output: str) -> dict[str, dict[str, str]]:
-    """Body rows of the rich status table, keyed by node id, as {column: cell}."""
+    """Body rows of the last rich status table (the one whose first column is
+    ``node``), keyed by node id, as {column: cell}."""
     header: list[str] = []
-    rows = {}
+    rows: dict[str, dict[str, str]] = {}
     for line in output.splitlines():
         cells = [cell.strip() for cell in re.split(r"[│┃]", line.strip())[1:-1]]
-        if line.startswith("┃") and not header:
+        if line.startswith("┃"):
             header = cells
-        elif line.startswith("│") and header:
+            if header[:1] == ["node"]:
+                rows = {}
+        elif line.startswith("│") and header[:1] == ["node"]:
             rows[cells[0]] = dict(zip(header, cells, strict=True))
     return rows
 
@@ -406,6 +409,9 @@ def test_the_demo_leaves_its_cluster_for_status_and_down(ray_head: RayHead) -> N
                    timeout=UP_BOUND_S, env=_env(CLUSTER_ACTORS_PLACEMENT="per_node"))
     assert demo.returncode == 0, explain(demo)
     assert "summary" in demo.stdout and "keeps running" in demo.stdout, explain(demo)
+    # the live table's last frame has every column filled, the slow ones too
+    assert all(row["state"] and row["phi"] and row["health"]
+               for row in table_rows(demo.stdout).values()), explain(demo)
     status = run_cli("status", "--address", ray_head.address, "--name", "demo")
     assert status.returncode == 0, explain(status)
     assert_cluster_table(status.stdout)
