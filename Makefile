@@ -16,9 +16,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m cluster_actors.cli.demo
 
+# The pure layers (unit, simulator) run on every core (pytest-xdist); the Ray
+# layer runs alone after them, one test at a time, so that no timing test
+# shares the machine with another.
+JOBS ?= auto
 test: $(STAMP)
 	$(BIN)/ruff check cluster_actors strategies tests benchmarks
-	$(BIN)/python -m pytest -m "not slow" --durations=25
+	$(BIN)/python -m pytest tests/unit tests/sim -m "not slow" -n $(JOBS) --durations=10
+	$(BIN)/python -m pytest tests/ray -m "not slow" --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check cluster_actors strategies tests benchmarks

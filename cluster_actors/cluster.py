@@ -119,6 +119,14 @@ class NodeHandle:
         return f"<node {self.node_id}>"
 
 
+def _names_in(ns: str) -> bool:
+    """Whether any named actor of namespace ``ns`` is still registered."""
+    try:
+        return any(a["namespace"] == ns for a in ray.util.list_named_actors(all_namespaces=True))
+    except Exception:  # Ray is gone: nothing is left to wait for
+        return False
+
+
 def initial_config_of(options: ClusterOptions, node_ids: list[str]) -> dict[str, Any]:
     """Version 1 of the replicated configuration: the members and the options'
     values of the seed's keys. Checked here, before any actor starts: an invalid
@@ -259,6 +267,11 @@ class Cluster:
                                            namespace=ns))
         with contextlib.suppress(Exception):
             ray.kill(ray.get_actor(registry_name(self.name), namespace=ns))
+        # Ray frees a killed actor's name asynchronously: wait (briefly) so that
+        # starting a cluster of the same name right away finds it free
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and _names_in(ns):
+            time.sleep(0.02)
         _OWNED.pop(self.name, None)
         forget_cluster(self.name)
 
