@@ -46,7 +46,10 @@ def test_five_nodes_keep_three_voters_and_two_learners(cluster: Cluster) -> None
     assert cluster.kv.put("k", 1).ok
     # a learner is a node like any other to the monitors: its metrics answer
     # through a voter's monitor (NotFound only until its monitor's first observation)
-    metrics = wait_until(lambda: cluster.node(voters[0]).monitor.get_node_metrics(learners[0]),
+    monitor = cluster.node(voters[0]).monitor
+    monitor.force_check()  # an observation now: this monitor knows the configuration
+    assert monitor.get_node_metrics(voters[0])["observation"]["members"] == 3
+    metrics = wait_until(lambda: monitor.get_node_metrics(learners[0]),
                          "a learner's metrics through a voter's monitor", tolerate=(NotFound,))
     assert metrics["observation"]["node_id"] == learners[0]
 
