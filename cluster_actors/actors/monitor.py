@@ -122,7 +122,7 @@ class MonitorActor(ComponentActor):
         self.exporter = PrometheusExporter(cluster, node_id)
         self._alert_subscribers: dict[str, Any] = {}
         self._gather_lock = asyncio.Lock()
-        self._voters = list(self.voters)
+        self._members = list(self.voters)  # voters and learners, from the latest status
         self._consensus_events_read = EventCursor()
         self._rollbacks = 0
         self._last_proposed: int | None = None
@@ -246,7 +246,8 @@ class MonitorActor(ComponentActor):
                                   "phi_threshold": self.options.phi_threshold,
                                   "supervisor_intensity": self.options.supervisor_intensity}
         if status and status.get("role") not in (None, "starting"):
-            self._voters = list(status.get("voters") or self._voters)
+            self._members = sorted({*(status.get("voters") or self._members),
+                                    *(status.get("learners") or ())})
             proposed = (status.get("stats") or {}).get("proposed", 0)
             latency = status.get("commit_latency_p50_ms")
             if latency is not None and proposed != self._last_proposed:
@@ -326,7 +327,7 @@ class MonitorActor(ComponentActor):
         """The cluster as the nodes' monitors see it: this node's latest
         observation and each peer monitor's (asked now, one call per peer);
         ``unreachable`` lists peers whose monitor did not answer."""
-        peers = [p for p in self._voters if p != self.node_id]
+        peers = [p for p in self._members if p != self.node_id]
 
         async def ask(peer: str) -> dict[str, Any] | None:
             try:
@@ -368,9 +369,9 @@ class MonitorActor(ComponentActor):
         metrics = self.core.get_node_metrics(_check_str("node", node))
         if metrics is not None:
             return metrics
-        if not isinstance(node, str) or node == self.node_id or node not in self._voters:
+        if not isinstance(node, str) or node == self.node_id or node not in self._members:
             raise NotFound(f"no observation of node {node!r} on the monitor of "
-                           f"{self.node_id}; members: {sorted(self._voters)}")
+                           f"{self.node_id}; members: {sorted(self._members)}")
         try:
             handle = find_component(self.cluster, node, "monitor")
         except ValueError:

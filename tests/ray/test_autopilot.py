@@ -1,5 +1,5 @@
 """Autopilot on a real cluster: ``ClusterOptions(voters=3)`` on 5 nodes keeps
-three voters and two learners, and replaces a voter whose node died with a
+three voters and two learners (each answering the monitors), and replaces a voter whose node died with a
 caught-up learner, after which writes still commit."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import pytest
 import ray
 
 from cluster_actors import Cluster
+from cluster_actors.errors import NotFound
 from tests.ray import LIGHT
 from tests.waiting import wait_until
 
@@ -43,6 +44,14 @@ def test_five_nodes_keep_three_voters_and_two_learners(cluster: Cluster) -> None
     voters, learners = three_and_two(cluster)
     assert sorted(voters + learners) == cluster.node_ids
     assert cluster.kv.put("k", 1).ok
+    # a learner is a node like any other to the monitors: its metrics answer
+    # through a voter's monitor (NotFound only until its monitor's first observation)
+    monitor = cluster.node(voters[0]).monitor
+    monitor.force_check()  # an observation now: this monitor knows the configuration
+    assert monitor.get_node_metrics(voters[0])["observation"]["members"] == 3
+    metrics = wait_until(lambda: monitor.get_node_metrics(learners[0]),
+                         "a learner's metrics through a voter's monitor", tolerate=(NotFound,))
+    assert metrics["observation"]["node_id"] == learners[0]
 
 
 def test_a_dead_voter_is_replaced_by_a_learner_and_writes_still_commit(

@@ -36,7 +36,8 @@ BIN = Path(sys.executable).parent
 CLI = BIN / "cluster-actors"
 RAY = BIN / "ray"
 CLUSTER = "clitest"
-COMMANDS = ("demo", "up", "status", "down", "config", "chaos", "sim")
+COMMANDS = ("demo", "up", "status", "down", "config", "kv", "member", "lock", "election",
+            "chaos", "sim")
 TOKEN = secrets.token_hex(32)
 
 # Hang bounds only: a healthy run takes a fraction of these.
@@ -374,6 +375,8 @@ def test_lock_runs_a_command_holding_the_lock_with_its_fencing_token(
     assert "released lock 'deploy'" in result.stdout, explain(result)
     nobody = run_cli("election", *where, "leader", "nobody-ran")
     assert nobody.returncode == 1 and "nobody leads" in nobody.stdout, explain(nobody)
+    observed = run_cli("election", *where, "observe", "nobody-ran", "--count", "1")
+    assert observed.returncode == 0 and "nobody leads" in observed.stdout, explain(observed)
 
 
 def test_member_commands_add_list_and_remove_a_node(

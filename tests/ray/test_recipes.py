@@ -258,6 +258,8 @@ def test_a_singleton_answers_again_after_its_actor_is_killed_and_its_holder_dies
     proxy = cluster.singleton_proxy("echo")
     label, first, _ = proxy.call("whoami", timeout=HANG)
     assert label == "p0"
+    first_token = proxy.token()
+    assert first_token is not None
     ray.get(processes[1].run_singleton.remote("echo", "p1"))  # stands by
     wait_until(lambda: len(cluster.election("singleton/echo").candidates()) == 2)
     assert ray.get(proxy.whoami.remote())[1] == first
@@ -273,6 +275,7 @@ def test_a_singleton_answers_again_after_its_actor_is_killed_and_its_holder_dies
     assert third not in (first, second)
     holder = proxy.holder()
     assert holder is not None and holder.value["actor"].startswith("singleton.echo.")
+    assert holder.token == proxy.token() > first_token  # the successor fences the old holder out
     ray.kill(processes[1])
 
 

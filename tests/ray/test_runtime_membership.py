@@ -66,6 +66,10 @@ def test_a_dead_node_is_removed_and_the_rest_keep_serving(cluster: Cluster) -> N
     assert victim not in cluster.node_ids
     voters, _ = voters_and_learners(cluster)
     assert victim not in voters and sorted(voters) == sorted(cluster.node_ids)
+    assert Cluster.attach("grow").node_ids == cluster.node_ids  # the registry followed
+    for node in cluster.node_ids:  # and every coordinator's member list
+        wait_until(lambda n=node: sorted(cluster.coordinator(n).get_members())
+                   == sorted(cluster.node_ids))
     assert cluster.kv.put("after-removal", 2).ok
     assert cluster.kv.get("after-removal") == 2
     with pytest.raises(NotFound):

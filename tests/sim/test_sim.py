@@ -48,9 +48,10 @@ def run_seeds(seeds: range, **kwargs: Any) -> list[Outcome]:
         return list(pool.map(partial(_outcome, **kwargs), seeds))
 
 
-def _check_seed(seed: int) -> tuple[int, str | None, int, int, int]:
+def _check_seed(seed: int) -> tuple[int, str | None, int, int, int, int]:
     result = run_seed(seed, nodes=5, steps=SWEEP_STEPS, faults=FAULT_KINDS)
-    done = (result.committed, len(result.operations), result.fail_stops)
+    done = (result.committed, len(result.operations), result.fail_stops,
+            result.reconfigurations)
     if not result.ok:
         return seed, str(result.violation), *done
     verdict = check_operations(KVModel(), result.operations, timeout=10).verdict
@@ -70,6 +71,8 @@ def test_sweep_of_seeds_with_all_faults_finds_no_violation() -> None:
     assert sum(o[2] for o in outcomes) > 50 * SWEEP_SEEDS, "too little was committed"
     assert sum(o[3] for o in outcomes) > 50 * SWEEP_SEEDS, "too few client operations"
     assert sum(o[4] for o in outcomes) > SWEEP_SEEDS // 10, "too few failed persists"
+    # learners promoted and voters demoted by joint consensus, about two a seed
+    assert sum(o[5] for o in outcomes) > SWEEP_SEEDS, "too few membership changes"
 
 
 #: 2,000-step seeds that once ended with no leader for good: a learner promoted by

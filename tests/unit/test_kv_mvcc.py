@@ -11,13 +11,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cluster_actors.client.kv import KVClient
+from cluster_actors.client.watch import Watch
 from cluster_actors.core.cluster_state import ClusterStateMachine
-from cluster_actors.core.kv import Command, InvalidCommand, KVStateMachine
-from cluster_actors.core.mvcc import ALL_KEYS, in_range, prefix_end
+from cluster_actors.core.kv import Command, InvalidCommand, KeyValue, KVStateMachine
+from cluster_actors.core.mvcc import ALL_KEYS, Change, in_range, prefix_end
 from cluster_actors.core.raft_types import Entry, EntryKind, Role
-from cluster_actors.errors import Compacted, NotLeader, ValidationFailed
+from cluster_actors.errors import ClusterError, Compacted, NoQuorum, NotLeader, ValidationFailed
 from cluster_actors.runtime import kv_watch
 from cluster_actors.runtime.leases import LeaseManager
+
+HANG_S = 30.0  # seconds; only catches hangs
 
 
 class Replica:
@@ -281,3 +285,59 @@ def test_a_watch_long_poll_from_a_compacted_revision_raises_compacted() -> None:
         assert [c.revision for c in answer["changes"]] == [3]
 
     asyncio.run(scenario())
+
+
+class ScriptedLeader:
+    """A stand-in for the session: answers each leader call from a script of
+    ``(expected method, expected args, answer or error)``, recording the calls."""
+
+    def __init__(self, script: list[tuple[str, tuple[Any, ...], Any]]) -> None:
+        self.script = list(script)
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def call(self, method: str, *args: Any, timeout: float | None = None) -> Any:
+        self.calls.append((method, args))
+        expected_method, expected_args, answer = self.script.pop(0)
+        assert (method, args[:len(expected_args)]) == (expected_method, expected_args)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+
+def put_change(revision: int, key: str, value: Any) -> Change:
+    return Change(revision, key, KeyValue(key, value, revision, revision, 1), None)
+
+
+def test_items_is_one_linearizable_read_prefix_call_on_the_leader() -> None:
+    records = [KeyValue("p/a", 1, 2, 2, 1), KeyValue("p/b", 2, 3, 3, 1)]
+    leader = ScriptedLeader([("read_prefix", ("p/",), records)])
+    assert KVClient(leader).items("p/") == records  # type: ignore[arg-type]
+    assert leader.calls == [("read_prefix", ("p/",))]  # no second, local call
+
+
+def test_a_client_watch_resumes_after_its_last_revision_through_a_leader_change() -> None:
+    leader = ScriptedLeader([
+        ("watch_events", ("w/", "w0", None), {"changes": [], "revision": 5}),
+        ("watch_events", ("w/", "w0", 5), {"changes": [put_change(6, "w/a", 1)], "revision": 6}),
+        ("watch_events", ("w/", "w0", 6), NoQuorum("the leader died")),  # a failover
+        ("watch_events", ("w/", "w0", 6), {"changes": [put_change(7, "w/b", 2)], "revision": 7}),
+    ])
+    watch = Watch(leader, "w/", "w0")  # type: ignore[arg-type]
+    first, second = watch.get(timeout=HANG_S), watch.get(timeout=HANG_S)
+    assert [(e.type, e.key, e.value, e.revision) for e in (first, second)] == [
+        ("put", "w/a", 1, 6), ("put", "w/b", 2, 7)]  # none lost, none repeated
+    assert watch.revision == 7 and leader.script == []
+
+
+def test_a_client_watch_from_a_compacted_revision_raises_compacted_a_cluster_error() -> None:
+    leader = ScriptedLeader([("watch_events", ("w/", "w0", 2), Compacted(3, 4))])
+    with pytest.raises(ClusterError) as caught:
+        Watch(leader, "w/", "w0", start_revision=3)  # type: ignore[arg-type]
+    assert isinstance(caught.value, Compacted) and caught.value.code == "compacted"
+    compacted_later = ScriptedLeader([
+        ("watch_events", ("w/", "w0", None), {"changes": [], "revision": 5}),
+        ("watch_events", ("w/", "w0", 5), Compacted(6, 9)),
+    ])
+    watch = Watch(compacted_later, "w/", "w0")  # type: ignore[arg-type]
+    with pytest.raises(Compacted):
+        watch.get(timeout=HANG_S)

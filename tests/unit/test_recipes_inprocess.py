@@ -14,6 +14,7 @@ import pytest
 
 from cluster_actors.errors import ClusterError, CoordinationTimeout, ValidationFailed
 from cluster_actors.recipes.barrier import Barrier
+from cluster_actors.recipes.election import StaleToken
 from cluster_actors.recipes.queue import Empty, Queue
 from cluster_actors.recipes.registry import Registration, ServiceWatch, services
 from cluster_actors.recipes.rwlock import RWLock
@@ -102,6 +103,40 @@ def test_readers_share_the_rwlock_and_a_writer_waits_for_readers_ahead_of_it(
     assert [h.extra["mode"] for h in rw.holders()] == ["write"]
     writer.guarded_put("catalog", 1)
     writer.release()
+
+
+def test_a_rwlock_writer_whose_lease_expires_lets_a_reader_in_and_its_late_writes_are_fenced(
+        session: InProcessSession) -> None:
+    rw = RWLock(session, "rwx", ttl=0.3)
+    writer = rw.write()
+    assert writer.acquire(timeout=0)
+    writer.fenced_put("catalog", "catalog", "by the writer")
+    reader = rw.read()
+    assert not reader.acquire(timeout=0.1)  # the writer holds it alone
+    writer.hold.lease.let_expire()  # as if its process died
+    assert reader.acquire(timeout=HANG) and reader.token > writer.token
+    reader.fenced_put("catalog", "catalog", "after the writer")
+    with pytest.raises(StaleToken):
+        writer.guarded_put("catalog", "late write")
+    with pytest.raises(StaleToken) as caught:
+        writer.fenced_put("catalog", "catalog", "late write")
+    assert caught.value.newer == reader.token
+    assert session.value("catalog") == "after the writer"
+    reader.release()
+
+
+def test_a_semaphore_holder_whose_lease_expired_cannot_write_past_the_next_holder(
+        session: InProcessSession) -> None:
+    first = Semaphore(session, "gpu", 1, ttl=0.3)
+    assert first.acquire()
+    first.hold.lease.let_expire()
+    second = Semaphore(session, "gpu", 1, ttl=0.3)
+    assert second.acquire(timeout=HANG)
+    second.guarded_put("gpu/job", "second")
+    with pytest.raises(StaleToken):
+        first.guarded_put("gpu/job", "first, too late")
+    assert session.value("gpu/job") == "second"
+    second.release()
 
 
 def test_a_barrier_releases_all_parties_together_and_is_cyclic(session: InProcessSession) -> None:
