@@ -186,6 +186,27 @@ def test_production_code_never_imports_testing(layer: str) -> None:
     assert _violations(f"cluster_actors.{layer}", forbidden=("cluster_actors.testing",)) == []
 
 
+# the simulator; the chaos tools use only the checkers of `testing/`
+SIMULATOR = ("cluster_actors.testing.sim", "cluster_actors.testing.sim_network")
+# `testing/` stands on core, except the fault-injecting actors of the Ray tests
+TESTING_MAY_IMPORT = ("cluster_actors.core", "cluster_actors.errors", "cluster_actors.testing")
+TESTING_ON_THE_ACTORS = ("cluster_actors.testing.faulty",)
+
+
+def test_only_the_simulator_and_its_commands_import_the_simulator() -> None:
+    """The partition shapes chaos shares with the simulator live in core (core/partitions.py)."""
+    bad = [f"{module} imports {target}" for module, targets in sorted(GRAPH.items())
+           for target in sorted(targets & set(SIMULATOR))
+           if not _within(module, ("cluster_actors.testing", "cluster_actors.cli"))]
+    assert bad == []
+
+
+def test_testing_stands_on_core_except_the_fault_injecting_actors() -> None:
+    bad = [line for line in _violations("cluster_actors.testing", allowed=TESTING_MAY_IMPORT)
+           if not line.startswith(TESTING_ON_THE_ACTORS)]
+    assert bad == []
+
+
 def test_at_most_six_modules_directly_under_the_package() -> None:
     top = sorted(p.name for p in PACKAGE_DIR.glob("*.py"))
     assert len(top) <= MAX_TOP_LEVEL_MODULES, top
