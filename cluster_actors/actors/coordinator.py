@@ -105,7 +105,6 @@ class CoordinatorActor(Observer, MembershipCommands, ConfigCommands, AutopilotRu
         self.lifecycle = Lifecycle()
         self.view = NodeView(voters=[] if join else list(voters))
         self._consensus_up = False
-        self._consensus_id: str | None = None
         self._peer_handles: dict[str, Any] = {}
         self._slow: dict[str, int] = {}  # consecutive ping timeouts per peer
         self._partition: dict[str, Any] | None = None
@@ -124,13 +123,13 @@ class CoordinatorActor(Observer, MembershipCommands, ConfigCommands, AutopilotRu
         configure_tracing_from_env()
         configure_tracing_from_options(self.options)
         restarted = await self._was_restarted()
-        since = await self._consensus_tail()
+        consensus_events = await self._consensus_tail()
         await self._refresh(reconcile=False)
         if restarted:
             self._fire(E.FAILURE_DETECTED, reason="the coordinator was restarted by its "
                                                   "supervisor")
         self._reconcile()
-        self._timers.append(self.run_forever(self._follow_consensus(since),
+        self._timers.append(self.run_forever(self._follow_consensus(consensus_events),
                                              "following the consensus events"))
         self._timers.extend(self.run_forever(self._follow(c), f"following {c}")
                             for c in FOLLOWED if installed(c))

@@ -22,6 +22,7 @@ from ..core.lifecycle import LifecycleContext, LifecycleEvent
 from ..core.membership import quorum_size
 from ..errors import ClusterError
 from ..runtime.calls import bounded, task_cause
+from ..runtime.events import EventCursor
 from ..runtime.hosting import find_component, hosted_by
 from ..runtime.naming import namespace, node_supervisor_name, root_supervisor_name
 from .coordinator_config import HOT_KEYS
@@ -104,7 +105,6 @@ class Observer:
     _refresh_lock: asyncio.Lock
     _stats: dict[str, int]
     _consensus_up: bool
-    _consensus_id: str | None
     _peer_handles: dict[str, Any]
     _slow: dict[str, int]
     _heartbeat_status: dict[str, Any] | None
@@ -131,18 +131,22 @@ class Observer:
         return any(e.get("type") == "child_exited" and e.get("child_id") == child
                    for e in events)
 
-    async def _consensus_tail(self) -> int:
-        """The consensus stream's last seq now (older events are not replayed)."""
+    async def _consensus_tail(self) -> EventCursor:
+        """Where the consensus stream stands now (older events are not replayed);
+        unknown (no instance) when the consensus actor does not answer."""
+        cursor = EventCursor()
         try:
             handle = self.sibling("consensus")
             events = await bounded(handle.events.remote(0))
         except Exception:
-            return 0
-        self._consensus_id = handle._actor_id.hex()
-        return events[-1]["seq"] if events else 0
+            return cursor
+        cursor.follow(handle)
+        cursor.advance(events)
+        return cursor
 
-    async def _follow_consensus(self, since: int) -> None:
-        """Long-poll the consensus events; a dead consensus actor is a local failure."""
+    async def _follow_consensus(self, cursor: EventCursor) -> None:
+        """Long-poll the consensus events from ``cursor``; a dead consensus actor
+        is a local failure."""
         while True:
             try:
                 handle = self.sibling("consensus")
@@ -151,10 +155,9 @@ class Observer:
                     self._local_failure("consensus is not running")
                 await asyncio.sleep(0.05)
                 continue
-            if handle._actor_id.hex() != self._consensus_id:
-                self._consensus_id, since = handle._actor_id.hex(), 0
+            cursor.follow(handle)
             try:
-                events = await handle.wait_events.remote(since, 5.0)
+                events = await handle.wait_events.remote(cursor.since, 5.0)
             except RayActorError:
                 self.forget_sibling("consensus")
                 self._local_failure("the consensus actor died")
@@ -166,29 +169,26 @@ class Observer:
                 await asyncio.sleep(0.2)
                 continue
             for event in events:
-                since = event["seq"]
+                cursor.advance((event,))
                 self._on_consensus_event(event)
 
     async def _follow(self, component: str) -> None:
         """Republish a sibling's events and re-check the view after each batch."""
-        since, actor_id = 0, None
+        cursor = EventCursor()
         while True:
             try:
                 handle = self.sibling(component)
             except ClusterError:
                 await asyncio.sleep(2.0)
                 continue
-            if handle._actor_id.hex() != actor_id:
-                if actor_id is not None:  # restarted: it runs the options' settings again
+            followed_before = cursor.instance is not None
+            if cursor.follow(handle):  # a new instance: read on from its newest event
+                if followed_before:  # restarted: it runs the options' settings again
                     self._spawn_config_adoption()
-                actor_id = handle._actor_id.hex()
-                try:
-                    tail = await bounded(handle.events_since.remote(0))
-                    since = tail[-1]["seq"] if tail else 0
-                except Exception:
-                    since = 0
+                with contextlib.suppress(Exception):  # unanswered: read from its start
+                    cursor.advance(await bounded(handle.events_since.remote(0)))
             try:
-                events = await handle.wait_events.remote(since, 5.0)
+                events = await handle.wait_events.remote(cursor.since, 5.0)
             except RayActorError:
                 self.forget_sibling(component)
                 await asyncio.sleep(0.05)
@@ -197,7 +197,7 @@ class Observer:
                 await asyncio.sleep(1.0)
                 continue
             for event in events:
-                since = event["seq"]
+                cursor.advance((event,))
                 self._republish(component, event)
             if events:
                 self._kick.set()

@@ -207,6 +207,16 @@ def test_testing_stands_on_core_except_the_fault_injecting_actors() -> None:
     assert bad == []
 
 
+def test_event_streams_are_read_through_the_one_event_cursor() -> None:
+    """A reader of another actor's events keeps its place in
+    runtime/events.py's EventCursor (restart-aware), not in a ``seq`` of its own."""
+    readers = ("cluster_actors.actors", "cluster_actors.client", "cluster_actors.recipes",
+               "cluster_actors.chaos", "cluster_actors.cluster")
+    by_hand = [module for module, path in sorted(MODULES.items())
+               if _within(module, readers) and '["seq"]' in path.read_text()]
+    assert by_hand == []
+
+
 def test_at_most_six_modules_directly_under_the_package() -> None:
     top = sorted(p.name for p in PACKAGE_DIR.glob("*.py"))
     assert len(top) <= MAX_TOP_LEVEL_MODULES, top
