@@ -217,6 +217,19 @@ def test_event_streams_are_read_through_the_one_event_cursor() -> None:
     assert by_hand == []
 
 
+def test_the_strategies_stand_on_core_only() -> None:
+    """The plug-ins and their driver (strategies/driver.py) import of the
+    project only ``core`` and the error classes."""
+    bad = []
+    for path in sorted((PACKAGE_DIR.parent / "strategies").rglob("*.py")):
+        for node in _walk(ast.parse(path.read_text(), str(path))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            bad += [f"{path.name} imports {name}" for name in names
+                    if _within(name, (ROOT,)) and not _within(name, CORE_MAY_IMPORT)]
+    assert bad == []
+
+
 def test_at_most_six_modules_directly_under_the_package() -> None:
     top = sorted(p.name for p in PACKAGE_DIR.glob("*.py"))
     assert len(top) <= MAX_TOP_LEVEL_MODULES, top
