@@ -386,6 +386,83 @@ class Lifecycle:
         return f"Lifecycle(state={self._state.value!r}, sequence={self._sequence})"
 
 
+# --- what the coordinator observes -------------------------------------------
+
+
+@dataclass(frozen=True)
+class LifecycleView:
+    """What a node's coordinator observes of its node and the cluster, as the
+    lifecycle's events need it (the coordinator fills one per round).
+
+    ``consensus_up``: the node's consensus actor answers; ``member``: the node
+    is a voter or a learner; ``caught_up``: its consensus knows a leader and has
+    applied everything committed; ``members_down``: voters it cannot reach;
+    ``partition_held``: a partition decision is in force (until it heals);
+    ``config_pending``: configuration proposals await their vote.
+    """
+
+    consensus_up: bool = False
+    member: bool = False
+    caught_up: bool = False
+    has_quorum: bool = False
+    has_leader: bool = False
+    members_down: int = 0
+    partition_held: bool = False
+    config_pending: bool = False
+
+    def context(self) -> LifecycleContext:
+        """The context the table's guards read."""
+        return LifecycleContext(has_quorum=self.has_quorum, has_leader=self.has_leader,
+                                members_down=self.members_down)
+
+
+def events_for(state: LifecycleState, view: LifecycleView) -> list[LifecycleEvent]:
+    """The events ``view`` shows in ``state``, most urgent first.
+
+    Recovery, forming and joining each wait for one thing (the consensus actor
+    back; it up and the node a member; the node a member). Otherwise: quorum
+    lost, a partition held, healed, merged, resynced, the leader lost, elected,
+    a member down, up, a configuration proposed, decided. Not every event is
+    legal in ``state`` for the view's context: :func:`next_event` picks the
+    first one the table admits.
+    """
+    if state is S.RECOVERY:
+        return [E.RECOVERED] if view.consensus_up else []
+    if state is S.FORMING:
+        return [E.QUORUM_ESTABLISHED] if view.consensus_up and view.member else []
+    if state is S.JOINING:
+        return [E.JOINED] if view.member else []
+    down = view.members_down
+    rules = [
+        (not view.has_quorum, E.QUORUM_LOST),
+        (view.partition_held, E.PARTITION_DETECTED),
+        (state is S.PARTITIONING and view.has_quorum and not view.partition_held,
+         E.PARTITION_HEALED),
+        (state is S.MERGING and view.has_leader, E.MERGE_COMPLETE),
+        (state is S.RESYNCING and view.caught_up, E.RESYNC_COMPLETE),
+        (not view.has_leader, E.LEADER_LOST),
+        (state is S.ELECTING and view.has_leader, E.LEADER_ELECTED),
+        (state is S.STABLE and down > 0, E.MEMBER_DOWN),
+        (state is S.DEGRADED and down == 0, E.MEMBER_UP),
+        (view.config_pending, E.CONFIG_PROPOSED),
+        (state is S.VOTING and not view.config_pending, E.CONFIG_DECIDED),
+    ]
+    return [event for applies, event in rules if applies]
+
+
+def next_event(state: LifecycleState, view: LifecycleView) -> LifecycleEvent | None:
+    """The first of :func:`events_for` that the table admits in ``state`` for
+    the view's context; None when the lifecycle already agrees with the view."""
+    context = view.context()
+    for event in events_for(state, view):
+        try:
+            resolve(state, event, context)
+        except IllegalTransition:
+            continue
+        return event
+    return None
+
+
 # --- documentation ---------------------------------------------------------
 
 BEGIN_MARKER = "<!-- lifecycle:begin -->"
