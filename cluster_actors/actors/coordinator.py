@@ -67,7 +67,14 @@ from ray.exceptions import RayActorError
 
 import strategies
 
-from ..core.lifecycle import Lifecycle, LifecycleEvent, LifecycleState, LifecycleView, next_event
+from ..core.lifecycle import (
+    Lifecycle,
+    LifecycleEvent,
+    LifecycleState,
+    LifecycleView,
+    NodeView,
+    next_event,
+)
 from ..core.limits import check_seq, check_timeout
 from ..core.monitoring import health_summary
 from ..errors import ClusterError, CoordinationTimeout, NoQuorum, ValidationFailed
@@ -82,7 +89,7 @@ from .base import ComponentActor
 from .coordinator_autopilot import AutopilotRunner
 from .coordinator_config import ConfigCommands
 from .coordinator_membership import MembershipCommands
-from .coordinator_observe import FOLLOWED, NodeView, Observer, installed
+from .coordinator_observe import FOLLOWED, Observer, installed
 from .coordinator_strategies import StrategyRunner
 
 logger = logging.getLogger(__name__)
@@ -143,18 +150,13 @@ class CoordinatorActor(Observer, MembershipCommands, ConfigCommands, AutopilotRu
 
     # ---------------------------------------------------------- lifecycle
     def _is_member(self) -> bool:
-        return self.node_id in self.view.voters or self.node_id in self.view.learners
-
-    def _caught_up(self) -> bool:
-        status = self.view.status
-        return (self._consensus_up and status.get("leader") is not None
-                and status.get("applied", 0) >= status.get("commit", 0))
+        return self.view.is_member(self.node_id)
 
     def _lifecycle_view(self) -> LifecycleView:
         """What the lifecycle's events need of the view, now."""
         view = self.view
         return LifecycleView(consensus_up=self._consensus_up, member=self._is_member(),
-                             caught_up=self._caught_up(), has_quorum=view.quorum[0],
+                             caught_up=self._consensus_up and self.view.caught_up(), has_quorum=view.quorum[0],
                              has_leader=view.has_leader, members_down=len(view.unreachable),
                              partition_held=self._partition is not None,
                              config_pending=bool(self._pending))

@@ -1,6 +1,6 @@
 """The coordinator's observing half: following the siblings' event streams,
 the health round (consensus status, peer pings, heartbeat phi, quorum) and
-the :class:`NodeView` it keeps. :class:`Observer` is a mixin of
+the :class:`~cluster_actors.core.lifecycle.NodeView` it keeps. :class:`Observer` is a mixin of
 :class:`~cluster_actors.actors.coordinator.CoordinatorActor`; after each
 change it calls the coordinator's ``_reconcile`` (the lifecycle) and, after a
 health round, ``_run_autopilot`` and ``_run_strategies``."""
@@ -12,13 +12,12 @@ import contextlib
 import importlib.util
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import ray
 from ray.exceptions import RayActorError
 
-from ..core.lifecycle import LifecycleContext, LifecycleEvent
+from ..core.lifecycle import LifecycleEvent, NodeView, quorum_triple
 from ..core.membership import quorum_size
 from ..errors import ClusterError
 from ..runtime.calls import bounded, task_cause
@@ -36,50 +35,6 @@ E = LifecycleEvent
 FOLLOWED = ("membership", "heartbeat")
 #: Seconds a peer's consensus actor gets to answer a reachability ping.
 PING_TIMEOUT = 1.0
-
-
-@dataclass
-class NodeView:
-    """What the coordinator currently knows about its node and the cluster."""
-
-    leader: str | None = None
-    term: int = 0
-    voters: list[str] = field(default_factory=list)
-    learners: list[str] = field(default_factory=list)
-    reachable: set[str] = field(default_factory=set)
-    quorum: tuple[bool, int, int] = (False, 1, 0)
-    status: dict[str, Any] = field(default_factory=dict)  # the last consensus status
-
-    @property
-    def has_leader(self) -> bool:
-        return self.leader is not None
-
-    @property
-    def unreachable(self) -> list[str]:
-        return sorted(set(self.voters) - self.reachable)
-
-    def context(self) -> LifecycleContext:
-        return LifecycleContext(has_quorum=self.quorum[0], has_leader=self.has_leader,
-                                members_down=len(self.unreachable))
-
-
-def quorum_triple(value: Any) -> tuple[bool, int, int] | None:
-    """``(has_quorum, quorum_size, current)`` from a membership answer (a triple,
-    an ``(ok, triple)`` pair or a dict), or None if it is none of these."""
-    if isinstance(value, Mapping):
-        try:
-            return bool(value["has_quorum"]), int(value["quorum_size"]), int(value["current"])
-        except (KeyError, TypeError, ValueError):
-            return None
-    if isinstance(value, (tuple, list)):
-        if len(value) == 3 and isinstance(value[0], bool):
-            try:
-                return value[0], int(value[1]), int(value[2])
-            except (TypeError, ValueError):
-                return None
-        if len(value) == 2 and value[0] in ("ok", True):
-            return quorum_triple(value[1])
-    return None
 
 
 def installed(component: str) -> bool:

@@ -21,6 +21,11 @@ An event without an edge in the current state raises
 :class:`GuardRejected`. Either way the state and history are unchanged.
 ``shutdown`` is terminal.
 
+What a node's coordinator observes is a :class:`NodeView` (parsed from its
+siblings' answers, e.g. by :func:`quorum_triple`); :func:`events_for` turns
+the :class:`LifecycleView` drawn from it into the events that apply, and
+:func:`next_event` picks the one to fire.
+
 :func:`to_mermaid` renders the table as a Mermaid ``stateDiagram-v2``;
 :func:`render_into` replaces the generated block between
 :data:`BEGIN_MARKER` and :data:`END_MARKER` in a document. Both are pure: the
@@ -31,7 +36,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -387,6 +392,61 @@ class Lifecycle:
 
 
 # --- what the coordinator observes -------------------------------------------
+
+
+@dataclass
+class NodeView:
+    """What the coordinator currently knows about its node and the cluster."""
+
+    leader: str | None = None
+    term: int = 0
+    voters: list[str] = field(default_factory=list)
+    learners: list[str] = field(default_factory=list)
+    reachable: set[str] = field(default_factory=set)
+    quorum: tuple[bool, int, int] = (False, 1, 0)
+    status: dict[str, Any] = field(default_factory=dict)  # the last consensus status
+
+    @property
+    def has_leader(self) -> bool:
+        return self.leader is not None
+
+    @property
+    def unreachable(self) -> list[str]:
+        return sorted(set(self.voters) - self.reachable)
+
+    def context(self) -> LifecycleContext:
+        return LifecycleContext(has_quorum=self.quorum[0], has_leader=self.has_leader,
+                                members_down=len(self.unreachable))
+
+    def is_member(self, node_id: str) -> bool:
+        """Whether ``node_id`` is a voter or a learner."""
+        return node_id in self.voters or node_id in self.learners
+
+    def caught_up(self) -> bool:
+        """Whether the last consensus status knows a leader and had applied
+        everything committed."""
+        status = self.status
+        return (status.get("leader") is not None
+                and status.get("applied", 0) >= status.get("commit", 0))
+
+
+def quorum_triple(value: Any) -> tuple[bool, int, int] | None:
+    """``(has_quorum, quorum_size, current)`` from a membership answer (a triple,
+    an ``(ok, triple)`` pair or a dict), or None if it is none of these."""
+    if isinstance(value, Mapping):
+        try:
+            return bool(value["has_quorum"]), int(value["quorum_size"]), int(value["current"])
+        except (KeyError, TypeError, ValueError):
+            return None
+    if isinstance(value, (tuple, list)):
+        if len(value) == 3 and isinstance(value[0], bool):
+            try:
+                return value[0], int(value[1]), int(value[2])
+            except (TypeError, ValueError):
+                return None
+        if len(value) == 2 and value[0] in ("ok", True):
+            return quorum_triple(value[1])
+    return None
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,12 @@ from cluster_actors.core.lifecycle import (
     LifecycleEvent,
     LifecycleState,
     LifecycleView,
+    NodeView,
     events_for,
     has_markers,
     mermaid_block,
     next_event,
+    quorum_triple,
     render_into,
     resolve,
     to_mermaid,
@@ -334,5 +336,33 @@ def test_firing_the_observed_events_brings_a_formed_node_to_rest() -> None:
     while (event := next_event(lifecycle.state, view)) is not None:
         taken.append(lifecycle.fire(event, view.context()).target)
     assert taken == [St.DEGRADED]
+    assert view.context() == LifecycleContext(has_quorum=True, has_leader=True,
+                                              members_down=1)
+
+
+@pytest.mark.parametrize(("answer", "triple"), [
+    ((True, 2, 3), (True, 2, 3)),
+    ([False, "2", 1], (False, 2, 1)),
+    (("ok", (True, 2, 3)), (True, 2, 3)),
+    ({"has_quorum": 1, "quorum_size": 2, "current": 2}, (True, 2, 2)),
+    ({"has_quorum": True}, None),
+    ((1, 2, 3), None),  # not a bool first: not a quorum answer
+    ((True, "two", 3), None),
+    (("error", (True, 2, 3)), None),
+    ("yes", None),
+])
+def test_a_membership_quorum_answer_is_read_or_refused(answer: object,
+                                                       triple: tuple | None) -> None:
+    assert quorum_triple(answer) == triple
+
+
+def test_the_node_view_says_who_is_a_member_and_whether_consensus_caught_up() -> None:
+    view = NodeView(leader="a", voters=["a", "b"], learners=["c"], reachable={"a"},
+                    quorum=(True, 2, 2), status={"leader": "a", "applied": 3, "commit": 3})
+    assert view.is_member("a") and view.is_member("c") and not view.is_member("z")
+    assert view.unreachable == ["b"]
+    assert view.caught_up()
+    assert not NodeView(status={"leader": "a", "applied": 2, "commit": 3}).caught_up()
+    assert not NodeView(status={"leader": None}).caught_up()
     assert view.context() == LifecycleContext(has_quorum=True, has_leader=True,
                                               members_down=1)
