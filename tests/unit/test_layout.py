@@ -230,6 +230,38 @@ def test_the_strategies_stand_on_core_only() -> None:
     assert bad == []
 
 
+# README "Imports run one way", layer by layer: what each may import (besides
+# itself). `errors` and `options` are leaves on core; `telemetry` stands low.
+_LOW = {"core", "errors", "telemetry"}
+LAYERS_MAY_IMPORT: dict[str, set[str]] = {
+    "errors": set(),
+    "core": {"errors"},
+    "telemetry": {"core", "errors"},
+    "options": {"core", "errors"},
+    "runtime": _LOW,
+    "actors": _LOW | {"options", "runtime"},
+    "node": _LOW | {"options", "runtime"},
+    "client": _LOW | {"options", "runtime"},
+    "recipes": _LOW | {"options", "runtime", "client"},
+    "chaos": _LOW | {"options", "runtime", "client", "testing"},
+    "cluster": _LOW | {"options", "runtime", "client", "recipes", "chaos", "node"},
+    "cli": _LOW | {"options", "runtime", "client", "recipes", "chaos", "cluster", "testing"},
+    "testing": {"core", "errors", "actors", "node", "runtime"},  # actors: faulty.py only
+}
+
+
+def _layer(module: str) -> str:
+    return module.split(".")[1] if "." in module else "(package)"
+
+
+def test_the_layers_import_only_what_the_readme_draws() -> None:
+    bad = sorted({f"{_layer(module)} imports {_layer(target)}"
+                  for module, targets in GRAPH.items() if module != ROOT
+                  for target in targets if _layer(target) != _layer(module)
+                  and _layer(target) not in LAYERS_MAY_IMPORT.get(_layer(module), set())})
+    assert bad == []
+
+
 def test_at_most_six_modules_directly_under_the_package() -> None:
     top = sorted(p.name for p in PACKAGE_DIR.glob("*.py"))
     assert len(top) <= MAX_TOP_LEVEL_MODULES, top
