@@ -6,8 +6,9 @@ local Ray head that the demo starts (``ray start --head``) if none runs, so
 ``cluster-actors status --name demo`` shows it and ``cluster-actors down
 --name demo`` stops it (``ray stop`` then stops Ray). ``--shutdown`` stops it
 at the end instead, on an in-process Ray. Run ``cluster-actors demo --help``
-(or ``python -m cluster_actors.cli.demo --help``) for options; ``--simulated`` runs the same story on the pure cores
-in the deterministic simulator.
+(or ``python -m cluster_actors.cli.demo --help``) for options;
+``--simulated`` runs the same story on the pure cores in the deterministic
+simulator.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from rich.table import Table
 
 from ..cluster import Cluster, ClusterStatus
 from ..core.stats import percentile
+from ..runtime.hosting import actor_of
 
 
 def status_table(status: ClusterStatus, title: str) -> Table:
@@ -135,7 +137,7 @@ def run(nodes: int = 5, writes: int = 2000, console: Console | None = None,
                                  if n.reachable), timeout=30)
             old_term = cluster.status().term
             handle = cluster.session.handle(leader)
-            ray.kill(handle, no_restart=True)
+            ray.kill(actor_of(handle), no_restart=True)  # a hosted component: its host
             killed_at = time.perf_counter()
             cluster.session.forget(leader)
             new_leader_s = _watch(
