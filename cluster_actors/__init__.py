@@ -79,6 +79,7 @@ def __getattr__(name: str) -> object:
 # DeprecationWarning; the module object is the new one (one class object per
 # actor, so Ray and pickle see a single definition).
 _MOVED_MODULES = {
+    "cluster_actors.actors.strategy_driver": "strategies.driver",
     "cluster_actors.chaos_cli": "cluster_actors.cli.chaos",
     "cluster_actors.checker": "cluster_actors.chaos.checker",
     "cluster_actors.config_client": "cluster_actors.client.config",

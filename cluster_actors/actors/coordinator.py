@@ -7,9 +7,12 @@ and heartbeat siblings' streams when those components are installed), and
 runs a health round every ``heartbeat_interval`` (sooner when an event asks
 for one): its consensus ``status()`` plus one ``ping`` per peer's consensus
 actor. From these it keeps a :class:`NodeView` (leader known? which voters
-answer? quorum?) and after every change asks the table which observed event
-applies, checking :meth:`Lifecycle.can_fire` first; the guards then choose
-between stable, degraded, electing and partitioning:
+answer? quorum?) and after every change hands its
+:class:`~cluster_actors.core.lifecycle.LifecycleView` to the pure
+:func:`~cluster_actors.core.lifecycle.next_event` (the first of
+:func:`~cluster_actors.core.lifecycle.events_for` the table admits) and fires it
+until none applies; the guards then choose between stable, degraded, electing
+and partitioning:
 
 =====================================  =====================================
 observation                            lifecycle
@@ -64,7 +67,14 @@ from ray.exceptions import RayActorError
 
 import strategies
 
-from ..core.lifecycle import Lifecycle, LifecycleEvent, LifecycleState
+from ..core.lifecycle import (
+    Lifecycle,
+    LifecycleEvent,
+    LifecycleState,
+    LifecycleView,
+    NodeView,
+    next_event,
+)
 from ..core.limits import check_seq, check_timeout
 from ..core.monitoring import health_summary
 from ..errors import ClusterError, CoordinationTimeout, NoQuorum, ValidationFailed
@@ -79,7 +89,7 @@ from .base import ComponentActor
 from .coordinator_autopilot import AutopilotRunner
 from .coordinator_config import ConfigCommands
 from .coordinator_membership import MembershipCommands
-from .coordinator_observe import FOLLOWED, NodeView, Observer, installed
+from .coordinator_observe import FOLLOWED, Observer, installed
 from .coordinator_strategies import StrategyRunner
 
 logger = logging.getLogger(__name__)
@@ -105,7 +115,6 @@ class CoordinatorActor(Observer, MembershipCommands, ConfigCommands, AutopilotRu
         self.lifecycle = Lifecycle()
         self.view = NodeView(voters=[] if join else list(voters))
         self._consensus_up = False
-        self._consensus_id: str | None = None
         self._peer_handles: dict[str, Any] = {}
         self._slow: dict[str, int] = {}  # consecutive ping timeouts per peer
         self._partition: dict[str, Any] | None = None
@@ -124,13 +133,13 @@ class CoordinatorActor(Observer, MembershipCommands, ConfigCommands, AutopilotRu
         configure_tracing_from_env()
         configure_tracing_from_options(self.options)
         restarted = await self._was_restarted()
-        since = await self._consensus_tail()
+        consensus_events = await self._consensus_tail()
         await self._refresh(reconcile=False)
         if restarted:
             self._fire(E.FAILURE_DETECTED, reason="the coordinator was restarted by its "
                                                   "supervisor")
         self._reconcile()
-        self._timers.append(self.run_forever(self._follow_consensus(since),
+        self._timers.append(self.run_forever(self._follow_consensus(consensus_events),
                                              "following the consensus events"))
         self._timers.extend(self.run_forever(self._follow(c), f"following {c}")
                             for c in FOLLOWED if installed(c))
@@ -141,45 +150,21 @@ class CoordinatorActor(Observer, MembershipCommands, ConfigCommands, AutopilotRu
 
     # ---------------------------------------------------------- lifecycle
     def _is_member(self) -> bool:
-        return self.node_id in self.view.voters or self.node_id in self.view.learners
+        return self.view.is_member(self.node_id)
 
-    def _caught_up(self) -> bool:
-        status = self.view.status
-        return (self._consensus_up and status.get("leader") is not None
-                and status.get("applied", 0) >= status.get("commit", 0))
-
-    def _candidates(self) -> list[LifecycleEvent]:
-        """Observed events that apply now, most urgent first (see the module doc)."""
-        state, view = self.lifecycle.state, self.view
-        if state is S.RECOVERY:
-            return [E.RECOVERED] if self._consensus_up else []
-        if state is S.FORMING:
-            return [E.QUORUM_ESTABLISHED] if self._consensus_up and self._is_member() else []
-        if state is S.JOINING:
-            return [E.JOINED] if self._is_member() else []
-        down = len(view.unreachable)
-        rules = [
-            (not view.quorum[0], E.QUORUM_LOST),
-            (self._partition is not None, E.PARTITION_DETECTED),
-            (state is S.PARTITIONING and view.quorum[0] and self._partition is None,
-             E.PARTITION_HEALED),
-            (state is S.MERGING and view.has_leader, E.MERGE_COMPLETE),
-            (state is S.RESYNCING and self._caught_up(), E.RESYNC_COMPLETE),
-            (not view.has_leader, E.LEADER_LOST),
-            (state is S.ELECTING and view.has_leader, E.LEADER_ELECTED),
-            (state is S.STABLE and down > 0, E.MEMBER_DOWN),
-            (state is S.DEGRADED and down == 0, E.MEMBER_UP),
-            (bool(self._pending), E.CONFIG_PROPOSED),
-            (state is S.VOTING and not self._pending, E.CONFIG_DECIDED),
-        ]
-        return [event for applies, event in rules if applies]
+    def _lifecycle_view(self) -> LifecycleView:
+        """What the lifecycle's events need of the view, now."""
+        view = self.view
+        return LifecycleView(consensus_up=self._consensus_up, member=self._is_member(),
+                             caught_up=self._consensus_up and self.view.caught_up(), has_quorum=view.quorum[0],
+                             has_leader=view.has_leader, members_down=len(view.unreachable),
+                             partition_held=self._partition is not None,
+                             config_pending=bool(self._pending))
 
     def _reconcile(self) -> None:
         """Fire observed events until the lifecycle agrees with the view."""
         for _ in range(16):
-            context = self.view.context()
-            event = next((e for e in self._candidates()
-                          if self.lifecycle.can_fire(e, context)), None)
+            event = next_event(self.lifecycle.state, self._lifecycle_view())
             if event is None:
                 return
             self._fire(event)

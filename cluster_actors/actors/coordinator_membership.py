@@ -12,12 +12,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..core.lifecycle import LifecycleEvent
+from ..core.lifecycle import LifecycleEvent, NodeView
 from ..core.limits import check_timeout
 from ..errors import CoordinationTimeout, NoQuorum, NotFound, ValidationFailed
 from ..runtime.calls import bounded, task_cause
 from ..runtime.hosting import find_component
-from .coordinator_observe import PING_TIMEOUT, NodeView
+from .coordinator_observe import PING_TIMEOUT
 
 logger = logging.getLogger(__name__)
 

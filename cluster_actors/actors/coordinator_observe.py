@@ -1,6 +1,6 @@
 """The coordinator's observing half: following the siblings' event streams,
 the health round (consensus status, peer pings, heartbeat phi, quorum) and
-the :class:`NodeView` it keeps. :class:`Observer` is a mixin of
+the :class:`~cluster_actors.core.lifecycle.NodeView` it keeps. :class:`Observer` is a mixin of
 :class:`~cluster_actors.actors.coordinator.CoordinatorActor`; after each
 change it calls the coordinator's ``_reconcile`` (the lifecycle) and, after a
 health round, ``_run_autopilot`` and ``_run_strategies``."""
@@ -12,16 +12,16 @@ import contextlib
 import importlib.util
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import ray
 from ray.exceptions import RayActorError
 
-from ..core.lifecycle import LifecycleContext, LifecycleEvent
+from ..core.lifecycle import LifecycleEvent, NodeView, quorum_triple
 from ..core.membership import quorum_size
 from ..errors import ClusterError
 from ..runtime.calls import bounded, task_cause
+from ..runtime.events import EventCursor
 from ..runtime.hosting import find_component, hosted_by
 from ..runtime.naming import namespace, node_supervisor_name, root_supervisor_name
 from .coordinator_config import HOT_KEYS
@@ -35,50 +35,6 @@ E = LifecycleEvent
 FOLLOWED = ("membership", "heartbeat")
 #: Seconds a peer's consensus actor gets to answer a reachability ping.
 PING_TIMEOUT = 1.0
-
-
-@dataclass
-class NodeView:
-    """What the coordinator currently knows about its node and the cluster."""
-
-    leader: str | None = None
-    term: int = 0
-    voters: list[str] = field(default_factory=list)
-    learners: list[str] = field(default_factory=list)
-    reachable: set[str] = field(default_factory=set)
-    quorum: tuple[bool, int, int] = (False, 1, 0)
-    status: dict[str, Any] = field(default_factory=dict)  # the last consensus status
-
-    @property
-    def has_leader(self) -> bool:
-        return self.leader is not None
-
-    @property
-    def unreachable(self) -> list[str]:
-        return sorted(set(self.voters) - self.reachable)
-
-    def context(self) -> LifecycleContext:
-        return LifecycleContext(has_quorum=self.quorum[0], has_leader=self.has_leader,
-                                members_down=len(self.unreachable))
-
-
-def quorum_triple(value: Any) -> tuple[bool, int, int] | None:
-    """``(has_quorum, quorum_size, current)`` from a membership answer (a triple,
-    an ``(ok, triple)`` pair or a dict), or None if it is none of these."""
-    if isinstance(value, Mapping):
-        try:
-            return bool(value["has_quorum"]), int(value["quorum_size"]), int(value["current"])
-        except (KeyError, TypeError, ValueError):
-            return None
-    if isinstance(value, (tuple, list)):
-        if len(value) == 3 and isinstance(value[0], bool):
-            try:
-                return value[0], int(value[1]), int(value[2])
-            except (TypeError, ValueError):
-                return None
-        if len(value) == 2 and value[0] in ("ok", True):
-            return quorum_triple(value[1])
-    return None
 
 
 def installed(component: str) -> bool:
@@ -104,7 +60,6 @@ class Observer:
     _refresh_lock: asyncio.Lock
     _stats: dict[str, int]
     _consensus_up: bool
-    _consensus_id: str | None
     _peer_handles: dict[str, Any]
     _slow: dict[str, int]
     _heartbeat_status: dict[str, Any] | None
@@ -131,18 +86,22 @@ class Observer:
         return any(e.get("type") == "child_exited" and e.get("child_id") == child
                    for e in events)
 
-    async def _consensus_tail(self) -> int:
-        """The consensus stream's last seq now (older events are not replayed)."""
+    async def _consensus_tail(self) -> EventCursor:
+        """Where the consensus stream stands now (older events are not replayed);
+        unknown (no instance) when the consensus actor does not answer."""
+        cursor = EventCursor()
         try:
             handle = self.sibling("consensus")
             events = await bounded(handle.events.remote(0))
         except Exception:
-            return 0
-        self._consensus_id = handle._actor_id.hex()
-        return events[-1]["seq"] if events else 0
+            return cursor
+        cursor.follow(handle)
+        cursor.advance(events)
+        return cursor
 
-    async def _follow_consensus(self, since: int) -> None:
-        """Long-poll the consensus events; a dead consensus actor is a local failure."""
+    async def _follow_consensus(self, cursor: EventCursor) -> None:
+        """Long-poll the consensus events from ``cursor``; a dead consensus actor
+        is a local failure."""
         while True:
             try:
                 handle = self.sibling("consensus")
@@ -151,10 +110,9 @@ class Observer:
                     self._local_failure("consensus is not running")
                 await asyncio.sleep(0.05)
                 continue
-            if handle._actor_id.hex() != self._consensus_id:
-                self._consensus_id, since = handle._actor_id.hex(), 0
+            cursor.follow(handle)
             try:
-                events = await handle.wait_events.remote(since, 5.0)
+                events = await handle.wait_events.remote(cursor.since, 5.0)
             except RayActorError:
                 self.forget_sibling("consensus")
                 self._local_failure("the consensus actor died")
@@ -166,29 +124,26 @@ class Observer:
                 await asyncio.sleep(0.2)
                 continue
             for event in events:
-                since = event["seq"]
+                cursor.advance((event,))
                 self._on_consensus_event(event)
 
     async def _follow(self, component: str) -> None:
         """Republish a sibling's events and re-check the view after each batch."""
-        since, actor_id = 0, None
+        cursor = EventCursor()
         while True:
             try:
                 handle = self.sibling(component)
             except ClusterError:
                 await asyncio.sleep(2.0)
                 continue
-            if handle._actor_id.hex() != actor_id:
-                if actor_id is not None:  # restarted: it runs the options' settings again
+            followed_before = cursor.instance is not None
+            if cursor.follow(handle):  # a new instance: read on from its newest event
+                if followed_before:  # restarted: it runs the options' settings again
                     self._spawn_config_adoption()
-                actor_id = handle._actor_id.hex()
-                try:
-                    tail = await bounded(handle.events_since.remote(0))
-                    since = tail[-1]["seq"] if tail else 0
-                except Exception:
-                    since = 0
+                with contextlib.suppress(Exception):  # unanswered: read from its start
+                    cursor.advance(await bounded(handle.events_since.remote(0)))
             try:
-                events = await handle.wait_events.remote(since, 5.0)
+                events = await handle.wait_events.remote(cursor.since, 5.0)
             except RayActorError:
                 self.forget_sibling(component)
                 await asyncio.sleep(0.05)
@@ -197,7 +152,7 @@ class Observer:
                 await asyncio.sleep(1.0)
                 continue
             for event in events:
-                since = event["seq"]
+                cursor.advance((event,))
                 self._republish(component, event)
             if events:
                 self._kick.set()

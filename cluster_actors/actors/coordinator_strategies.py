@@ -2,7 +2,7 @@
 
 Each health round the coordinator feeds what it observed (leader, voters,
 reachability, phi and the metadata the heartbeats carry, the leader's
-replication progress) to a :class:`~cluster_actors.actors.strategy_driver.StrategyDriver`
+replication progress) to a :class:`~strategies.driver.StrategyDriver`
 and performs what comes back:
 
 * **failover**: its own election bias goes to its consensus actor (Raft's
@@ -27,10 +27,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from strategies.driver import Actions, Observation, StrategyDriver
+
 from ..core.lifecycle import LifecycleState as State
 from ..errors import ValidationFailed
 from ..runtime.hosting import find_component
-from .strategy_driver import Actions, Observation, StrategyDriver
 
 logger = logging.getLogger(__name__)
 

@@ -71,6 +71,7 @@ from ..core.peer_checks import message_src, sync_envelope_problem, sync_sender_a
 from ..core.store import ReplicaStore
 from ..core.vclock import VectorClock, merge_vector_clocks
 from ..errors import NoQuorum, NotFound, SyncFailed, ValidationFailed
+from ..runtime.events import EventCursor
 from ..runtime.replica_storage import ReplicaStorage, replica_database_path
 from ..telemetry.tracing import configure_tracing_from_options, sync_span
 from .base import ComponentActor
@@ -612,15 +613,16 @@ class SyncActor(ComponentActor):
     async def _watch_consensus(self) -> None:
         """Follow the node's consensus events: config changes of ``sync_strategy``
         switch the strategy, membership changes update the peers."""
-        handle, since, backoff = None, 0, 0.05
+        handle, cursor, backoff = None, EventCursor(), 0.05
         while True:
             try:
                 current = self.sibling("consensus")
-                if current is not handle:  # first contact, or a restarted consensus
+                if current is not handle:  # first contact, after an error, or a restart
                     await self._adopt_config(current, require_change=True)
                     await self._adopt_members(current)
-                    handle, since = current, 0
-                events = await current.wait_events.remote(since, CONFIG_POLL_SECONDS)
+                    handle = current
+                    cursor.follow(current)  # a restarted consensus numbers from 1 again
+                events = await current.wait_events.remote(cursor.since, CONFIG_POLL_SECONDS)
                 backoff = 0.05
             except asyncio.CancelledError:
                 raise
@@ -632,7 +634,7 @@ class SyncActor(ComponentActor):
                 backoff = min(1.0, backoff * 2)
                 continue
             for event in events:
-                since = max(since, event["seq"])
+                cursor.advance((event,))
                 if (event["type"] == "config_changed"
                         and "sync_strategy" in event.get("changed_keys", ())):
                     await self._adopt_config(current, require_change=False)

@@ -27,7 +27,7 @@ Faults:
 * **partitions** -- each node's component actors get a transport fault
   filter blocking every node it shares no group with (see
   :meth:`ChaosMonkey.partition`); every Jepsen shape of
-  :func:`~cluster_actors.testing.sim_network.partition_groups` is available.
+  :func:`~cluster_actors.core.partitions.partition_groups` is available.
   Filters are re-applied while a partition holds, so an actor restarted
   meanwhile stays cut off.
 * **pauses** -- ``SIGSTOP`` of a component's process, ``SIGCONT`` after the
@@ -70,11 +70,11 @@ from typing import Any
 
 import ray
 
+from ..core.partitions import PARTITION_SHAPES, partition_groups
 from ..errors import ClusterError, ValidationFailed
 from ..runtime.hosting import actor_of
 from ..runtime.naming import COMPONENTS
 from ..telemetry.tracing import SPAN_CHAOS_FAULT, start_span
-from ..testing.sim_network import PARTITION_SHAPES, partition_groups
 from .probe import ClusterProbe, _get_before
 
 #: Every action a schedule can hold.

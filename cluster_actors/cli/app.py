@@ -282,11 +282,14 @@ def _election(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import main
+    if args.simulated:
+        from .sim_demo import main as simulated
 
-    main([*(["--simulated"] if args.simulated else []), *(["--shutdown"] if args.shutdown else []),
-          *(["--address", args.address] if args.address else []),
-          "--nodes", str(args.nodes), "--writes", str(args.writes)])
+        simulated()
+        return 0
+    from .demo import run
+
+    run(args.nodes, args.writes, keep=not args.shutdown, address=args.address)
     return 0
 
 

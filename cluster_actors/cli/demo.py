@@ -5,14 +5,14 @@ The cluster (named ``demo``) keeps running afterwards, as detached actors on a
 local Ray head that the demo starts (``ray start --head``) if none runs, so
 ``cluster-actors status --name demo`` shows it and ``cluster-actors down
 --name demo`` stops it (``ray stop`` then stops Ray). ``--shutdown`` stops it
-at the end instead, on an in-process Ray. Run ``python -m cluster_actors.cli.demo
---help`` for options; ``--simulated`` runs the same story on the pure cores
-in the deterministic simulator.
+at the end instead, on an in-process Ray. Run ``cluster-actors demo --help``
+(or ``python -m cluster_actors.cli.demo --help``) for options;
+``--simulated`` runs the same story on the pure cores in the deterministic
+simulator.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import subprocess
 import sys
@@ -229,27 +229,7 @@ def run(nodes: int = 5, writes: int = 2000, console: Console | None = None,
     return figures
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m cluster_actors.cli.demo",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--nodes", type=int, default=5)
-    parser.add_argument("--writes", type=int, default=2000)
-    parser.add_argument("--simulated", action="store_true",
-                        help="run the pure cores in the deterministic simulator, no Ray")
-    parser.add_argument("--shutdown", action="store_true",
-                        help="stop the cluster at the end (default: it keeps running for "
-                             "`cluster-actors status` / `down`)")
-    parser.add_argument("--address", default=None,
-                        help="a running Ray cluster (default: the local head, started if "
-                             "none runs)")
-    args = parser.parse_args(argv)
-    if args.simulated:
-        from .sim_demo import main as simulated
+if __name__ == "__main__":  # `python -m cluster_actors.cli.demo`: the `demo` command
+    from cluster_actors.cli.app import main
 
-        simulated()
-        return
-    run(args.nodes, args.writes, keep=not args.shutdown, address=args.address)
-
-
-if __name__ == "__main__":
-    main()
+    sys.exit(main(["demo", *sys.argv[1:]]))

@@ -51,7 +51,7 @@ class DataStore:
 
     # ------------------------------------------------------------ writes
     def update(self, op: tuple[Any, ...]) -> Any:
-        """Apply one raw operation (``cluster_actors.actors.sync.DATA_OPS``); the
+        """Apply one raw operation (:data:`~cluster_actors.core.data_ops.DATA_OPS`); the
         key's value after it. Checked here first (ValidationFailed, nothing sent)
         and again on the node."""
         return self._sync.data_update(check_data_op(op))

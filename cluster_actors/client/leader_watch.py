@@ -20,11 +20,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import ray
 
+from ..runtime.events import EventCursor
 from ..runtime.hosting import find_component
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class NodeView:
 @dataclass
 class _Follow:
     handle: Any = None
-    since: int = 0
+    cursor: EventCursor = field(default_factory=EventCursor)
     ref: Any = None
     retry_at: float = 0.0
 
@@ -147,7 +148,7 @@ class LeaderWatch:
                 self._lost(node, follow)
                 continue
             self._take(node, follow, events)
-            follow.ref = follow.handle.wait_events.remote(follow.since, self.poll_timeout)
+            follow.ref = follow.handle.wait_events.remote(follow.cursor.since, self.poll_timeout)
 
     def _start_following(self, node: str, follow: _Follow) -> None:
         """Resolve ``node``'s consensus actor and read its current view; the
@@ -159,13 +160,14 @@ class LeaderWatch:
         except Exception:
             self._lost(node, follow)
             return
-        follow.handle, follow.since = handle, since
+        follow.handle = handle
+        follow.cursor = EventCursor(since)
         self._set(node, NodeView(view["role"], view["term"], view["leader"]))
         follow.ref = handle.wait_events.remote(since, self.poll_timeout)
 
     def _take(self, node: str, follow: _Follow, events: list[dict[str, Any]]) -> None:
         for event in events:
-            follow.since = max(follow.since, event["seq"])
+            follow.cursor.advance((event,))
             if event["type"] == "leader_changed":
                 self._set(node, NodeView(event["role"], event["term"], event["leader"]))
 

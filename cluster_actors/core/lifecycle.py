@@ -21,6 +21,11 @@ An event without an edge in the current state raises
 :class:`GuardRejected`. Either way the state and history are unchanged.
 ``shutdown`` is terminal.
 
+What a node's coordinator observes is a :class:`NodeView` (parsed from its
+siblings' answers, e.g. by :func:`quorum_triple`); :func:`events_for` turns
+the :class:`LifecycleView` drawn from it into the events that apply, and
+:func:`next_event` picks the one to fire.
+
 :func:`to_mermaid` renders the table as a Mermaid ``stateDiagram-v2``;
 :func:`render_into` replaces the generated block between
 :data:`BEGIN_MARKER` and :data:`END_MARKER` in a document. Both are pure: the
@@ -31,7 +36,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -384,6 +389,138 @@ class Lifecycle:
 
     def __repr__(self) -> str:
         return f"Lifecycle(state={self._state.value!r}, sequence={self._sequence})"
+
+
+# --- what the coordinator observes -------------------------------------------
+
+
+@dataclass
+class NodeView:
+    """What the coordinator currently knows about its node and the cluster."""
+
+    leader: str | None = None
+    term: int = 0
+    voters: list[str] = field(default_factory=list)
+    learners: list[str] = field(default_factory=list)
+    reachable: set[str] = field(default_factory=set)
+    quorum: tuple[bool, int, int] = (False, 1, 0)
+    status: dict[str, Any] = field(default_factory=dict)  # the last consensus status
+
+    @property
+    def has_leader(self) -> bool:
+        return self.leader is not None
+
+    @property
+    def unreachable(self) -> list[str]:
+        return sorted(set(self.voters) - self.reachable)
+
+    def context(self) -> LifecycleContext:
+        return LifecycleContext(has_quorum=self.quorum[0], has_leader=self.has_leader,
+                                members_down=len(self.unreachable))
+
+    def is_member(self, node_id: str) -> bool:
+        """Whether ``node_id`` is a voter or a learner."""
+        return node_id in self.voters or node_id in self.learners
+
+    def caught_up(self) -> bool:
+        """Whether the last consensus status knows a leader and had applied
+        everything committed."""
+        status = self.status
+        return (status.get("leader") is not None
+                and status.get("applied", 0) >= status.get("commit", 0))
+
+
+def quorum_triple(value: Any) -> tuple[bool, int, int] | None:
+    """``(has_quorum, quorum_size, current)`` from a membership answer (a triple,
+    an ``(ok, triple)`` pair or a dict), or None if it is none of these."""
+    if isinstance(value, Mapping):
+        try:
+            return bool(value["has_quorum"]), int(value["quorum_size"]), int(value["current"])
+        except (KeyError, TypeError, ValueError):
+            return None
+    if isinstance(value, (tuple, list)):
+        if len(value) == 3 and isinstance(value[0], bool):
+            try:
+                return value[0], int(value[1]), int(value[2])
+            except (TypeError, ValueError):
+                return None
+        if len(value) == 2 and value[0] in ("ok", True):
+            return quorum_triple(value[1])
+    return None
+
+
+@dataclass(frozen=True)
+class LifecycleView:
+    """What a node's coordinator observes of its node and the cluster, as the
+    lifecycle's events need it (the coordinator fills one per round).
+
+    ``consensus_up``: the node's consensus actor answers; ``member``: the node
+    is a voter or a learner; ``caught_up``: its consensus knows a leader and has
+    applied everything committed; ``members_down``: voters it cannot reach;
+    ``partition_held``: a partition decision is in force (until it heals);
+    ``config_pending``: configuration proposals await their vote.
+    """
+
+    consensus_up: bool = False
+    member: bool = False
+    caught_up: bool = False
+    has_quorum: bool = False
+    has_leader: bool = False
+    members_down: int = 0
+    partition_held: bool = False
+    config_pending: bool = False
+
+    def context(self) -> LifecycleContext:
+        """The context the table's guards read."""
+        return LifecycleContext(has_quorum=self.has_quorum, has_leader=self.has_leader,
+                                members_down=self.members_down)
+
+
+def events_for(state: LifecycleState, view: LifecycleView) -> list[LifecycleEvent]:
+    """The events ``view`` shows in ``state``, most urgent first.
+
+    Recovery, forming and joining each wait for one thing (the consensus actor
+    back; it up and the node a member; the node a member). Otherwise: quorum
+    lost, a partition held, healed, merged, resynced, the leader lost, elected,
+    a member down, up, a configuration proposed, decided. Not every event is
+    legal in ``state`` for the view's context: :func:`next_event` picks the
+    first one the table admits.
+    """
+    if state is S.RECOVERY:
+        return [E.RECOVERED] if view.consensus_up else []
+    if state is S.FORMING:
+        return [E.QUORUM_ESTABLISHED] if view.consensus_up and view.member else []
+    if state is S.JOINING:
+        return [E.JOINED] if view.member else []
+    down = view.members_down
+    rules = [
+        (not view.has_quorum, E.QUORUM_LOST),
+        (view.partition_held, E.PARTITION_DETECTED),
+        (state is S.PARTITIONING and view.has_quorum and not view.partition_held,
+         E.PARTITION_HEALED),
+        (state is S.MERGING and view.has_leader, E.MERGE_COMPLETE),
+        (state is S.RESYNCING and view.caught_up, E.RESYNC_COMPLETE),
+        (not view.has_leader, E.LEADER_LOST),
+        (state is S.ELECTING and view.has_leader, E.LEADER_ELECTED),
+        (state is S.STABLE and down > 0, E.MEMBER_DOWN),
+        (state is S.DEGRADED and down == 0, E.MEMBER_UP),
+        (view.config_pending, E.CONFIG_PROPOSED),
+        (state is S.VOTING and not view.config_pending, E.CONFIG_DECIDED),
+    ]
+    return [event for applies, event in rules if applies]
+
+
+def next_event(state: LifecycleState, view: LifecycleView) -> LifecycleEvent | None:
+    """The first of :func:`events_for` that the table admits in ``state`` for
+    the view's context; None when the lifecycle already agrees with the view."""
+    context = view.context()
+    for event in events_for(state, view):
+        try:
+            resolve(state, event, context)
+        except IllegalTransition:
+            continue
+        return event
+    return None
 
 
 # --- documentation ---------------------------------------------------------

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.kv import Command, KVResult, KVStateMachine
+from ..core.partitions import PARTITION_SHAPES, partition_groups
 from ..core.raft import RaftNode, RaftOptions
 from ..core.raft_progress import joint_committed_index
 from ..core.raft_types import (
@@ -50,7 +51,7 @@ from ..core.raft_types import (
 )
 from .invariants import InvariantViolation, RaftInvariants
 from .linearizability import UNKNOWN, Operation
-from .sim_network import PARTITION_SHAPES, NetworkFaults, SimNetwork, partition_groups
+from .sim_network import NetworkFaults, SimNetwork
 
 FAULT_KINDS = ("partition", "crash", "network", "reconfigure", "storage")
 STORAGE_FAULTS = ("fail", "torn", "after_persist")

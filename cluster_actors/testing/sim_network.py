@@ -1,15 +1,13 @@
 """The simulator's seeded network: drop, duplicate, delay (hence reorder) and
-partition messages, with every Jepsen partition shape."""
+partition messages (along the groups of
+:func:`cluster_actors.core.partitions.partition_groups`, every Jepsen shape)."""
 
 from __future__ import annotations
 
 import heapq
 import random
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-PARTITION_SHAPES = ("one", "majority_minority", "majorities_ring", "bridge", "isolate_leader")
 
 
 @dataclass(slots=True)
@@ -27,36 +25,6 @@ class NetworkFaults:
         return cls(drop=rng.choice((0.0, 0.01, 0.05, 0.2)),
                    duplicate=rng.choice((0.0, 0.02, 0.1)),
                    max_delay=rng.choice((0, 1, 2, 4)))
-
-
-def partition_groups(shape: str, nodes: Sequence[str], rng: random.Random,
-                     leader: str | None = None) -> list[set[str]]:
-    """Groups of nodes that can talk among themselves for a partition shape.
-
-    A node may be in several groups (``bridge``, ``majorities_ring``); two
-    nodes can talk when some group holds both.
-    """
-    ids = list(nodes)
-    rng.shuffle(ids)
-    n = len(ids)
-    if shape == "one":
-        return [{ids[0]}, set(ids[1:])]
-    if shape == "isolate_leader":
-        lone = leader if leader in ids else ids[0]
-        return [{lone}, set(ids) - {lone}]
-    if shape == "majority_minority":
-        cut = n // 2
-        return [set(ids[:cut]), set(ids[cut:])]
-    if shape == "bridge":
-        half = n // 2
-        return [set(ids[:half + 1]), set(ids[half:])]
-    if shape == "majorities_ring":
-        reach = n // 2 // 2 if n >= 5 else 1
-        groups = []
-        for i in range(n):
-            groups.append({ids[(i + d) % n] for d in range(-reach, reach + 1)})
-        return groups
-    raise ValueError(f"unknown partition shape {shape!r}; one of {', '.join(PARTITION_SHAPES)}")
 
 
 @dataclass(order=True, slots=True)

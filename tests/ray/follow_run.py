@@ -9,33 +9,18 @@ one JSON line."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import ray
 from ray.cluster_utils import Cluster as RayCluster
 
 from cluster_actors import Cluster
 from cluster_actors.client.session import registered_cluster
+from tests.waiting import HANG_GUARD, wait_until
 
-#: seconds; only catches hangs, asserts nothing about speed
-HANG_GUARD = 60.0
 #: Ray's own detection of a dead node (the defaults take about half a minute)
 HEALTH_CHECKS = {"health_check_initial_delay_ms": 1000, "health_check_period_ms": 500,
                  "health_check_timeout_ms": 500, "health_check_failure_threshold": 4}
-
-T = TypeVar("T")
-
-
-def wait(probe: Callable[[], T | None]) -> T:
-    deadline = time.monotonic() + HANG_GUARD
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out")
 
 
 def voters(cluster: Cluster) -> list[str]:
@@ -56,18 +41,22 @@ def main() -> None:
         cluster.data("n1").set("crdt", "from n1")
         worker = ray_cluster.add_node(num_cpus=1)
         result["worker"] = worker.node_id
-        [added] = wait(lambda: [n for n in cluster.node_ids if n.startswith("ray-")])
+        [added] = wait_until(lambda: [n for n in cluster.node_ids if n.startswith("ray-")],
+                             "the added Ray node's logical node", interval=0.1)
         result["added"] = added
-        result["voters_after_add"] = wait(
-            lambda: v if added in (v := voters(cluster)) else None)
+        result["voters_after_add"] = wait_until(
+            lambda: v if added in (v := voters(cluster)) else None, "the added node voting",
+            interval=0.1)
         status = cluster.node(added).consensus.status()
         result["added_runs_on"] = status["ray_node_id"]
         # the new node serves reads: its replica of the CRDT store, its member list
-        result["read_on_added"] = wait(lambda: cluster.data(added).get("crdt"))
+        result["read_on_added"] = wait_until(lambda: cluster.data(added).get("crdt"),
+                                            "a read on the added node", interval=0.1)
         result["members_on_added"] = sorted(cluster.coordinator(added).get_members())
         ray_cluster.remove_node(worker, allow_graceful=False)
-        result["node_ids_after_removal"] = wait(
-            lambda: list(cluster.node_ids) if added not in cluster.node_ids else None)
+        result["node_ids_after_removal"] = wait_until(
+            lambda: list(cluster.node_ids) if added not in cluster.node_ids else None,
+            "the removed node gone", interval=0.1)
         result["registry_after_removal"] = registered_cluster("follow")[0]
         result["voters_after_removal"] = voters(cluster)
         result["leader_after_removal"] = cluster.wait_for_leader(timeout=HANG_GUARD)

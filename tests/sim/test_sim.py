@@ -12,10 +12,10 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from cluster_actors.core.partitions import PARTITION_SHAPES, partition_groups
 from cluster_actors.core.raft import RaftOptions
 from cluster_actors.testing.linearizability import KVModel, Verdict, check_operations
 from cluster_actors.testing.sim import FAULT_KINDS, RunResult, run_seed
-from cluster_actors.testing.sim_network import PARTITION_SHAPES, partition_groups
 
 SWEEP_SEEDS = int(os.environ.get("SIM_SWEEP_SEEDS", "1000"))
 SWEEP_STEPS = 1000

@@ -186,6 +186,94 @@ def test_production_code_never_imports_testing(layer: str) -> None:
     assert _violations(f"cluster_actors.{layer}", forbidden=("cluster_actors.testing",)) == []
 
 
+# the simulator; the chaos tools use only the checkers of `testing/`
+SIMULATOR = ("cluster_actors.testing.sim", "cluster_actors.testing.sim_network")
+# `testing/` stands on core, except the fault-injecting actors of the Ray tests
+TESTING_MAY_IMPORT = ("cluster_actors.core", "cluster_actors.errors", "cluster_actors.testing")
+TESTING_ON_THE_ACTORS = ("cluster_actors.testing.faulty",)
+
+
+def test_only_the_simulator_and_its_commands_import_the_simulator() -> None:
+    """The partition shapes chaos shares with the simulator live in core (core/partitions.py)."""
+    bad = [f"{module} imports {target}" for module, targets in sorted(GRAPH.items())
+           for target in sorted(targets & set(SIMULATOR))
+           if not _within(module, ("cluster_actors.testing", "cluster_actors.cli"))]
+    assert bad == []
+
+
+def test_testing_stands_on_core_except_the_fault_injecting_actors() -> None:
+    bad = [line for line in _violations("cluster_actors.testing", allowed=TESTING_MAY_IMPORT)
+           if not line.startswith(TESTING_ON_THE_ACTORS)]
+    assert bad == []
+
+
+def test_event_streams_are_read_through_the_one_event_cursor() -> None:
+    """A reader of another actor's events keeps its place in
+    runtime/events.py's EventCursor (restart-aware), not in a ``seq`` of its own."""
+    readers = ("cluster_actors.actors", "cluster_actors.client", "cluster_actors.recipes",
+               "cluster_actors.chaos", "cluster_actors.cluster")
+    by_hand = [module for module, path in sorted(MODULES.items())
+               if _within(module, readers) and '["seq"]' in path.read_text()]
+    assert by_hand == []
+
+
+def test_the_strategies_stand_on_core_only() -> None:
+    """The plug-ins and their driver (strategies/driver.py) import of the
+    project only ``core`` and the error classes."""
+    bad = []
+    for path in sorted((PACKAGE_DIR.parent / "strategies").rglob("*.py")):
+        for node in _walk(ast.parse(path.read_text(), str(path))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            bad += [f"{path.name} imports {name}" for name in names
+                    if _within(name, (ROOT,)) and not _within(name, CORE_MAY_IMPORT)]
+    assert bad == []
+
+
+# README "Imports run one way", layer by layer: what each may import (besides
+# itself). `errors` and `options` are leaves on core; `telemetry` stands low.
+_LOW = {"core", "errors", "telemetry"}
+LAYERS_MAY_IMPORT: dict[str, set[str]] = {
+    "errors": set(),
+    "core": {"errors"},
+    "telemetry": {"core", "errors"},
+    "options": {"core", "errors"},
+    "runtime": _LOW,
+    "actors": _LOW | {"options", "runtime"},
+    "node": _LOW | {"options", "runtime"},
+    "client": _LOW | {"options", "runtime"},
+    "recipes": _LOW | {"options", "runtime", "client"},
+    "chaos": _LOW | {"options", "runtime", "client", "testing"},
+    "cluster": _LOW | {"options", "runtime", "client", "recipes", "chaos", "node"},
+    "cli": _LOW | {"options", "runtime", "client", "recipes", "chaos", "cluster", "testing"},
+    "testing": {"core", "errors", "actors", "node", "runtime"},  # actors: faulty.py only
+}
+
+
+def _layer(module: str) -> str:
+    return module.split(".")[1] if "." in module else "(package)"
+
+
+def test_the_layers_import_only_what_the_readme_draws() -> None:
+    bad = sorted({f"{_layer(module)} imports {_layer(target)}"
+                  for module, targets in GRAPH.items() if module != ROOT
+                  for target in targets if _layer(target) != _layer(module)
+                  and _layer(target) not in LAYERS_MAY_IMPORT.get(_layer(module), set())})
+    assert bad == []
+
+
+# "no module over about 750 lines", except the one cohesive CRDT family
+MAX_MODULE_LINES = 780
+LONG_ALLOWED = ("cluster_actors.core.crdt",)
+
+
+def test_no_module_is_much_over_750_lines() -> None:
+    long = {module: n for module, path in MODULES.items()
+            if module not in LONG_ALLOWED
+            and (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert long == {}
+
+
 def test_at_most_six_modules_directly_under_the_package() -> None:
     top = sorted(p.name for p in PACKAGE_DIR.glob("*.py"))
     assert len(top) <= MAX_TOP_LEVEL_MODULES, top

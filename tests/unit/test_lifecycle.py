@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import pickle
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,13 @@ from cluster_actors.core.lifecycle import (
     LifecycleContext,
     LifecycleEvent,
     LifecycleState,
+    LifecycleView,
+    NodeView,
+    events_for,
     has_markers,
     mermaid_block,
+    next_event,
+    quorum_triple,
     render_into,
     resolve,
     to_mermaid,
@@ -270,3 +276,93 @@ def test_readme_holds_the_generated_diagram():
     if not has_markers(path.read_text(encoding="utf-8")):
         pytest.skip(f"README.md has no {BEGIN_MARKER} ... {END_MARKER} block yet")
     _assert_holds_generated_block(path)
+
+
+# --- what the coordinator observes: events_for / next_event as a table --------
+
+HEALTHY = LifecycleView(consensus_up=True, member=True, caught_up=True, has_quorum=True,
+                        has_leader=True)
+St, Ev = LifecycleState, LifecycleEvent
+NO_QUORUM = LifecycleView(consensus_up=True, member=True, has_quorum=False, has_leader=False)
+
+EVENTS_FOR = [
+    # state, view, events that apply (most urgent first), the one next_event fires
+    (St.RECOVERY, LifecycleView(), [], None),
+    (St.RECOVERY, LifecycleView(consensus_up=True), [Ev.RECOVERED], Ev.RECOVERED),
+    (St.FORMING, LifecycleView(consensus_up=True), [], None),
+    (St.FORMING, LifecycleView(member=True), [], None),
+    (St.FORMING, HEALTHY, [Ev.QUORUM_ESTABLISHED], Ev.QUORUM_ESTABLISHED),
+    (St.JOINING, LifecycleView(), [], None),
+    (St.JOINING, LifecycleView(member=True), [Ev.JOINED], None),  # no quorum: guard rejects
+    (St.JOINING, HEALTHY, [Ev.JOINED], Ev.JOINED),
+    (St.STABLE, HEALTHY, [], None),
+    (St.STABLE, replace(HEALTHY, members_down=1), [Ev.MEMBER_DOWN], Ev.MEMBER_DOWN),
+    (St.DEGRADED, HEALTHY, [Ev.MEMBER_UP], Ev.MEMBER_UP),
+    (St.DEGRADED, replace(HEALTHY, members_down=1), [], None),
+    (St.STABLE, replace(HEALTHY, has_leader=False), [Ev.LEADER_LOST], Ev.LEADER_LOST),
+    (St.STABLE, NO_QUORUM, [Ev.QUORUM_LOST, Ev.LEADER_LOST], Ev.QUORUM_LOST),
+    (St.STABLE, replace(HEALTHY, partition_held=True), [Ev.PARTITION_DETECTED],
+     Ev.PARTITION_DETECTED),
+    (St.ELECTING, HEALTHY, [Ev.LEADER_ELECTED], Ev.LEADER_ELECTED),
+    (St.ELECTING, replace(HEALTHY, has_leader=False), [Ev.LEADER_LOST], None),
+    (St.PARTITIONING, HEALTHY, [Ev.PARTITION_HEALED], Ev.PARTITION_HEALED),
+    (St.PARTITIONING, replace(HEALTHY, partition_held=True), [Ev.PARTITION_DETECTED], None),
+    (St.PARTITIONING, NO_QUORUM, [Ev.QUORUM_LOST, Ev.LEADER_LOST], None),
+    (St.MERGING, HEALTHY, [Ev.MERGE_COMPLETE], Ev.MERGE_COMPLETE),
+    (St.RESYNCING, replace(HEALTHY, caught_up=False), [], None),
+    (St.RESYNCING, HEALTHY, [Ev.RESYNC_COMPLETE], Ev.RESYNC_COMPLETE),
+    (St.STABLE, replace(HEALTHY, config_pending=True), [Ev.CONFIG_PROPOSED],
+     Ev.CONFIG_PROPOSED),
+    (St.VOTING, replace(HEALTHY, config_pending=True), [Ev.CONFIG_PROPOSED], None),
+    (St.VOTING, HEALTHY, [Ev.CONFIG_DECIDED], Ev.CONFIG_DECIDED),
+    (St.VOTING, NO_QUORUM, [Ev.QUORUM_LOST, Ev.LEADER_LOST, Ev.CONFIG_DECIDED],
+     Ev.QUORUM_LOST),
+    (St.DRAINING, NO_QUORUM, [Ev.QUORUM_LOST, Ev.LEADER_LOST], None),
+]
+
+
+@pytest.mark.parametrize(("state", "view", "events", "fired"), EVENTS_FOR)
+def test_the_observed_events_and_the_one_fired_follow_the_table(
+        state: LifecycleState, view: LifecycleView, events: list[LifecycleEvent],
+        fired: LifecycleEvent | None) -> None:
+    assert events_for(state, view) == events
+    assert next_event(state, view) == fired
+
+
+def test_firing_the_observed_events_brings_a_formed_node_to_rest() -> None:
+    lifecycle = Lifecycle()
+    view = replace(HEALTHY, members_down=1)
+    taken = []
+    while (event := next_event(lifecycle.state, view)) is not None:
+        taken.append(lifecycle.fire(event, view.context()).target)
+    assert taken == [St.DEGRADED]
+    assert view.context() == LifecycleContext(has_quorum=True, has_leader=True,
+                                              members_down=1)
+
+
+@pytest.mark.parametrize(("answer", "triple"), [
+    ((True, 2, 3), (True, 2, 3)),
+    ([False, "2", 1], (False, 2, 1)),
+    (("ok", (True, 2, 3)), (True, 2, 3)),
+    ({"has_quorum": 1, "quorum_size": 2, "current": 2}, (True, 2, 2)),
+    ({"has_quorum": True}, None),
+    ((1, 2, 3), None),  # not a bool first: not a quorum answer
+    ((True, "two", 3), None),
+    (("error", (True, 2, 3)), None),
+    ("yes", None),
+])
+def test_a_membership_quorum_answer_is_read_or_refused(answer: object,
+                                                       triple: tuple | None) -> None:
+    assert quorum_triple(answer) == triple
+
+
+def test_the_node_view_says_who_is_a_member_and_whether_consensus_caught_up() -> None:
+    view = NodeView(leader="a", voters=["a", "b"], learners=["c"], reachable={"a"},
+                    quorum=(True, 2, 2), status={"leader": "a", "applied": 3, "commit": 3})
+    assert view.is_member("a") and view.is_member("c") and not view.is_member("z")
+    assert view.unreachable == ["b"]
+    assert view.caught_up()
+    assert not NodeView(status={"leader": "a", "applied": 2, "commit": 3}).caught_up()
+    assert not NodeView(status={"leader": None}).caught_up()
+    assert view.context() == LifecycleContext(has_quorum=True, has_leader=True,
+                                              members_down=1)

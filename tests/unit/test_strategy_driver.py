@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from cluster_actors.actors.strategy_driver import Observation, StrategyDriver
 from cluster_actors.errors import UnknownStrategy
+from strategies.driver import Observation, StrategyDriver
 
 NODES = ["n1", "n2", "n3", "n4", "n5"]
 
