@@ -16,11 +16,8 @@ from ray.cluster_utils import Cluster as RayCluster
 
 from cluster_actors import Cluster
 from cluster_actors.client.session import registered_cluster
+from tests.ray import HEALTH_CHECKS
 from tests.waiting import HANG_GUARD, wait_until
-
-#: Ray's own detection of a dead node (the defaults take about half a minute)
-HEALTH_CHECKS = {"health_check_initial_delay_ms": 1000, "health_check_period_ms": 500,
-                 "health_check_timeout_ms": 500, "health_check_failure_threshold": 4}
 
 
 def voters(cluster: Cluster) -> list[str]:
