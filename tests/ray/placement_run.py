@@ -17,7 +17,6 @@ from ray.cluster_utils import Cluster as RayCluster
 from cluster_actors import Cluster, ClusterOptions
 from cluster_actors.runtime.hosting import actor_of, find_component
 from cluster_actors.runtime.naming import COMPONENTS, node_supervisor_name
-from tests.ray import HEALTH_CHECKS
 
 HANG_GUARD = 120.0
 
@@ -80,10 +79,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--placement", nargs="+", default=["per_component"])
     args = parser.parse_args()
-    # health checks tightened: Ray declares the removed worker dead in about
-    # 2 s, so stopping the cluster does not wait on the actors it had
-    ray_cluster = RayCluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "_system_config": HEALTH_CHECKS})
+    ray_cluster = RayCluster(initialize_head=True, head_node_args={"num_cpus": 1})
     ray.init(address=ray_cluster.address, include_dashboard=False, log_to_driver=False)
     results = {}
     try:
