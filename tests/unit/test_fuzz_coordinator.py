@@ -27,7 +27,7 @@ from cluster_actors.errors import ClusterError
 from cluster_actors.runtime.hosting import LocalComponent
 from tests.unit.shells import InProcessHandle, in_process_clients
 from tests.unit.test_fuzz_components import BAD, SKIPPED, arguments
-from tests.unit.test_limits import Node
+from tests.unit.test_limits import Node, founding_node
 
 #: calls that end this node (``stop``, ``leave_cluster``: tested with Ray)
 ENDS_THE_NODE = frozenset({"stop", "leave_cluster"})
@@ -89,23 +89,12 @@ def _no_ray(*_args: Any, **_kwargs: Any) -> None:
 
 @pytest.fixture(scope="module")
 def coordinated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coordinated]:
-    async def start_info(cluster: str, node_id: str) -> dict[str, Any]:
-        return {"cluster_id": "coordinator-fuzz", "fresh": True, "founder": True}
-
-    async def claim_founding(cluster: str, node_id: str) -> bool:
-        return True
-
-    patch = pytest.MonkeyPatch()
-    patch.setattr("cluster_actors.actors.consensus_core.start_info", start_info)
-    patch.setattr("cluster_actors.actors.consensus_core.claim_founding", claim_founding)
-    if not ray.is_initialized():  # a peer lookup must not auto-start a Ray instance
-        patch.setattr(ray, "init", _no_ray)
-    node = Node(str(tmp_path_factory.mktemp("coordinator")))
-    try:
-        yield Coordinated(node)
-    finally:
-        node.close()
-        patch.undo()
+    with pytest.MonkeyPatch.context() as patch:
+        if not ray.is_initialized():  # a peer lookup must not auto-start a Ray instance
+            patch.setattr(ray, "init", _no_ray)
+        with founding_node(str(tmp_path_factory.mktemp("coordinator")),
+                           "coordinator-fuzz") as node:
+            yield Coordinated(node)
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[

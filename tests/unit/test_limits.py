@@ -8,6 +8,7 @@ a code, and the state machine's state hash does not move."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import pickle
 import threading
@@ -314,22 +315,30 @@ class Node:
         self.thread.join(5)
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    # what Cluster.start's registry hands a founding node of a fresh cluster
+@contextlib.contextmanager
+def founding_node(directory: str, cluster_id: str) -> Iterator[Node]:
+    """A one-node cluster's node in this process, started as Cluster.start's
+    registry starts the founding node of a fresh cluster; closed on exit."""
     async def start_info(cluster: str, node_id: str) -> dict[str, Any]:
-        return {"cluster_id": "limits-test", "fresh": True, "founder": True}
+        return {"cluster_id": cluster_id, "fresh": True, "founder": True}
 
     async def claim_founding(cluster: str, node_id: str) -> bool:
         return True
 
-    patch = pytest.MonkeyPatch()
-    patch.setattr("cluster_actors.actors.consensus_core.start_info", start_info)
-    patch.setattr("cluster_actors.actors.consensus_core.claim_founding", claim_founding)
-    n = Node(str(tmp_path_factory.mktemp("limits")))
-    yield n
-    n.close()
-    patch.undo()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("cluster_actors.actors.consensus_core.start_info", start_info)
+        patch.setattr("cluster_actors.actors.consensus_core.claim_founding", claim_founding)
+        n = Node(directory)
+        try:
+            yield n
+        finally:
+            n.close()
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    with founding_node(str(tmp_path_factory.mktemp("limits")), "limits-test") as n:
+        yield n
 
 
 def test_the_10_to_400_lease_is_refused_and_the_leader_keeps_ticking(node: Node) -> None:
