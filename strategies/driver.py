@@ -43,6 +43,9 @@ from strategies.partition import StableAfterWindow
 
 #: Seconds between two automatic leadership transfers from one leader.
 TRANSFER_COOLDOWN = 2.0
+#: seconds after the driver starts during which a member never heard from
+#: counts as still starting (on this side); after it, as cut off
+STARTUP_GRACE = 30.0
 
 
 @dataclass
@@ -92,8 +95,11 @@ class StrategyDriver:
     def __init__(self, node_id: str, failover: str, partition: str, now: float, *,
                  failover_options: Mapping[str, Any] | None = None,
                  partition_options: Mapping[str, Any] | None = None,
-                 transfer_cooldown: float = TRANSFER_COOLDOWN) -> None:
+                 transfer_cooldown: float = TRANSFER_COOLDOWN,
+                 startup_grace: float = STARTUP_GRACE) -> None:
         self.node_id = node_id
+        self.started = now
+        self.startup_grace = startup_grace
         self.failover: FailoverStrategy = strategies.load(
             "failover", failover, **dict(failover_options or {}))
         self.partition: PartitionStrategy = strategies.load(
@@ -177,9 +183,11 @@ class StrategyDriver:
         members = tuple(obs.voters) if self.node_id in obs.voters else (*obs.voters,
                                                                         self.node_id)
         self.heard |= obs.reachable
-        # A member this node has never heard from is still starting (or was
-        # never reached), not cut off: it counts on this side until first heard.
-        never_heard = set(members) - self.heard
+        # A member this node has never heard from is still starting, not cut
+        # off: it counts on this side until first heard, or until the start-up
+        # grace has passed (then it is away like any unreachable member).
+        starting = obs.now - self.started < self.startup_grace
+        never_heard = set(members) - self.heard if starting else set()
         here = frozenset((obs.reachable & set(members)) | never_heard | {self.node_id})
         away = frozenset(set(members) - here)
         sides = (here, away) if away else (here,)

@@ -133,6 +133,13 @@ options = ClusterOptions(partition_strategy="down_all", partition_options={"stab
                          heartbeat_interval=250, placement="per_node")
 cluster = Cluster.start("plugged", nodes=3, options=options)
 try:
+    # partition once every node has heard every other: before that a member
+    # never heard from counts as starting, and only after a grace as cut off
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and any(
+            cluster.coordinator(n).call("get_partition_info")["unreachable"]
+            for n in cluster.node_ids):
+        time.sleep(0.1)
     cluster.chaos.partition([["n1"], ["n2", "n3"]])
     modes, deadline = {}, time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -36,6 +36,18 @@ def test_a_member_never_heard_from_is_starting_not_partitioned_away() -> None:
     assert cut.partitioned == ["n2", "n3", "n4", "n5"] and starting.data_mode == "down"
 
 
+def test_a_member_never_heard_from_is_cut_off_once_the_start_up_grace_has_passed() -> None:
+    # the partition began before n3 ever heard from n1: within the grace n1
+    # counts as starting, after it as away (n3 must not serve forever)
+    driver = StrategyDriver("n3", "automatic", "majority_side", now=0.0,
+                            partition_options={"stable_after": 0.0}, startup_grace=30.0)
+    everyone_but_n1 = set(NODES) - {"n1"}
+    assert driver.step(observe(1.0, reachable=everyone_but_n1)).partitioned is None
+    assert driver.step(observe(29.0, reachable=everyone_but_n1)).partitioned is None
+    assert driver.step(observe(31.0, reachable=everyone_but_n1)).partitioned == ["n1"]
+    assert driver.data_mode == "serve"  # the majority side keeps serving
+
+
 def test_weighted_biases_the_heaviest_node_and_moves_leadership_off_a_draining_leader() -> None:
     weights = {"n1": 1.0, "n2": 1.0, "n3": 5.0, "n4": 1.0, "n5": 1.0}
     meta = {n: {"weight": w} for n, w in weights.items()}
