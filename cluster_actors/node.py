@@ -70,7 +70,8 @@ def component_specs(plan: NodePlan) -> list[ChildSpec]:
                                      plan.initial_config, plan.join),
                                options=plan.actor_options(
                                    actor_name(plan.cluster, plan.node_id, component))),
-            restart=Restart.PERMANENT, shutdown=5.0))
+            restart=Restart.PERMANENT, shutdown=5.0,
+            restart_delay=plan.options.restart_delay_ms / 1000))
     return specs
 
 
@@ -105,4 +106,5 @@ def node_host_spec(plan: NodePlan) -> ChildSpec:
         id=plan.node_id,
         start=ActorFactory(NodeHost, args=(plan.cluster, plan.node_id, components, args),
                            options=plan.actor_options(name)),
-        restart=Restart.PERMANENT, shutdown=30.0)
+        restart=Restart.PERMANENT, shutdown=30.0,
+        restart_delay=plan.options.restart_delay_ms / 1000)

@@ -119,6 +119,12 @@ class ClusterOptions(BaseModel):
                     "(etcd's request limit, 1.5 MiB by default)")
     supervisor_intensity: int = Field(10, ge=0, le=10_000)
     supervisor_period: float = Field(10.0, gt=0, le=86_400)
+    restart_delay_ms: int = Field(
+        300, ge=0, le=60_000,
+        description="how long a supervisor waits before restarting a component (or a "
+                    "per_node host) that died: starting a Ray worker process takes about a "
+                    "second of CPU, and on a small machine it would slow the survivors' "
+                    "election; they elect first (Akka's backoff supervisor waits too)")
     detached: bool = Field(False, description="actors outlive the driver (for `cluster-actors up`)")
     prometheus_port: int | None = Field(None, ge=0, le=65535)
     tracing: Literal["none", "console", "memory", "otlp"] = Field(

@@ -93,11 +93,16 @@ class ConsensusActor(SupervisedActor):
         return self.core.identity()
 
     async def leadership(self) -> dict[str, Any]:
-        """``role``, ``term`` and ``leader`` only: a cheap call to poll."""
+        """``role``, ``term`` and ``leader``, a cheap call to poll, and
+        ``latest_event_seq`` as that method answers it: follow ``wait_events``
+        from there to miss no change after this answer."""
         raft = self.core.raft
+        seq = self.core.events.seq
         if raft is None:
-            return {"role": "starting", "term": 0, "leader": None}
-        return {"role": raft.role.value, "term": raft.term, "leader": raft.lead}
+            return {"role": "starting", "term": 0, "leader": None,
+                    "latest_event_seq": seq}
+        return {"role": raft.role.value, "term": raft.term, "leader": raft.lead,
+                "latest_event_seq": seq}
 
     async def events(self, since: int = 0) -> list[dict[str, Any]]:
         return self.core.events.since(check_seq(since))

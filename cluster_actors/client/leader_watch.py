@@ -49,7 +49,8 @@ class NodeView:
 class _Follow:
     handle: Any = None
     cursor: EventCursor = field(default_factory=EventCursor)
-    ref: Any = None
+    ref: Any = None  #: the outstanding call: ``leadership`` while starting, then ``wait_events``
+    starting: bool = False
     retry_at: float = 0.0
 
 
@@ -143,27 +144,29 @@ class LeaderWatch:
                 continue
             follow.ref = None
             try:
-                events = ray.get(ref)
+                answer = ray.get(ref)
             except Exception:  # the actor died (or restarts): forget its view now
                 self._lost(node, follow)
                 continue
-            self._take(node, follow, events)
+            if follow.starting:
+                follow.starting = False
+                follow.cursor = EventCursor(answer["latest_event_seq"])
+                self._set(node, NodeView(answer["role"], answer["term"], answer["leader"]))
+            else:
+                self._take(node, follow, answer)
             follow.ref = follow.handle.wait_events.remote(follow.cursor.since, self.poll_timeout)
 
     def _start_following(self, node: str, follow: _Follow) -> None:
-        """Resolve ``node``'s consensus actor and read its current view; the
-        events after the sequence number read first are followed from then on."""
+        """Resolve ``node``'s consensus actor and ask for its current view
+        without waiting (a restarting node must not hold up news from the
+        others); the events after that view are followed from then on."""
         try:
             handle = find_component(self.cluster, node, "consensus")
-            since = ray.get(handle.latest_event_seq.remote(), timeout=1.0)
-            view = ray.get(handle.leadership.remote(), timeout=1.0)
-        except Exception:
+        except ValueError:
             self._lost(node, follow)
             return
-        follow.handle = handle
-        follow.cursor = EventCursor(since)
-        self._set(node, NodeView(view["role"], view["term"], view["leader"]))
-        follow.ref = handle.wait_events.remote(since, self.poll_timeout)
+        follow.handle, follow.starting = handle, True
+        follow.ref = handle.leadership.remote()
 
     def _take(self, node: str, follow: _Follow, events: list[dict[str, Any]]) -> None:
         for event in events:
@@ -172,7 +175,7 @@ class LeaderWatch:
                 self._set(node, NodeView(event["role"], event["term"], event["leader"]))
 
     def _lost(self, node: str, follow: _Follow) -> None:
-        follow.handle, follow.ref = None, None
+        follow.handle, follow.ref, follow.starting = None, None, False
         follow.retry_at = time.monotonic() + RESOLVE_RETRY
         self._set(node, None)
 

@@ -218,7 +218,11 @@ class Ready:
     they carry is not on disk), or when its commit index covers entries of
     this very Ready (a single voter commits what it appends: a learner must
     not apply what the leader may still lose). Then every message waits for
-    the persist.
+    the persist, except a candidate's requests for votes (``VOTE``,
+    ``PRE_VOTE``; etcd's candidates send them while they write too): a
+    request vouches for nothing, and the candidate's own vote counts only in
+    memory, which a crash before the persist loses with the votes it won, so
+    the campaign dies with it (the voters' answers, which do vouch, wait).
 
     :meth:`carry_out` is that order as code: the consensus actor and the
     simulator both run it, so what the simulator proves is what the actor does.
@@ -249,11 +253,13 @@ class Ready:
         hard_state = self.hard_state
         if self.new_term_or_vote or (hard_state is not None and self.entries
                                      and hard_state.commit >= self.entries[0].index):
-            return [], list(self.messages)  # they would vouch for what is not durable
-        early = [m for m in self.messages if m.type in _REPLICATION_TYPES]
+            early_types = _CAMPAIGN_TYPES  # the others would vouch for what is not durable
+        else:
+            early_types = _REPLICATION_TYPES | _CAMPAIGN_TYPES
+        early = [m for m in self.messages if m.type in early_types]
         if len(early) == len(self.messages):
             return early, []
-        return early, [m for m in self.messages if m.type not in _REPLICATION_TYPES]
+        return early, [m for m in self.messages if m.type not in early_types]
 
     def carry_out(self, send: Callable[[list[Message]], None],
                   persist: Callable[[Ready], None], apply: Callable[[Ready], None]) -> None:
@@ -274,6 +280,7 @@ class Ready:
 
 _REPLICATION_TYPES = frozenset({MessageType.APPEND, MessageType.HEARTBEAT,
                                 MessageType.SNAPSHOT, MessageType.TIMEOUT_NOW})
+_CAMPAIGN_TYPES = frozenset({MessageType.VOTE, MessageType.PRE_VOTE})
 
 
 #: The largest index or term a message may carry (SQLite's integer range).

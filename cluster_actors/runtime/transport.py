@@ -157,7 +157,7 @@ class Transport:
                 self._handling.add(task)
                 task.add_done_callback(self._handling.discard)
 
-    def _ask_address(self, peer: str, handle: Any) -> None:
+    def _ask_address(self, peer: str, handle: Any, dial: bool = True) -> None:
         if self.plane is None or self._closed:
             return
         asking = self._address_tasks.get(peer)
@@ -167,10 +167,11 @@ class Transport:
             asking.cancel()  # still asking a previous incarnation
         self._asked_of[peer] = handle
         self._address_tasks[peer] = asyncio.get_running_loop().create_task(
-            self._fetch_address(peer, handle))
+            self._fetch_address(peer, handle, dial))
 
-    async def _fetch_address(self, peer: str, handle: Any) -> None:
-        """Ask ``peer`` where its plane listens, until it says or its handle changes."""
+    async def _fetch_address(self, peer: str, handle: Any, dial: bool) -> None:
+        """Ask ``peer`` where its plane listens, until it says or its handle
+        changes; then, if ``dial``, dial the link at once."""
         for backoff in (*ADDRESS_RETRY_SECONDS, *[ADDRESS_RETRY_SECONDS[-1]] * 10_000):
             if self._closed or self.handles.get(peer) is not handle:
                 return
@@ -183,6 +184,11 @@ class Transport:
             if endpoint is not None:
                 self.plane.set_address(self.component, peer, endpoint)
                 self.stats["addresses"] += 1
+                if dial:
+                    # Dial now, not at the first send: followers exchange nothing
+                    # until their leader dies, and then their votes must not wait
+                    # for a dial or go as Ray calls while the cluster restarts it.
+                    await self.plane.connect(self.component, peer)
                 return
             await asyncio.sleep(backoff)
 
@@ -192,7 +198,7 @@ class Transport:
         self.stats["link_down"] += 1
         handle = self.handles.get(peer)
         if handle is not None:
-            self._ask_address(peer, handle)
+            self._ask_address(peer, handle, dial=False)  # the next send dials
 
     def _forget_link(self, peer: str) -> None:
         self._asked_of.pop(peer, None)
@@ -229,8 +235,9 @@ class Transport:
             for backoff in (*RESOLVE_RETRY_SECONDS, *[RESOLVE_STEADY_SECONDS] * 10_000):
                 if peer not in self.peers or self._closed:
                     return
-                try:
-                    handle = find_component(self.cluster, peer, self.component)
+                try:  # a GCS lookup: off the loop, which keeps serving meanwhile
+                    handle = await asyncio.to_thread(find_component, self.cluster, peer,
+                                                     self.component)
                 except ValueError:
                     await self._pause(peer, backoff)
                     continue

@@ -72,6 +72,25 @@ def test_a_ready_that_changes_the_term_sends_nothing_before_its_persist() -> Non
     assert early == [] and late == ready.messages
 
 
+def test_a_candidate_asks_for_votes_before_its_persist_and_a_voter_answers_after_its_own() -> None:
+    nodes, _storages = _three_voter_leader()
+    candidate = nodes["n2"]
+    candidate.force_election()
+    ready = candidate.ready()
+    assert ready.new_term_or_vote and ready.hard_state.vote == "n2"
+    early, late = ready.split_messages()
+    # the requests vouch for nothing: they leave while the candidate writes
+    assert {m.type for m in early} == {MessageType.VOTE} and late == []
+    assert {m.dst for m in early} == {"n1", "n3"}
+    voter = nodes["n3"]
+    voter.step(next(m for m in early if m.dst == "n3"))
+    answer = voter.ready()
+    assert answer.new_term_or_vote and answer.hard_state.vote == "n2"
+    early, late = answer.split_messages()
+    # the answer vouches for a vote that must be on disk first
+    assert early == [] and [m.type for m in late] == [MessageType.VOTE_RESP]
+
+
 def test_a_single_voter_sends_no_commit_of_entries_it_has_not_persisted() -> None:
     node = _single_voter_leader()[0]["n1"]
     node.propose(Command("c", 1, ("put", "k", 1)))

@@ -81,8 +81,10 @@ def base() -> Iterator[str]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def pair(monkeypatch: pytest.MonkeyPatch, base: str) -> Callable[[], Awaitable[list[Node]]]:
-    """Start n1 and n2 with their transports wired to each other's local handles."""
+def pair(monkeypatch: pytest.MonkeyPatch, base: str, warm: bool = True
+         ) -> Callable[[], Awaitable[list[Node]]]:
+    """Start n1 and n2 with their transports wired to each other's local
+    handles; with ``warm``, send until each link is up."""
 
     async def start() -> list[Node]:
         nodes = {name: Node(name, base) for name in ("n1", "n2")}
@@ -103,7 +105,7 @@ def pair(monkeypatch: pytest.MonkeyPatch, base: str) -> Callable[[], Awaitable[l
                                        data_plane=True, receiver=node.deliver)
         for node in nodes.values():
             await until(lambda n=node: n.transport.plane is not None)
-            for peer in node.transport.peers:  # a send dials the link
+            for peer in node.transport.peers if warm else ():
                 while not node.plane.is_up("raft", peer):
                     node.transport.send_batch(peer, ["warm"])
                     await asyncio.sleep(0.005)
@@ -123,6 +125,22 @@ def test_batches_travel_as_frames_once_the_link_is_up(monkeypatch: pytest.Monkey
         assert n2.ray_calls == calls_before
         assert n1.transport.stats["frames"] >= 1
         assert n2.transport.stats["frames_in"] >= 1
+
+    run(body)
+
+
+def test_a_link_is_dialled_as_soon_as_the_peers_address_is_known(
+        monkeypatch: pytest.MonkeyPatch, base: str) -> None:
+    # followers send each other nothing until their leader dies; their votes
+    # must then find the link up, not dial it or fall back to Ray calls
+    async def body() -> None:
+        n1, n2 = await pair(monkeypatch, base, warm=False)()
+        await until(lambda: n1.plane.is_up("raft", "n2") and n2.plane.is_up("raft", "n1"))
+        assert n1.transport.stats["frames"] == n2.transport.stats["frames"] == 0
+        calls = n2.ray_calls
+        n1.transport.send_batch("n2", ["vote"])
+        await until(lambda: any(batch == ["vote"] for _, batch in n2.received))
+        assert n2.ray_calls == calls and n1.transport.stats["frames"] == 1
 
     run(body)
 

@@ -373,6 +373,8 @@ class Supervisor(SupervisedActor):
                 ray.kill(handle, no_restart=True)
                 handle, warm = None, False
         if handle is None:
+            if noticed_at is not None and spec.restart_delay:
+                await asyncio.sleep(spec.restart_delay)
             handle = await create_child(spec)
             try:
                 await asyncio.wait_for(awaited(handle.ping.remote()), spec.start_timeout)

@@ -98,7 +98,9 @@ class ChildSpec:
     ``activate`` once its subtree is up). ``warm_spare`` keeps a constructed,
     not yet activated instance ready for a fast restart (see
     :mod:`~cluster_actors.runtime.supervisor.spares`;
-    ``start`` must then not use one fixed actor name).
+    ``start`` must then not use one fixed actor name). ``restart_delay`` is
+    the seconds a restart waits before a new instance is created (not a
+    first start, nor the activation of a warm spare).
     """
 
     id: str
@@ -108,6 +110,7 @@ class ChildSpec:
     kind: Literal["worker", "supervisor"] = "worker"
     start_timeout: float = 60.0
     warm_spare: bool = False
+    restart_delay: float = 0.0
 
     def __post_init__(self) -> None:
         errors: list[tuple[str, str]] = []
@@ -129,6 +132,10 @@ class ChildSpec:
                 or self.shutdown < 0):
             errors.append(("shutdown", f"must be seconds >= 0 or 'brutal_kill', "
                                        f"got {self.shutdown!r}"))
+        if (isinstance(self.restart_delay, bool) or not isinstance(self.restart_delay, int | float)
+                or not 0 <= self.restart_delay <= 3600):
+            errors.append(("restart_delay", f"must be seconds in 0..3600, "
+                                            f"got {self.restart_delay!r}"))
         if not self.start_timeout > 0:
             errors.append(("start_timeout", f"must be > 0, got {self.start_timeout!r}"))
         if errors:
