@@ -19,16 +19,19 @@ neither Ray nor the benchmark modules.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,6 +170,10 @@ def render_markdown(rows: Sequence[Row], meta: dict[str, Any],
     if errors:
         lines += ["", "## Failed", ""]
         lines += [f"- **{name}**: {message}" for name, message in errors.items()]
+    if meta.get("unfinished"):
+        lines += ["", "## Not run yet", "",
+                  "The run stopped, or is still going, before: "
+                  + ", ".join(meta["unfinished"]) + "."]
     if notes:
         lines += ["", "## How each figure is measured", ""]
         lines += [f"- {note}" for note in notes]
@@ -565,10 +572,42 @@ def parse_only(text: str | None) -> list[str]:
     return [name for name in STEPS if name in wanted]
 
 
+#: seconds a step may take before it is stopped and recorded as failed (the
+#: 50-node scale step takes about 2 minutes on an idle 2-core machine)
+STEP_LIMIT_S = 900.0
+
+
+class StepTimeout(Exception):
+    """A step ran past its time limit."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float, name: str) -> Iterator[None]:
+    """Raise :class:`StepTimeout` in this (main) thread after ``seconds``
+    (a SIGALRM timer; nothing is bounded where signals are unavailable)."""
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(_signum: int, _frame: Any) -> None:
+        raise StepTimeout(f"{name} ran past its limit of {seconds:.0f} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def run(names: Sequence[str], quick: bool, repeats: int, command: str,
-        output: Path = RESULTS) -> tuple[list[Row], dict[str, str]]:
-    """Run the steps ``names``; write ``latest.md`` and ``latest.json`` under
-    ``output``; return the rows and the failed steps' errors."""
+        output: Path = RESULTS, step_limit: float = STEP_LIMIT_S
+        ) -> tuple[list[Row], dict[str, str]]:
+    """Run the steps ``names``, each bounded by ``step_limit`` seconds; write
+    ``latest.md`` and ``latest.json`` under ``output`` after every step (a run
+    cut short keeps what it measured); return the rows and the failed steps'
+    errors."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -577,17 +616,34 @@ def run(names: Sequence[str], quick: bool, repeats: int, command: str,
     rows: list[Row] = []
     errors: dict[str, str] = {}
     seconds: dict[str, float] = {}
+
+    def write(ctx: Context, done: Sequence[str]) -> None:
+        meta = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M"),
+                "cpus": os.cpu_count(), "ray": _ray_version(),
+                "python": platform.python_version(), "commit": _git_commit(), "quick": quick,
+                "repeats": repeats, "steps": list(done), "seconds": time.time() - started,
+                "step_seconds": dict(seconds),
+                "unfinished": [name for name in names if name not in done]}
+        output.mkdir(parents=True, exist_ok=True)
+        (output / "latest.md").write_text(render_markdown(rows, meta, errors, NOTES,
+                                                          ctx.appendix))
+        (output / "latest.json").write_text(json.dumps(
+            {"meta": meta, "rows": [row.to_dict() for row in rows], "errors": errors,
+             "raw": ctx.raw}, indent=2, default=str))
+
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                   console=console) as progress:
         ctx = Context(quick, repeats, log=lambda text: progress.console.log(text))
         task = progress.add_task("benchmarks", total=len(names))
+        done: list[str] = []
         try:
             for name in names:
                 progress.update(task, description=f"[bold]{name}[/]")
                 step_started = time.perf_counter()
                 try:
-                    new = STEPS[name](ctx)
+                    with time_limit(step_limit, name):
+                        new = STEPS[name](ctx)
                     rows += new
                     progress.console.log(f"{name}: {len(new)} figures")
                 except Exception as error:
@@ -595,18 +651,12 @@ def run(names: Sequence[str], quick: bool, repeats: int, command: str,
                     progress.console.log(f"[red]{name} failed[/]: {errors[name]}")
                     ctx.raw.setdefault("tracebacks", {})[name] = traceback.format_exc()
                 seconds[name] = time.perf_counter() - step_started
+                done.append(name)
+                write(ctx, done)
                 progress.advance(task)
         finally:
             ctx.close()
-    meta = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M"),
-            "cpus": os.cpu_count(), "ray": _ray_version(), "python": platform.python_version(),
-            "commit": _git_commit(), "quick": quick, "repeats": repeats, "steps": list(names),
-            "seconds": time.time() - started, "step_seconds": seconds}
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "latest.md").write_text(render_markdown(rows, meta, errors, NOTES, ctx.appendix))
-    (output / "latest.json").write_text(json.dumps(
-        {"meta": meta, "rows": [row.to_dict() for row in rows], "errors": errors,
-         "raw": ctx.raw}, indent=2, default=str))
+    write(ctx, done)
     return rows, errors
 
 

@@ -114,3 +114,30 @@ def test_bench_command_help_lists_its_options(capsys):
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert "--quick" in out and "--only" in out
+
+
+def test_each_step_is_written_as_it_finishes_and_a_step_past_its_limit_fails_alone(
+        tmp_path, monkeypatch):
+    seen_on_disk = []
+
+    def quick_step(ctx):
+        return [run.Row("quick", "rate", "/s", True, run.Figure.single(1.0))]
+
+    def slow_step(ctx):
+        seen_on_disk.append((tmp_path / "latest.md").read_text())
+        import time
+        time.sleep(30)  # stopped by the limit long before
+        return []
+
+    monkeypatch.setattr(run, "STEPS", {"quick": quick_step, "slow": slow_step,
+                                       "after": quick_step})
+    rows, errors = run.run(["quick", "slow", "after"], quick=True, repeats=1,
+                           command="test", output=tmp_path, step_limit=0.5)
+    # the first step's figure was on disk while the second ran, and the
+    # second's "not run yet" note named what was left
+    assert "| quick | rate |" in seen_on_disk[0]
+    assert "## Not run yet" in seen_on_disk[0] and "slow, after" in seen_on_disk[0]
+    assert list(errors) == ["slow"] and "limit" in errors["slow"]
+    assert len(rows) == 2  # the step after the slow one still ran
+    final = (tmp_path / "latest.md").read_text()
+    assert "## Not run yet" not in final and "**slow**" in final
