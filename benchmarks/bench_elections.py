@@ -42,7 +42,7 @@ HANG_S = 30.0
 
 
 def _last_seq(cluster: Cluster, node: str) -> int:
-    events = cluster.node(node).consensus.events()
+    events = cluster.node(node).consensus.events_since()
     return events[-1]["seq"] if events else 0
 
 
@@ -79,7 +79,7 @@ def one_round(cluster: Cluster, mode: str, leader: str, term: int, target: str
             continue
         winner = cluster.session.find_leader(timeout=0.2)  # another node may have won
         if winner not in (None, target):
-            won = _won(cluster.node(winner).consensus.events(), term)
+            won = _won(cluster.node(winner).consensus.events_since(), term)
             if won is not None:
                 return (won["time"] - started) * 1000, winner, won["term"]
     raise TimeoutError(f"no new leader within {HANG_S} s after a {mode} election")

@@ -126,7 +126,7 @@ def leader_kills(cluster: Cluster, kills: int) -> dict[str, Any]:
             new = None
             while new in (None, old):
                 new = cluster.session.find_leader(timeout=0.2)
-            events = ray.get(cluster.session.handle(new).events.remote())
+            events = ray.get(cluster.session.handle(new).events_since.remote())
             elected = [e["time"] for e in events if e["type"] == "leader_changed"
                        and e["role"] == "leader" and e["term"] > old_term]
             to_leader.append((min(elected) - killed_at) * 1000)
@@ -140,7 +140,7 @@ def leader_kills(cluster: Cluster, kills: int) -> dict[str, Any]:
                 if status and status["role"] == "follower" and status["leader"] == new:
                     break
                 time.sleep(0.01)
-            events = cluster.supervisor(old).events()
+            events = cluster.supervisor(old).events_since()
             restarted = [e for e in events if e["type"] == "child_restarted"]
             if restarted:
                 restarts.append(restarted[-1]["restart_ms"])

@@ -58,7 +58,7 @@ class Payload(SupervisedActor):
 
 
 def last_seq(sup: ray.actor.ActorHandle) -> int:
-    events = ray.get(sup.events.remote())
+    events = ray.get(sup.events_since.remote())
     return events[-1]["seq"] if events else 0
 
 

@@ -104,7 +104,7 @@ class ConsensusActor(SupervisedActor):
         return {"role": raft.role.value, "term": raft.term, "leader": raft.lead,
                 "latest_event_seq": seq}
 
-    async def events(self, since: int = 0) -> list[dict[str, Any]]:
+    async def events_since(self, since: int = 0) -> list[dict[str, Any]]:
         return self.core.events.since(check_seq(since))
 
     async def wait_events(self, since: int = 0, timeout: float = 10.0) -> list[dict[str, Any]]:

@@ -80,7 +80,7 @@ class Observer:
                 else node_supervisor_name(self.cluster, self.node_id))
         try:
             supervisor = ray.get_actor(name, namespace=namespace(self.cluster))
-            events = await bounded(supervisor.events.remote(0))
+            events = await bounded(supervisor.events_since.remote(0))
         except Exception:
             return False
         return any(e.get("type") == "child_exited" and e.get("child_id") == child
@@ -92,7 +92,7 @@ class Observer:
         cursor = EventCursor()
         try:
             handle = self.sibling("consensus")
-            events = await bounded(handle.events.remote(0))
+            events = await bounded(handle.events_since.remote(0))
         except Exception:
             return cursor
         cursor.follow(handle)

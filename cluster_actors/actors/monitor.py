@@ -183,7 +183,7 @@ class MonitorActor(ComponentActor):
             return []
         cursor = self._consensus_events_read
         cursor.follow(handle)
-        events = await self._ask("consensus", "events", cursor.since) or []
+        events = await self._ask("consensus", "events_since", cursor.since) or []
         cursor.advance(events)
         return events
 
@@ -197,7 +197,7 @@ class MonitorActor(ComponentActor):
         cursor = self._supervisor_events_read
         cursor.follow(self._supervisor)
         try:
-            events = await bounded(self._supervisor.events.remote(cursor.since))
+            events = await bounded(self._supervisor.events_since.remote(cursor.since))
         except Exception:
             self._supervisor = None
             return []

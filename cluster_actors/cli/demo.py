@@ -188,7 +188,7 @@ def run(nodes: int = 5, writes: int = 2000, console: Console | None = None,
         # per_node: the root supervisor restarts the node's host, the child named after it
         hosted = cluster.options.placement == "per_node"
         restarted_child = leader if hosted else "consensus"
-        restart_events = [e for e in cluster.supervisor(None if hosted else leader).events()
+        restart_events = [e for e in cluster.supervisor(None if hosted else leader).events_since()
                           if e["type"] == "child_restarted"
                           and e.get("child_id") == restarted_child]
         figures["supervisor_restart_ms"] = (restart_events[-1].get("restart_ms")

@@ -151,7 +151,7 @@ def test_killing_the_leaders_consensus_elects_a_new_leader_and_keeps_acknowledge
     node = wait_until(rejoined)
     assert cluster.session.handle(old)._actor_id.hex() != old_actor
     assert node.last_index >= 50
-    events = cluster.supervisor(old).events()
+    events = cluster.supervisor(old).events_since()
     assert any(e["type"] == "child_restarted" and e["child_id"] == "consensus" for e in events)
 
 
@@ -198,7 +198,7 @@ def test_a_node_that_catches_up_by_snapshot_hot_reloads_the_config_it_missed(
         c.chaos.heal()
         node = c.node(lagging)
         wait_until(lambda: node.consensus.get_status()["config_version"] == version)
-        events = node.consensus.events(0)
+        events = node.consensus.events_since(0)
         assert any(e["type"] == "snapshot_installed" for e in events)
         [announced] = [e for e in events if e["type"] == "config_changed"
                        and e.get("version") == version]

@@ -62,7 +62,7 @@ def _wipe(data_dir: Path, *nodes: str) -> None:
 
 
 def _events(cluster: Cluster, node: str) -> list[dict[str, Any]]:
-    return ray.get(find_component(cluster.name, node, "consensus").events.remote(0),
+    return ray.get(find_component(cluster.name, node, "consensus").events_since.remote(0),
                    timeout=10)
 
 

@@ -35,7 +35,7 @@ def test_a_full_disk_restarts_the_consensus_actor_and_loses_no_acknowledged_writ
             acknowledged[f"k{i}"] = i
         supervisor = cluster.supervisor(None if hosted else leader)
         child = leader if hosted else "consensus"
-        since = max((e["seq"] for e in supervisor.call("events")), default=0)
+        since = max((e["seq"] for e in supervisor.call("events_since")), default=0)
         crashed = cluster.session.handle(leader)
         ray.get(crashed.fail_persists.remote(after=1), timeout=HANG_GUARD)
 

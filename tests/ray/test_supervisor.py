@@ -42,7 +42,7 @@ class Recorder:
         self._items.append(item)
 
     def on_supervisor_event(self, event: dict[str, Any]) -> None:
-        self._items.append(("event", event["supervisor"], event["type"], event.get("child_id")))
+        self._items.append(("event", event["source"], event["type"], event.get("child_id")))
         self._events.append(event)
 
     def items(self) -> list[tuple[Any, ...]]:
@@ -137,7 +137,7 @@ def handle_of(sup: Any, child_id: str) -> Any:
 
 
 def last_seq(sup: Any) -> int:
-    events = get(sup.events.remote())
+    events = get(sup.events_since.remote())
     return events[-1]["seq"] if events else 0
 
 
@@ -215,7 +215,7 @@ def test_strategy_restarts_exactly_the_right_children(strategy: str, restarted: 
 
     after = actor_ids(sup)
     assert {c for c in before if after[c] != before[c]} == set(restarted)
-    events = get(sup.events.remote(since))
+    events = get(sup.events_since.remote(since))
     assert [(e["type"], e["child_id"]) for e in events if e["type"] != "child_started"] == (
         [("child_exited", "b")]
         + [("child_stopped", c) for c in reversed(restarted) if c != "b"]
@@ -275,7 +275,7 @@ def test_restart_types(recorder: Any, supervisors: list[Any]) -> None:
     assert [c["id"] for c in get(sup.which_children.remote())] == ["perm", "trans"]
     assert get(sup.count_children.remote()) == {"specs": 2, "active": 2, "supervisors": 0,
                                                 "workers": 2}
-    types = [e["type"] for e in get(sup.events.remote(since)) if e.get("child_id") == "temp"]
+    types = [e["type"] for e in get(sup.events_since.remote(since)) if e.get("child_id") == "temp"]
     assert types == ["child_exited", "child_removed"]
 
 
@@ -407,7 +407,7 @@ def test_a_child_whose_ray_node_is_gone_is_left_stopped_without_escalating(
 
     get(sup.wait_event.remote("child_unplaceable", "b", since, HANG))
     get(sup.wait_event.remote("child_restarted", "c", since, HANG))  # the plan went on
-    events = [(e["type"], e["child_id"]) for e in get(sup.events.remote(since))
+    events = [(e["type"], e["child_id"]) for e in get(sup.events_since.remote(since))
               if e["type"] not in ("child_started", "child_stopped")]
     assert events == [("child_exited", "b"), ("child_restarted", "a"),
                       ("child_start_failed", "b"), ("child_restarted", "c"),

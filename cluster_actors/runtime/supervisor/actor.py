@@ -294,10 +294,11 @@ class Supervisor(SupervisedActor):
 
     # -- observation -----------------------------------------------------
 
-    async def events(self, since_seq: int = 0) -> list[dict[str, Any]]:
-        """Recorded events with ``seq > since_seq``, oldest first.
+    async def events_since(self, since: int = 0) -> list[dict[str, Any]]:
+        """Recorded events with ``seq > since``, oldest first.
 
-        Each has ``seq``, ``time`` (wall clock), ``supervisor``, ``type`` and
+        Each has ``seq``, ``time`` (wall clock), ``type``, ``source`` (this
+        supervisor's name), as every actor's events do, and
         type-specific fields: ``child_started`` (child_id, actor_id, restart),
         ``child_exited`` (child_id, actor_id, reason), ``child_restarted``
         (child_id, actor_id, restart_ms, cause, warm), ``spare_ready``
@@ -307,14 +308,14 @@ class Supervisor(SupervisedActor):
         doc), ``child_removed`` (child_id), ``escalated`` (child_id, reason,
         restarts, intensity, period) and ``stopped``.
         """
-        return [e for e in self._events if e["seq"] > since_seq]
+        return [e for e in self._events if e["seq"] > since]
 
-    async def wait_event(self, type: str, child_id: str | None = None, since_seq: int = 0,
+    async def wait_event(self, type: str, child_id: str | None = None, since: int = 0,
                          timeout: float = 30.0) -> dict[str, Any]:
-        """The first event of ``type`` (and ``child_id``, if given) after ``since_seq``,
+        """The first event of ``type`` (and ``child_id``, if given) after ``since``,
         waiting up to ``timeout`` seconds for it (raises :class:`CoordinationTimeout`)."""
         for event in self._events:
-            if event["seq"] > since_seq and self._matches(event, type, child_id):
+            if event["seq"] > since and self._matches(event, type, child_id):
                 return event
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         waiter = (type, child_id, future)
@@ -556,8 +557,9 @@ class Supervisor(SupervisedActor):
 
     def _record(self, type: str, **fields: Any) -> None:
         self._seq += 1
-        event = {"seq": self._seq, "time": time.time(), "supervisor": self._name,
-                 "type": type, **fields}
+        # the shape of every actor's events (runtime/events.py EventStream)
+        event = {"seq": self._seq, "time": time.time(), "type": type, "source": self._name,
+                 **fields}
         self._events.append(event)
         for waiter in list(self._waiters):
             want_type, want_child, future = waiter
