@@ -324,7 +324,7 @@ class ConsensusCore(ClientCommands):
         self.transport = Transport(self.cluster, self.node_id, "consensus",
                                    self._peers(), on_peer_death=self._peer_died,
                                    data_plane=self.options.data_plane, receiver=self.receive,
-                                   policy="drop")
+                                   policy="drop", dial_early=True)
         self.transport.faults = self._faults_at_start
         self._process()
         self.events.publish("started", recovered=recovered, term=self.raft.term,

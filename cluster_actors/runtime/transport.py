@@ -102,7 +102,10 @@ class Transport:
     ``receiver``, the local ``method``: frames are handed to it as
     ``receiver(cluster, src, encoded_batch)``) batches travel on streams while
     a link is up; ``policy`` is the links' high-water policy (``"drop"`` or
-    ``"keep_newest"``).
+    ``"keep_newest"``). With ``dial_early`` a link is dialled as soon as the
+    peer's address is known (consensus: followers must find their links up
+    when their leader dies); otherwise at the first send (heartbeats go to a
+    few monitors only, and 50 nodes would open 2,450 idle links).
     """
 
     def __init__(self, cluster: str, node_id: str, component: str, peers: Iterable[str],
@@ -110,8 +113,9 @@ class Transport:
                  on_peer_death: Callable[[str], None] | None = None, *,
                  data_plane: bool = False,
                  receiver: Callable[[str, str, bytes], Any] | None = None,
-                 policy: str = "drop") -> None:
+                 policy: str = "drop", dial_early: bool = False) -> None:
         self.cluster = cluster
+        self.dial_early = dial_early
         self.node_id = node_id
         self.component = component
         self.method = method
@@ -167,7 +171,7 @@ class Transport:
             asking.cancel()  # still asking a previous incarnation
         self._asked_of[peer] = handle
         self._address_tasks[peer] = asyncio.get_running_loop().create_task(
-            self._fetch_address(peer, handle, dial))
+            self._fetch_address(peer, handle, dial and self.dial_early))
 
     async def _fetch_address(self, peer: str, handle: Any, dial: bool) -> None:
         """Ask ``peer`` where its plane listens, until it says or its handle
@@ -184,10 +188,7 @@ class Transport:
             if endpoint is not None:
                 self.plane.set_address(self.component, peer, endpoint)
                 self.stats["addresses"] += 1
-                if dial:
-                    # Dial now, not at the first send: followers exchange nothing
-                    # until their leader dies, and then their votes must not wait
-                    # for a dial or go as Ray calls while the cluster restarts it.
+                if dial:  # see dial_early
                     await self.plane.connect(self.component, peer)
                 return
             await asyncio.sleep(backoff)

@@ -81,8 +81,8 @@ def base() -> Iterator[str]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def pair(monkeypatch: pytest.MonkeyPatch, base: str, warm: bool = True
-         ) -> Callable[[], Awaitable[list[Node]]]:
+def pair(monkeypatch: pytest.MonkeyPatch, base: str, warm: bool = True,
+         dial_early: bool = False) -> Callable[[], Awaitable[list[Node]]]:
     """Start n1 and n2 with their transports wired to each other's local
     handles; with ``warm``, send until each link is up."""
 
@@ -102,7 +102,8 @@ def pair(monkeypatch: pytest.MonkeyPatch, base: str, warm: bool = True
                             lambda cluster, node, component: handles[node])
         for name, node in nodes.items():
             node.transport = Transport(CLUSTER, name, "raft", ["n1", "n2"],
-                                       data_plane=True, receiver=node.deliver)
+                                       data_plane=True, receiver=node.deliver,
+                                       dial_early=dial_early)
         for node in nodes.values():
             await until(lambda n=node: n.transport.plane is not None)
             for peer in node.transport.peers if warm else ():
@@ -129,12 +130,12 @@ def test_batches_travel_as_frames_once_the_link_is_up(monkeypatch: pytest.Monkey
     run(body)
 
 
-def test_a_link_is_dialled_as_soon_as_the_peers_address_is_known(
+def test_a_link_dialled_early_is_up_as_soon_as_the_peers_address_is_known(
         monkeypatch: pytest.MonkeyPatch, base: str) -> None:
     # followers send each other nothing until their leader dies; their votes
     # must then find the link up, not dial it or fall back to Ray calls
     async def body() -> None:
-        n1, n2 = await pair(monkeypatch, base, warm=False)()
+        n1, n2 = await pair(monkeypatch, base, warm=False, dial_early=True)()
         await until(lambda: n1.plane.is_up("raft", "n2") and n2.plane.is_up("raft", "n1"))
         assert n1.transport.stats["frames"] == n2.transport.stats["frames"] == 0
         calls = n2.ray_calls
@@ -209,5 +210,16 @@ def test_a_batch_plain_pickle_refuses_goes_as_a_call(monkeypatch: pytest.MonkeyP
         n1.transport.send_batch("n2", [lambda: None])
         assert n1.transport.stats["calls"] == calls + 1
         await until(lambda: any(callable(batch[0]) for _, batch in n2.received))
+
+    run(body)
+
+
+def test_without_dial_early_no_link_is_opened_before_the_first_send(
+        monkeypatch: pytest.MonkeyPatch, base: str) -> None:
+    async def body() -> None:
+        n1, _n2 = await pair(monkeypatch, base, warm=False)()
+        # an early dial would start in the same step that records the address
+        await until(lambda: n1.transport.stats["addresses"] == 1)
+        assert not n1.plane.is_up("raft", "n2") and n1.plane.stats["dials"] == 0
 
     run(body)
