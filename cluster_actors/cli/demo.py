@@ -80,6 +80,13 @@ class SlowColumns:
                  if (d := self.nodes.get(n.node_id)) else n for n in status.nodes]
         return status.model_copy(update={"nodes": nodes})
 
+    def filled(self, status: ClusterStatus) -> bool:
+        """Whether every node of ``status`` has all its slow columns (a node
+        that just restarted has none until the next refresh sees it up)."""
+        return all((d := self.nodes.get(n.node_id)) is not None
+                   and d.state and d.phi is not None and d.health is not None
+                   for n in status.nodes)
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(5)
@@ -183,6 +190,8 @@ def run(nodes: int = 5, writes: int = 2000, console: Console | None = None,
                 lambda s: next(n for n in s.nodes if n.node_id == leader).role == "follower",
                 timeout=60, slow=slow)
             figures["restart_rejoin_s"] = time.perf_counter() - killed_at
+            _watch(cluster, live, f"{leader} rejoined as a follower", slow.filled,
+                   timeout=30, slow=slow)
         slow.close()
         new_leader = cluster.wait_for_leader()
         # per_node: the root supervisor restarts the node's host, the child named after it
